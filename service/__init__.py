@@ -1,0 +1,1 @@
+"""SNP orientation and slot-booking service for French CPTS."""

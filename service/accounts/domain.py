@@ -1,0 +1,103 @@
+"""Roles, credentials and tokens: pure functions, no I/O, `now` passed in."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+API_KEY_PREFIX = "snpk_"
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+TOKEN_ALGORITHM = "HS256"  # noqa: S105
+TOKEN_AUDIENCE = "snp-api"  # noqa: S105
+
+
+class Role(StrEnum):
+    handler = "handler"
+    coordinator = "coordinator"
+    admin = "admin"
+    software = "software"
+
+
+STAFF_ROLES = frozenset({Role.handler, Role.coordinator, Role.admin})
+
+
+def password_hasher(time_cost: int = 3, memory_kib: int = 65536) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=1)
+
+
+def verify_password(hasher: PasswordHasher, password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        return False
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    key: str  # shown once to the coordinator, never stored
+    prefix: str  # stored, to recognise a key in listings
+    digest: str  # stored; a random 256-bit key needs no slow hash
+
+
+def api_key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key() -> NewApiKey:
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return NewApiKey(key=key, prefix=key[: len(API_KEY_PREFIX) + 6], digest=api_key_digest(key))
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: uuid.UUID
+    cpts_id: uuid.UUID
+
+
+def issue_access_token(secret: str, user_id: uuid.UUID, cpts_id: uuid.UUID, now: datetime, ttl_seconds: int) -> str:
+    payload: dict[str, Any] = {
+        "sub": str(user_id),
+        "cpts": str(cpts_id),
+        "aud": TOKEN_AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(payload, secret, algorithm=TOKEN_ALGORITHM)
+
+
+def decode_access_token(secret: str, token: str, now: datetime) -> TokenClaims | None:
+    """The claims of a valid, unexpired token signed with `secret`; None otherwise."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[TOKEN_ALGORITHM],
+            audience=TOKEN_AUDIENCE,
+            options={"require": ["exp", "sub", "cpts"], "verify_exp": False},
+        )
+        if int(payload["exp"]) <= now.timestamp():
+            return None
+        return TokenClaims(user_id=uuid.UUID(payload["sub"]), cpts_id=uuid.UUID(payload["cpts"]))
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
+        return None
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from service.fields import Email, Label, LocalDatetime
+
+StaffRole = Literal["handler", "coordinator", "admin"]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    display_name: Label
+    role: StaffRole
+    password: str = Field(min_length=12, max_length=200, description="At least 12 characters")
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: Label | None = None
+    role: StaffRole | None = None
+    active: bool | None = None
+    password: str | None = Field(default=None, min_length=12, max_length=200)
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: StaffRole
+    active: bool
+    created_at: LocalDatetime
+    last_login_at: LocalDatetime | None
+
+
+class ClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label
+    practitioner_ids: list[uuid.UUID] = Field(default_factory=list, max_length=5000)
+    webhook_url: AnyHttpUrl | None = None
+
+
+class ClientPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label | None = None
+    practitioner_ids: list[uuid.UUID] | None = Field(default=None, max_length=5000)
+    webhook_url: AnyHttpUrl | None = None
+    active: bool | None = None
+
+
+class ClientOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    api_key_prefix: str = Field(description="The first characters of the current API key")
+    practitioner_ids: list[uuid.UUID]
+    webhook_url: str | None
+    active: bool
+    created_at: LocalDatetime
+    key_rotated_at: LocalDatetime | None
+
+
+class ClientCreated(ClientOut):
+    api_key: str = Field(description="Shown once: only a hash is kept")
+    webhook_secret: str = Field(description="Signs the webhooks sent to this client")
+
+
+class ClientKeyRotated(BaseModel):
+    id: uuid.UUID
+    api_key: str = Field(description="Shown once; the previous key stops working now")
+    api_key_prefix: str
+    key_rotated_at: LocalDatetime
+
+
+class WebhookSecretRotated(BaseModel):
+    id: uuid.UUID
+    webhook_secret: str

@@ -1,0 +1,108 @@
+"""Who is calling: staff with a bearer token from `/v1/auth/token`, or practice software with its
+API key. Every principal belongs to exactly one CPTS; every query is scoped to it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+
+from service.accounts import repository as accounts_repository
+from service.accounts.domain import API_KEY_PREFIX, STAFF_ROLES, Role, api_key_digest, decode_access_token
+from service.clock import Now
+from service.db import SessionDep
+from service.errors import Forbidden, NotFound, Unauthenticated
+from service.fields import response_timezone
+
+_staff_scheme = OAuth2PasswordBearer(
+    tokenUrl="/v1/auth/token", auto_error=False, scheme_name="StaffToken", description="Staff access token"
+)
+_api_key_scheme = HTTPBearer(auto_error=False, scheme_name="ApiKey", description="Practice-software API key (snpk_...)")
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "user" or "client"
+    id: uuid.UUID
+    cpts_id: uuid.UUID
+    role: Role
+    timezone: str
+    # For software clients: the practitioners it may publish for and read the bookings of.
+    practitioner_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_software(self) -> bool:
+        return self.role is Role.software
+
+    def may_act_for(self, practitioner_id: uuid.UUID) -> bool:
+        return not self.is_software or practitioner_id in self.practitioner_ids
+
+    def ensure_may_act_for(self, practitioner_id: uuid.UUID) -> None:
+        # Another client's practitioner is answered like a missing one (DESIGN rule 6).
+        if not self.may_act_for(practitioner_id):
+            raise NotFound("practitioner")
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    now: Now,
+    staff_token: Annotated[str | None, Depends(_staff_scheme)],
+    api_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
+) -> Principal:
+    token = staff_token or (api_key.credentials if api_key else None)
+    if not token:
+        raise Unauthenticated("unauthenticated", "Missing bearer token.")
+    if token.startswith(API_KEY_PREFIX):
+        client = await accounts_repository.principal_for_api_key(session, api_key_digest(token))
+        if client is None:
+            raise Unauthenticated("invalid_credentials", "Unknown or revoked API key.")
+        principal = Principal(
+            kind="client",
+            id=client.id,
+            cpts_id=client.cpts_id,
+            role=Role.software,
+            timezone=client.timezone,
+            practitioner_ids=frozenset(client.practitioner_ids),
+        )
+    else:
+        claims = decode_access_token(request.app.state.settings.secret_key.get_secret_value(), token, now)
+        user = await accounts_repository.principal_for_user(session, claims.user_id) if claims else None
+        if claims is None or user is None or user.cpts_id != claims.cpts_id:
+            raise Unauthenticated("invalid_credentials", "Invalid or expired access token.")
+        principal = Principal(
+            kind="user", id=user.id, cpts_id=user.cpts_id, role=Role(user.role), timezone=user.timezone
+        )
+    request.state.principal = principal
+    response_timezone.set(principal.tz)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    allowed = frozenset(roles)
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden("forbidden_role", f"This operation is not open to the role '{principal.role.value}'.")
+        return principal
+
+    return check
+
+
+Staff = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
+Coordinator = Annotated[Principal, Depends(require_roles(Role.coordinator, Role.admin))]
+Handler = Annotated[Principal, Depends(require_roles(Role.handler, Role.admin))]
+Software = Annotated[Principal, Depends(require_roles(Role.software))]
+Publisher = Annotated[Principal, Depends(require_roles(Role.software, Role.coordinator, Role.admin))]

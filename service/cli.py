@@ -1,0 +1,244 @@
+"""`snp`: serve, migrate, administer tenants, seed a demo, export reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from service import embedded_db, migrate
+from service.config import Environment, Settings, get_settings
+
+app = typer.Typer(help="SNP orientation and slot-booking service.", no_args_is_help=True, add_completion=False)
+cpts_app = typer.Typer(help="Manage CPTS (tenants).", no_args_is_help=True)
+user_app = typer.Typer(help="Manage staff users.", no_args_is_help=True)
+client_app = typer.Typer(help="Manage practice-software clients.", no_args_is_help=True)
+app.add_typer(cpts_app, name="cpts")
+app.add_typer(user_app, name="user")
+app.add_typer(client_app, name="client")
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (ids, secrets) for scripts.")]
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """DATABASE_URL, or the embedded server's database (started for the duration if needed)."""
+    if settings.database_url:
+        yield settings.database_url
+    else:
+        with embedded_db.embedded_database(settings.data_dir) as url:
+            yield url
+
+
+def run_with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(session)` in one committed transaction on the service's migrated database."""
+    from service.db import create_engine, create_sessionmaker, session_scope
+
+    async def main(url: str) -> T:
+        engine = create_engine(url, pool_size=2, max_overflow=0)
+        try:
+            async with session_scope(create_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    with database(settings) as url:
+        migrate.upgrade(url)
+        return asyncio.run(main(url))
+
+
+def _exit_on_sigterm() -> None:
+    """uvicorn re-raises the SIGTERM it handled once it has shut down; turning it into SystemExit
+    lets the embedded server stop in our `finally` instead of dying with the process."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def emit(as_json: bool, payload: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(payload, default=str))
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(envvar="SNP_WORKERS", help="Worker processes.")] = 1,
+) -> None:
+    """Migrate, then serve the API (embedded PostgreSQL unless DATABASE_URL is set)."""
+    import uvicorn
+
+    settings = get_settings()
+    with database(settings) as url:
+        migrate.upgrade(url)
+        # The app (and every worker process) reads the same server from the environment.
+        os.environ["DATABASE_URL"] = url
+        get_settings.cache_clear()
+        _exit_on_sigterm()
+        typer.echo(f"Serving on http://{host}:{port} (docs at http://{host}:{port}/docs)", err=True)
+        uvicorn.run(
+            "service.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+        )
+
+
+@app.command("migrate")
+def migrate_command(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply the database migrations."""
+    with database(get_settings()) as url:
+        migrate.upgrade(url, revision)
+    typer.echo(f"Database migrated to {revision}.", err=True)
+
+
+@app.command()
+def openapi(output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
+    """Print the OpenAPI document of the app."""
+    from service.main import create_app
+
+    settings = Settings(
+        SNP_ENV=Environment.development,
+        SNP_SECRET_KEY="openapi-only",  # noqa: S106 - never signs anything
+        DATABASE_URL="postgresql://unused/unused",
+    )
+    text = json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@cpts_app.command("create")
+def cpts_create(
+    name: Annotated[str, typer.Option(help="Name of the CPTS.")],
+    population: Annotated[int, typer.Option(help="Inhabitants of its territory (gives the size class).")],
+    timezone: Annotated[str, typer.Option(help="IANA timezone.")] = "Europe/Paris",
+    contract_start: Annotated[str | None, typer.Option(help="ACI contract start date, YYYY-MM-DD.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a CPTS."""
+    from service.clock import utc_now
+    from service.cpts import service as cpts_service
+    from service.cpts.domain import size_class
+    from service.cpts.schemas import CptsCreate
+
+    data = _validated(
+        CptsCreate,
+        name=name,
+        population=population,
+        timezone=timezone,
+        contract_start_date=date.fromisoformat(contract_start) if contract_start else None,
+    )
+    cpts = run_with_session(get_settings(), lambda s: cpts_service.create(s, data, utc_now()))
+    size = size_class(cpts.population)
+    emit(as_json, {"id": str(cpts.id), "name": cpts.name, "size": size}, [f"CPTS {cpts.id} created (size {size})."])
+
+
+@user_app.command("create")
+def user_create(
+    cpts: Annotated[uuid.UUID, typer.Option(help="CPTS id.")],
+    email: Annotated[str, typer.Option(help="Login e-mail.")],
+    role: Annotated[str, typer.Option(help="handler, coordinator or admin.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="At least 12 characters.")],
+    display_name: Annotated[str | None, typer.Option(help="Name shown in the UI.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a staff user."""
+    from service.accounts import service as accounts_service
+    from service.accounts.domain import password_hasher
+    from service.accounts.schemas import UserCreate
+    from service.cpts import repository as cpts_repository
+
+    settings = get_settings()
+    data = _validated(UserCreate, email=email, display_name=display_name or email, role=role, password=password)
+    hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
+
+    async def work(session: Any) -> Any:
+        await cpts_repository.get(session, cpts)
+        return await accounts_service.create_user(session, hasher, cpts, data)
+
+    user = _or_exit(lambda: run_with_session(settings, work))
+    emit(as_json, {"id": str(user.id), "email": user.email, "role": user.role}, [f"User {user.id} created."])
+
+
+@client_app.command("create")
+def client_create(
+    cpts: Annotated[uuid.UUID, typer.Option(help="CPTS id.")],
+    name: Annotated[str, typer.Option(help="Name of the practice software.")],
+    practitioner: Annotated[list[uuid.UUID] | None, typer.Option(help="A practitioner it publishes for.")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Where booking events are POSTed.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a software client and print its API key (shown once)."""
+    from service.accounts import service as accounts_service
+    from service.accounts.schemas import ClientCreate
+    from service.cpts import repository as cpts_repository
+
+    data = _validated(ClientCreate, name=name, practitioner_ids=practitioner or [], webhook_url=webhook_url)
+
+    async def work(session: Any) -> Any:
+        await cpts_repository.get(session, cpts)
+        return await accounts_service.create_client(session, cpts, data)
+
+    created = _or_exit(lambda: run_with_session(get_settings(), work))
+    emit(
+        as_json,
+        {"id": str(created.id), "api_key": created.api_key, "webhook_secret": created.webhook_secret},
+        [f"Client {created.id} created.", f"API key (shown once): {created.api_key}"],
+    )
+
+
+@app.command("seed-demo")
+def seed_demo(as_json: JsonFlag = False) -> None:
+    """Create (or refresh) a demo CPTS with members, users of each role and a software client."""
+    from service.demo import seed
+
+    settings = get_settings()
+    result = run_with_session(settings, lambda s: seed(s, settings))
+    emit(as_json, result.as_json(), result.lines())
+
+
+def _validated(model: type[T], **values: Any) -> T:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(values)  # type: ignore[attr-defined,no-any-return]
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"error: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _or_exit(call: Callable[[], T]) -> T:
+    from service.errors import DomainError
+
+    try:
+        return call()
+    except DomainError as exc:
+        typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,80 @@
+"""Service settings, read from the environment (and a local `.env` in development).
+
+One flat Settings object. The token-signing secret has no default: `make run` writes a random one
+into `.env` on first use, deployments pass `SNP_SECRET_KEY`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values people paste from examples; refused as a signing secret outside development.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "dev", "development", "placeholder", "please-change-me"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    env: Environment = Field(default=Environment.production, alias="SNP_ENV")
+    secret_key: SecretStr = Field(alias="SNP_SECRET_KEY")
+    # No DATABASE_URL: the embedded PostgreSQL server is started in `data_dir`.
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    data_dir: Path = Field(default=Path(".data"), alias="SNP_DATA_DIR")
+    db_pool_size: int = Field(default=10, ge=1, alias="SNP_DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=20, ge=0, alias="SNP_DB_MAX_OVERFLOW")
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=86400, alias="SNP_TOKEN_TTL_SECONDS")
+    log_level: str = Field(default="INFO", alias="SNP_LOG_LEVEL")
+    # Argon2 cost; tests lower it so that creating users stays fast.
+    argon2_time_cost: int = Field(default=3, ge=1, alias="SNP_ARGON2_TIME_COST")
+    argon2_memory_kib: int = Field(default=65536, ge=8, alias="SNP_ARGON2_MEMORY_KIB")
+    # The webhook relay runs inside `snp serve` unless disabled (then run `snp relay`).
+    relay_enabled: bool = Field(default=True, alias="SNP_RELAY_ENABLED")
+    relay_interval_seconds: float = Field(default=1.0, gt=0, alias="SNP_RELAY_INTERVAL_SECONDS")
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, alias="SNP_WEBHOOK_TIMEOUT_SECONDS")
+    webhook_max_attempts: int = Field(default=8, ge=1, alias="SNP_WEBHOOK_MAX_ATTEMPTS")
+    webhook_backoff_base_seconds: float = Field(default=2.0, gt=0, alias="SNP_WEBHOOK_BACKOFF_BASE_SECONDS")
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0, alias="SNP_WEBHOOK_BACKOFF_MAX_SECONDS")
+    # Identity fields of requests older than this are purged by `snp purge`.
+    retention_days: int = Field(default=365, ge=1, alias="SNP_RETENTION_DAYS")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.env is Environment.development:
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"SNP_SECRET_KEY must be a random value of at least {MIN_SECRET_LENGTH} characters "
+                f"outside development mode (SNP_ENV={self.env.value})"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # values come from the environment
+
+
+def _app_settings(request: Request) -> Settings:
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_app_settings)]

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, SmallInteger, String, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, created_at_column, uuid_pk
+
+
+class Cpts(Base):
+    """A tenant: one CPTS and its settings."""
+
+    __tablename__ = "cpts"
+    __table_args__ = (
+        CheckConstraint("population >= 0", name="population_non_negative"),
+        CheckConstraint("size_override BETWEEN 1 AND 4", name="size_override_range"),
+        CheckConstraint("response_window_hours BETWEEN 1 AND 168", name="response_window_range"),
+        CheckConstraint("hold_ttl_seconds BETWEEN 10 AND 3600", name="hold_ttl_range"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    finess: Mapped[str | None] = mapped_column(String(9))
+    population: Mapped[int]
+    # Size class 1-4 is derived from the population unless the contract says otherwise.
+    size_override: Mapped[int | None] = mapped_column(SmallInteger)
+    timezone: Mapped[str] = mapped_column(String(64), server_default="Europe/Paris")
+    contract_start_date: Mapped[date]
+    territory: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    response_window_hours: Mapped[int] = mapped_column(server_default="24")
+    hold_ttl_seconds: Mapped[int] = mapped_column(server_default="180")
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from service.auth import Coordinator, CurrentPrincipal
+from service.cpts import repository, service
+from service.cpts.schemas import CptsOut, CptsPatch
+from service.db import SessionDep
+from service.routing import api_router
+
+router = api_router(prefix="/v1/cpts", tags=["cpts"])
+
+
+@router.get("/current", operation_id="cpts-get_current")
+async def get_current(principal: CurrentPrincipal, session: SessionDep) -> CptsOut:
+    return service.to_out(await repository.get(session, principal.cpts_id))
+
+
+@router.patch("/current", operation_id="cpts-update_current")
+async def update_current(patch: CptsPatch, principal: Coordinator, session: SessionDep) -> CptsOut:
+    return service.to_out(await service.update(session, principal.cpts_id, patch))

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.fields import InseeCode, Label, LocalDatetime, Timezone
+
+
+class CptsOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    finess: str | None
+    size: int = Field(description="ACI size class 1-4, from the population unless overridden")
+    size_override: int | None
+    population: int
+    timezone: str
+    contract_start_date: date
+    response_window_hours: int
+    hold_ttl_seconds: int
+    territory: list[str]
+    created_at: LocalDatetime
+
+
+class CptsCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label
+    population: int = Field(ge=0, le=10_000_000)
+    timezone: Timezone = "Europe/Paris"
+    contract_start_date: date | None = None
+    finess: str | None = Field(default=None, pattern=r"^[0-9AB]{9}$")
+    territory: list[InseeCode] = Field(default_factory=list, max_length=2000)
+
+
+class CptsPatch(BaseModel):
+    """Settings a coordinator may change; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label | None = None
+    finess: str | None = Field(default=None, pattern=r"^[0-9AB]{9}$")
+    population: int | None = Field(default=None, ge=0, le=10_000_000)
+    size: int | None = Field(default=None, ge=1, le=4, description="Override of the size class; null derives it")
+    timezone: Timezone | None = None
+    contract_start_date: date | None = None
+    territory: list[InseeCode] | None = Field(default=None, max_length=2000)
+    response_window_hours: int | None = Field(default=None, ge=1, le=168)
+    hold_ttl_seconds: int | None = Field(default=None, ge=10, le=3600)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.cpts import repository
+from service.cpts.domain import size_class
+from service.cpts.models import Cpts
+from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch
+
+
+def to_out(cpts: Cpts) -> CptsOut:
+    return CptsOut(
+        id=cpts.id,
+        name=cpts.name,
+        finess=cpts.finess,
+        size=size_class(cpts.population, cpts.size_override),
+        size_override=cpts.size_override,
+        population=cpts.population,
+        timezone=cpts.timezone,
+        contract_start_date=cpts.contract_start_date,
+        response_window_hours=cpts.response_window_hours,
+        hold_ttl_seconds=cpts.hold_ttl_seconds,
+        territory=list(cpts.territory),
+        created_at=cpts.created_at,
+    )
+
+
+async def create(session: AsyncSession, data: CptsCreate, now: datetime) -> Cpts:
+    cpts = Cpts(
+        id=uuid.uuid4(),
+        name=data.name,
+        population=data.population,
+        timezone=data.timezone,
+        # Without a signed contract date, contract years start on the day the CPTS is created.
+        contract_start_date=data.contract_start_date or now.astimezone(ZoneInfo(data.timezone)).date(),
+        finess=data.finess,
+        territory=sorted(set(data.territory)),
+        created_at=now,
+    )
+    session.add(cpts)
+    await session.flush()
+    return cpts
+
+
+async def update(session: AsyncSession, cpts_id: uuid.UUID, patch: CptsPatch) -> Cpts:
+    cpts = await repository.get(session, cpts_id, for_update=True)
+    changes = patch.model_dump(exclude_unset=True)
+    if "size" in changes:
+        cpts.size_override = changes.pop("size")
+    if "territory" in changes:
+        changes["territory"] = sorted(set(changes["territory"] or []))
+    for field, value in changes.items():
+        if value is None and field not in ("finess",):
+            continue  # null means "unchanged" for required settings
+        setattr(cpts, field, value)
+    await session.flush()
+    return cpts

@@ -1,0 +1,84 @@
+"""Declarative base, engine and the per-request session.
+
+The session of an HTTP request is opened and committed by `routing.TransactionalRoute`, so that
+the commit happens before the response is sent; dependencies only fetch it from the request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True), uuid.UUID: UUID(as_uuid=True)}
+
+
+def uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+def created_at_column() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+def async_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs (as libpq tools write them) and use the asyncpg driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, pool_size: int = 10, max_overflow: int = 20, **kwargs: Any) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        # Statement parameters can hold patient data; keep them out of error messages and logs.
+        hide_parameters=True,
+        connect_args={"server_settings": {"application_name": "snp-service", "timezone": "UTC"}},
+        **kwargs,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction outside HTTP (CLI, relay): committed on success, rolled back on error."""
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+def get_session(request: Request) -> AsyncSession:
+    session = getattr(request.state, "db_session", None)
+    if session is None:  # pragma: no cover - a route outside TransactionalRoute
+        raise RuntimeError("this route has no database session; use TransactionalRoute")
+    assert isinstance(session, AsyncSession)
+    return session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,200 @@
+"""`snp seed-demo`: a demo CPTS of realistic size around Nantes, created through the same service
+functions as the API. Running it again refreshes the credentials instead of duplicating."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.accounts import repository as accounts_repository
+from service.accounts import service as accounts_service
+from service.accounts.domain import new_api_key, password_hasher
+from service.accounts.models import SoftwareClient
+from service.accounts.schemas import ClientCreate, UserCreate
+from service.clock import utc_now
+from service.config import Settings
+from service.cpts import service as cpts_service
+from service.cpts.models import Cpts
+from service.cpts.schemas import CptsCreate
+from service.practitioners import service as practitioners_service
+from service.practitioners.domain import luhn_valid
+from service.practitioners.models import Practitioner
+from service.practitioners.schemas import PractitionerCreate, SiteIn
+
+DEMO_NAME = "CPTS Estuaire de la Loire (démo)"
+DEMO_EMAIL_DOMAIN = "demo.snp.invalid"
+CLIENT_NAME = "Agenda libéral (démo)"
+
+# Real communes of Loire-Atlantique: INSEE code, postal code, name, latitude, longitude.
+COMMUNES = [
+    ("44109", "44000", "Nantes", 47.2184, -1.5536),
+    ("44162", "44800", "Saint-Herblain", 47.2122, -1.6497),
+    ("44143", "44400", "Rezé", 47.1833, -1.5500),
+    ("44114", "44700", "Orvault", 47.2711, -1.6228),
+    ("44215", "44120", "Vertou", 47.1689, -1.4697),
+    ("44026", "44470", "Carquefou", 47.2975, -1.4914),
+    ("44190", "44230", "Saint-Sébastien-sur-Loire", 47.2081, -1.5014),
+    ("44035", "44240", "La Chapelle-sur-Erdre", 47.2994, -1.5519),
+    ("44020", "44340", "Bouguenais", 47.1778, -1.6236),
+    ("44047", "44220", "Couëron", 47.2156, -1.7228),
+]
+POPULATION = 182_000  # size 4
+
+# (profession, specialty, how many)
+MEMBERS = [
+    ("10", "SM54", 14),  # general practitioners
+    ("10", "SM40", 3),  # paediatricians
+    ("60", None, 8),  # nurses
+    ("70", None, 5),  # physiotherapists
+    ("50", None, 3),  # midwives
+    ("40", None, 3),  # dentists
+]
+FAMILY_NAMES = [
+    "Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Durand", "Dubois", "Moreau", "Laurent",
+    "Simon", "Michel", "Lefebvre", "Leroy", "Roux", "David", "Bertrand", "Morel", "Fournier", "Girard",
+    "Bonnet", "Dupont", "Lambert", "Fontaine", "Rousseau", "Vincent", "Muller", "Lefèvre", "Faure", "André",
+    "Mercier", "Blanc", "Guérin", "Boyer", "Garnier", "Chevalier", "Le Gall", "Le Goff", "Guillou", "Rivière",
+]  # fmt: skip
+GIVEN_NAMES = [
+    "Camille", "Léa", "Manon", "Chloé", "Sarah", "Julie", "Claire", "Anne", "Sophie", "Élise",
+    "Thomas", "Nicolas", "Julien", "Antoine", "Pierre", "Maxime", "Hugo", "Louis", "Mathieu", "Yann",
+]  # fmt: skip
+STREETS = ["rue de la Paix", "boulevard des Poilus", "rue du Marché", "avenue de la Gare", "place de l'Église"]
+
+
+def rpps_with_key(rng: random.Random) -> str:
+    """An 11-digit RPPS-like number whose last digit is a valid Luhn key."""
+    body = "10" + "".join(str(rng.randrange(10)) for _ in range(8))
+    for key in range(10):
+        candidate = body + str(key)
+        if luhn_valid(candidate):
+            return candidate
+    raise AssertionError("unreachable: one Luhn key always fits")
+
+
+def adeli_number(rng: random.Random) -> str:
+    return "44" + "".join(str(rng.randrange(10)) for _ in range(7))
+
+
+def demo_practitioners(seed: int = 44) -> list[PractitionerCreate]:
+    rng = random.Random(seed)  # noqa: S311 - demo data, not security
+    people: list[PractitionerCreate] = []
+    for profession, specialty, count in MEMBERS:
+        for _ in range(count):
+            insee, postal, town, lat, lon = rng.choice(COMMUNES)
+            family, given = rng.choice(FAMILY_NAMES), rng.choice(GIVEN_NAMES)
+            national = {"rpps": rpps_with_key(rng)} if profession in ("10", "40", "50", "60", "70") else {}
+            # Nurses and physiotherapists visit patients at home in their commune and the next ones.
+            neighbours = [c[0] for c in rng.sample(COMMUNES, 3)] if profession in ("60", "70", "10") else []
+            site = SiteIn(
+                name=f"Cabinet {family}",
+                address=f"{rng.randint(1, 120)} {rng.choice(STREETS)}, {town}",
+                postal_code=postal,
+                commune_insee=insee,
+                latitude=round(lat + rng.uniform(-0.01, 0.01), 5),
+                longitude=round(lon + rng.uniform(-0.01, 0.01), 5),
+                home_visit_communes=sorted({insee, *neighbours}),
+            )
+            people.append(
+                PractitionerCreate(
+                    **national,
+                    family_name=family,
+                    given_name=given,
+                    profession=profession,
+                    specialty=specialty,
+                    phone=f"02 40 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+                    sites=[site],
+                )
+            )
+    return people
+
+
+@dataclass
+class DemoResult:
+    cpts_id: uuid.UUID
+    created: bool
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (email, password)
+    client_id: uuid.UUID | None = None
+    api_key: str = ""
+    practitioners: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "cpts_id": str(self.cpts_id),
+            "created": self.created,
+            "users": {role: {"email": e, "password": p} for role, (e, p) in self.users.items()},
+            "client": {"id": str(self.client_id), "api_key": self.api_key},
+            "practitioners": self.practitioners,
+            **self.extra,
+        }
+
+    def lines(self) -> list[str]:
+        verb = "Created" if self.created else "Refreshed"
+        out = [
+            f"{verb} demo CPTS {self.cpts_id} ({self.practitioners} practitioners).",
+            "Staff (POST /v1/auth/token with username=e-mail, password):",
+        ]
+        out += [f"  {role:<12} {email}  password: {password}" for role, (email, password) in self.users.items()]
+        out.append(f"Software client {self.client_id}: API key {self.api_key}")
+        out += [f"{key}: {value}" for key, value in self.extra.items()]
+        return out
+
+
+async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
+    now = utc_now()
+    hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
+    cpts = await session.scalar(select(Cpts).where(Cpts.name == DEMO_NAME))
+    created = cpts is None
+    if cpts is None:
+        cpts = await cpts_service.create(
+            session,
+            CptsCreate(
+                name=DEMO_NAME,
+                population=POPULATION,
+                timezone="Europe/Paris",
+                contract_start_date=date(now.year - 1, 7, 1),
+                territory=[c[0] for c in COMMUNES],
+            ),
+            now,
+        )
+        for data in demo_practitioners():
+            await practitioners_service.create(session, cpts.id, data, now)
+    practitioner_ids = list(await session.scalars(select(Practitioner.id).where(Practitioner.cpts_id == cpts.id)))
+    result = DemoResult(cpts_id=cpts.id, created=created, practitioners=len(practitioner_ids))
+
+    for role in ("handler", "coordinator", "admin"):
+        email = f"{role}@{DEMO_EMAIL_DOMAIN}"
+        password = secrets.token_urlsafe(12)
+        user = await accounts_repository.user_by_email(session, email)
+        if user is None:
+            user_data = UserCreate.model_validate(
+                {"email": email, "display_name": f"Demo {role}", "role": role, "password": password}
+            )
+            await accounts_service.create_user(session, hasher, cpts.id, user_data)
+        else:
+            user.password_hash = hasher.hash(password)
+            user.active = True
+        result.users[role] = (email, password)
+
+    client = await session.scalar(
+        select(SoftwareClient).where(SoftwareClient.cpts_id == cpts.id, SoftwareClient.name == CLIENT_NAME)
+    )
+    if client is None:
+        created_client = await accounts_service.create_client(
+            session, cpts.id, ClientCreate(name=CLIENT_NAME, practitioner_ids=practitioner_ids)
+        )
+        result.client_id, result.api_key = created_client.id, created_client.api_key
+    else:
+        key = new_api_key()
+        client.key_prefix, client.key_digest, client.key_rotated_at = key.prefix, key.digest, now
+        result.client_id, result.api_key = client.id, key.key
+    await session.flush()
+    return result

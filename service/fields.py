@@ -1,0 +1,45 @@
+"""Reusable input field types: code formats shared by several domains."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, PlainSerializer, StringConstraints
+
+# INSEE commune code: 5 digits, or 2A/2B + 3 digits in Corsica.
+INSEE_PATTERN = r"^(?:\d{5}|2[AB]\d{3})$"
+InseeCode = Annotated[str, StringConstraints(pattern=INSEE_PATTERN)]
+PostalCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 .()-]{6,25}$")]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+]
+
+
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA timezone '{value}'") from exc
+    return value
+
+
+Timezone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_timezone)]
+
+
+# Answers give datetimes in the caller's CPTS timezone (API convention). The principal dependency
+# sets it for the request; serialisation happens later in the same task, so it sees it.
+response_timezone: ContextVar[ZoneInfo | None] = ContextVar("response_timezone", default=None)
+
+
+def _to_response_timezone(value: datetime) -> datetime:
+    tz = response_timezone.get()
+    return value.astimezone(tz) if tz is not None and value.tzinfo is not None else value
+
+
+LocalDatetime = Annotated[datetime, PlainSerializer(_to_response_timezone, return_type=datetime, when_used="json")]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service.problems import problem
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", operation_id="health-live")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", operation_id="health-ready", responses={503: {"description": "Not ready"}})
+async def readyz(request: Request) -> Response:
+    """The database answers and its schema is at the latest migration."""
+    expected = request.app.state.schema_head
+    try:
+        async with request.app.state.engine.connect() as conn:
+            current = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception:  # noqa: BLE001 - any failure to reach the database means "not ready"
+        return problem(503, "database_unavailable", "The database does not answer.")
+    if current != expected:
+        return problem(
+            503, "schema_behind", f"The schema is at {current}, the code expects {expected}; run `snp migrate`."
+        )
+    return Response(content=b'{"status":"ready"}', media_type="application/json")
+
+
+@router.get("/metrics", operation_id="health-metrics", response_class=Response)
+async def metrics() -> Response:
+    """Prometheus metrics of this process."""
+    return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)

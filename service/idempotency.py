@@ -1,0 +1,152 @@
+"""`Idempotency-Key` on POST: the same key with the same body replays the first answer; the same
+key with another body is a 422.
+
+The key is claimed with an INSERT in the request's own transaction, before the work, and the answer
+is stored in that transaction before it commits. A concurrent duplicate therefore waits on the
+unique index until the first one commits, then replays its answer; if the first one fails, it
+rolled back its claim too and the duplicate simply runs. Only successful answers are stored: a
+failed attempt changed nothing and may be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from fastapi import Depends, Header, Request, Response
+from sqlalchemy import Index, LargeBinary, SmallInteger, String, delete, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.auth import CurrentPrincipal
+from service.db import Base, SessionDep, created_at_column
+from service.errors import Conflict, Invalid
+
+REPLAY_HEADER = "Idempotent-Replayed"
+_STORED_HEADERS = ("location", "content-type")
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_record"
+    __table_args__ = (Index("ix_idempotency_record_created_at", "created_at"),)
+
+    principal_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cpts_id: Mapped[uuid.UUID]
+    request_digest: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+@dataclass(frozen=True)
+class Claim:
+    principal_id: uuid.UUID
+    key: str
+
+
+class IdempotentReplay(Exception):
+    def __init__(self, record: IdempotencyRecord, body: bytes) -> None:
+        super().__init__("idempotent replay")
+        self.record = record
+        self.body = body
+
+    def response(self) -> Response:
+        headers = dict(self.record.response_headers or {})
+        headers[REPLAY_HEADER] = "true"
+        return Response(content=self.body, status_code=self.record.status_code or 200, headers=headers)
+
+
+def response_cipher(secret: str) -> Fernet:
+    """Stored answers can hold a new API key or patient data: they are kept encrypted."""
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"snp-idempotency:" + secret.encode()).digest()))
+
+
+def request_digest(method: str, path: str, body: bytes) -> str:
+    """Digest of what the request asks: JSON bodies are compared by meaning, not by spacing."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode() if body else b""
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+async def idempotency_guard(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Retry-safe key: the same key and body replay the first answer.",
+        ),
+    ] = None,
+) -> None:
+    if idempotency_key is None:
+        return
+    digest = request_digest(request.method, request.url.path, await request.body())
+    claimed = await session.scalar(
+        insert(IdempotencyRecord)
+        .values(principal_id=principal.id, key=idempotency_key, cpts_id=principal.cpts_id, request_digest=digest)
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.key)
+    )
+    if claimed is not None:
+        request.state.idempotency_claim = Claim(principal.id, idempotency_key)
+        return
+    # The key is taken: the first request with it has committed (we waited for it).
+    record = await session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.principal_id == principal.id, IdempotencyRecord.key == idempotency_key
+        )
+    )
+    if record is None or record.status_code is None:
+        return  # purged meanwhile: run without a claim
+    if record.request_digest != digest:
+        raise Invalid(
+            "idempotency_key_reused", "This Idempotency-Key was already used with another request; use a new key."
+        )
+    try:
+        body = request.app.state.response_cipher.decrypt(record.response_body or b"")
+    except InvalidToken as exc:  # stored under a previous SNP_SECRET_KEY
+        raise Conflict(
+            "idempotency_record_unreadable", "The first answer to this key cannot be replayed; use a new key."
+        ) from exc
+    raise IdempotentReplay(record, body)
+
+
+Idempotent = Depends(idempotency_guard)
+
+
+async def store_response(session: AsyncSession, cipher: Fernet, claim: Claim, response: Response) -> None:
+    body: Any = getattr(response, "body", None)
+    if not isinstance(body, bytes | memoryview):
+        # A streamed answer cannot be replayed; forget the claim rather than replay something else.
+        await session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.principal_id == claim.principal_id, IdempotencyRecord.key == claim.key
+            )
+        )
+        return
+    headers = {k: v for k, v in response.headers.items() if k.lower() in _STORED_HEADERS}
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.principal_id == claim.principal_id, IdempotencyRecord.key == claim.key)
+        .values(status_code=response.status_code, response_body=cipher.encrypt(bytes(body)), response_headers=headers)
+    )
+
+
+async def purge_before(session: AsyncSession, before: datetime) -> int:
+    result = await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)

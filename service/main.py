@@ -1,0 +1,70 @@
+"""Application factory: `uvicorn --factory service.main:create_app`, or `snp serve`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from service import embedded_db, health, migrate
+from service.accounts import router as accounts_router
+from service.accounts.domain import password_hasher
+from service.config import Settings, get_settings
+from service.cpts import router as cpts_router
+from service.db import create_engine, create_sessionmaker
+from service.idempotency import response_cipher
+from service.logging import configure_logging
+from service.observability import RequestContextMiddleware
+from service.practitioners import router as practitioners_router
+from service.problems import install_problem_handlers
+
+API_DESCRIPTION = """Backend of a CPTS's unscheduled-care (SNP) mission: practice software publishes
+slots, call handlers orient patients and book them within 24 hours, coordinators export the
+indicators and the compensation owed to professionals.
+
+Errors are RFC 9457 `application/problem+json` documents with a stable `code`."""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.operation_id or route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            url = settings.database_url
+            if url is None:  # started without `snp serve` and without DATABASE_URL
+                admin_url = stack.enter_context(embedded_db.embedded_server(settings.data_dir))
+                await embedded_db.ensure_database(admin_url, embedded_db.EMBEDDED_DATABASE)
+                url = embedded_db.database_url(admin_url, embedded_db.EMBEDDED_DATABASE)
+            engine = create_engine(url, settings.db_pool_size, settings.db_max_overflow)
+            stack.push_async_callback(engine.dispose)
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            yield
+
+    app = FastAPI(
+        title="SNP orientation and slot-booking service",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.schema_head = migrate.head_revision()
+    app.state.password_hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
+    app.state.response_cipher = response_cipher(settings.secret_key.get_secret_value())
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(accounts_router.auth_router)
+    app.include_router(cpts_router.router)
+    app.include_router(accounts_router.router)
+    app.include_router(practitioners_router.router)
+    return app

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from service.fields import Email, InseeCode, Label, LocalDatetime, Name, Phone, PostalCode
+from service.practitioners.domain import profession_problem
+from service.reference.codes import professions, specialties
+
+
+def _known_profession(code: str) -> str:
+    if code not in professions():
+        raise ValueError(f"unknown profession code '{code}' (TRE_G15)")
+    return code
+
+
+def _known_specialty(code: str) -> str:
+    if code not in specialties():
+        raise ValueError(f"unknown or non-SNP specialty code '{code}' (TRE_R38)")
+    return code
+
+
+Rpps = Annotated[str, StringConstraints(pattern=r"^\d{11}$")]
+Adeli = Annotated[str, StringConstraints(pattern=r"^(?:\d{2}|2[AB])\d{7}$")]
+ProfessionCode = Annotated[str, StringConstraints(pattern=r"^\d{2}$"), AfterValidator(_known_profession)]
+SpecialtyCode = Annotated[str, StringConstraints(pattern=r"^SM\d{2}$"), AfterValidator(_known_specialty)]
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label
+    address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
+    postal_code: PostalCode | None = None
+    commune_insee: InseeCode
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    home_visit_communes: list[InseeCode] = Field(default_factory=list, max_length=500)
+
+    @model_validator(mode="after")
+    def _coordinates_together(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together")
+        return self
+
+
+class SiteOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    address: str | None
+    postal_code: str | None
+    commune_insee: str
+    latitude: float | None
+    longitude: float | None
+    home_visit_communes: list[str]
+
+
+class PractitionerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rpps: Rpps | None = Field(default=None, description="11 digits")
+    adeli: Adeli | None = Field(default=None, description="9 characters, for professions without an RPPS")
+    family_name: Name
+    given_name: Name
+    profession: ProfessionCode = Field(description="TRE_G15 code, e.g. 10 physician, 60 nurse")
+    specialty: SpecialtyCode | None = Field(default=None, description="TRE_R38 code, physicians only")
+    phone: Phone | None = None
+    email: Email | None = None
+    sites: list[SiteIn] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.rpps is None) == (self.adeli is None):
+            raise ValueError("give exactly one of rpps or adeli")
+        problem = profession_problem(self.profession, self.specialty)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class PractitionerPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    family_name: Name | None = None
+    given_name: Name | None = None
+    profession: ProfessionCode | None = None
+    specialty: SpecialtyCode | None = None
+    phone: Phone | None = None
+    email: Email | None = None
+    active: bool | None = None
+
+
+class WarningOut(BaseModel):
+    code: str
+    detail: str
+
+
+class PractitionerOut(BaseModel):
+    id: uuid.UUID
+    rpps: str | None
+    adeli: str | None
+    idnps: str
+    family_name: str
+    given_name: str
+    profession: str
+    specialty: str | None
+    phone: str | None
+    email: str | None
+    active: bool
+    sites: list[SiteOut]
+    warnings: list[WarningOut] = Field(description="Accepted but worth checking, e.g. an RPPS check digit")
+    created_at: LocalDatetime
+    updated_at: LocalDatetime

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.errors import Conflict, Invalid, field_error
+from service.practitioners import repository
+from service.practitioners.domain import NationalId, national_id_warnings, profession_problem
+from service.practitioners.models import Practitioner, Site
+from service.practitioners.schemas import (
+    PractitionerCreate,
+    PractitionerOut,
+    PractitionerPatch,
+    SiteIn,
+    SiteOut,
+    WarningOut,
+)
+
+
+def national_id_of(practitioner: Practitioner) -> NationalId:
+    return NationalId(practitioner.id_type, practitioner.national_id)
+
+
+def to_out(practitioner: Practitioner, sites: list[Site]) -> PractitionerOut:
+    national_id = national_id_of(practitioner)
+    return PractitionerOut(
+        id=practitioner.id,
+        rpps=national_id.value if national_id.id_type == "rpps" else None,
+        adeli=national_id.value if national_id.id_type == "adeli" else None,
+        idnps=practitioner.idnps,
+        family_name=practitioner.family_name,
+        given_name=practitioner.given_name,
+        profession=practitioner.profession,
+        specialty=practitioner.specialty,
+        phone=practitioner.phone,
+        email=practitioner.email,
+        active=practitioner.active,
+        sites=[SiteOut.model_validate(s, from_attributes=True) for s in sites],
+        warnings=[WarningOut(code=w.code, detail=w.detail) for w in national_id_warnings(national_id)],
+        created_at=practitioner.created_at,
+        updated_at=practitioner.updated_at,
+    )
+
+
+def _new_site(cpts_id: uuid.UUID, practitioner_id: uuid.UUID, data: SiteIn) -> Site:
+    return Site(
+        id=uuid.uuid4(),
+        cpts_id=cpts_id,
+        practitioner_id=practitioner_id,
+        name=data.name,
+        address=data.address,
+        postal_code=data.postal_code,
+        commune_insee=data.commune_insee,
+        latitude=data.latitude,
+        longitude=data.longitude,
+        home_visit_communes=sorted(set(data.home_visit_communes)),
+    )
+
+
+def _exists(national_id: NationalId) -> Conflict:
+    return Conflict(
+        "practitioner_exists", f"A practitioner with this {national_id.id_type.upper()} is already a member."
+    )
+
+
+async def create(
+    session: AsyncSession, cpts_id: uuid.UUID, data: PractitionerCreate, now: datetime
+) -> tuple[Practitioner, list[Site]]:
+    national_id = NationalId("rpps", data.rpps) if data.rpps else NationalId("adeli", data.adeli or "")
+    if await repository.by_idnps(session, cpts_id, national_id.idnps) is not None:
+        raise _exists(national_id)
+    practitioner = Practitioner(
+        id=uuid.uuid4(),
+        cpts_id=cpts_id,
+        id_type=national_id.id_type,
+        national_id=national_id.value,
+        idnps=national_id.idnps,
+        family_name=data.family_name,
+        given_name=data.given_name,
+        profession=data.profession,
+        specialty=data.specialty,
+        phone=data.phone,
+        email=data.email,
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(practitioner)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:  # registered concurrently
+        raise _exists(national_id) from exc
+    sites = [_new_site(cpts_id, practitioner.id, s) for s in data.sites]
+    session.add_all(sites)
+    await session.flush()
+    return practitioner, sites
+
+
+async def update(
+    session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID, patch: PractitionerPatch, now: datetime
+) -> Practitioner:
+    practitioner = await repository.get(session, cpts_id, practitioner_id)
+    changes = patch.model_dump(exclude_unset=True)
+    profession = changes.get("profession") or practitioner.profession
+    specialty = changes.get("specialty", practitioner.specialty)
+    if profession != "10" and "specialty" not in changes:
+        specialty = None  # a physician who is re-coded loses the physician's specialty
+    problem = profession_problem(profession, specialty)
+    if problem:
+        raise Invalid("validation_error", problem, errors=[field_error(["body", "specialty"], problem)])
+    for field in ("family_name", "given_name", "profession", "active"):
+        if changes.get(field) is not None:
+            setattr(practitioner, field, changes[field])
+    practitioner.specialty = specialty
+    for field in ("phone", "email"):
+        if field in changes:
+            setattr(practitioner, field, changes[field])
+    practitioner.updated_at = now
+    await session.flush()
+    return practitioner
+
+
+async def add_site(session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID, data: SiteIn) -> Site:
+    practitioner = await repository.get(session, cpts_id, practitioner_id)
+    site = _new_site(cpts_id, practitioner.id, data)
+    session.add(site)
+    await session.flush()
+    return site

@@ -1,0 +1,99 @@
+"""Every error leaves as an RFC 9457 `application/problem+json` document with a stable `code`."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import DomainError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_log = structlog.get_logger("service.problems")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+}
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_type(code: str) -> str:
+    return f"/problems/{code}"
+
+
+def problem_body(status: int, code: str, detail: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": problem_type(code),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return body
+
+
+def problem(status: int, code: str, detail: str, title: str | None = None, **extra: Any) -> ProblemResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return ProblemResponse(problem_body(status, code, detail, title, **extra), status_code=status, headers=headers)
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's error list without the echoed input (it may hold patient data)."""
+    return [
+        {"loc": _location(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")} for err in errors
+    ]
+
+
+async def _domain_error(_: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, DomainError)
+    return problem(exc.status, exc.code, exc.detail, exc.title, **exc.extra)
+
+
+async def _request_validation_error(_: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc.errors())
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+    detail = f"The request is invalid: {fields}." if fields else "The request is invalid."
+    return problem(422, "validation_error", detail, "Unprocessable content", errors=errors)
+
+
+async def _http_exception(_: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem(exc.status_code, code, detail)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
+    # The exception text is not logged: driver errors can quote row values (patient data).
+    _log.error("http.unhandled_error", error_type=type(exc).__name__, path=request.url.path, exc_info=False)
+    return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unexpected_error)
