@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from service.db import create_engine
@@ -15,10 +16,20 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Several API replicas may start at once; one migrates while the others wait, then find nothing to do.
+MIGRATION_LOCK_ID = 7_246_019
+
+
 def _do_run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+    connection.commit()
+    try:
+        context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+        connection.commit()
 
 
 async def _run_async() -> None:

@@ -7,7 +7,30 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, StringConstraints, field_validator
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class InputModel(BaseModel):
+    """Base of every request body: unknown fields are refused rather than silently dropped, and
+    text the database could not store (NUL characters) is refused with the field named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: object) -> object:
+        if _has_nul(value):
+            raise ValueError("text may not contain NUL characters")
+        return value
+
 
 # INSEE commune code: 5 digits, or 2A/2B + 3 digits in Corsica.
 INSEE_PATTERN = r"^(?:\d{5}|2[AB]\d{3})$"

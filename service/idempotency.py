@@ -56,13 +56,13 @@ class Claim:
 class IdempotentReplay(Exception):
     def __init__(self, record: IdempotencyRecord, body: bytes) -> None:
         super().__init__("idempotent replay")
-        self.record = record
+        # Copied now: the record is expired by the rollback that precedes the replay.
+        self.status_code = record.status_code or 200
+        self.headers = {**(record.response_headers or {}), REPLAY_HEADER: "true"}
         self.body = body
 
     def response(self) -> Response:
-        headers = dict(self.record.response_headers or {})
-        headers[REPLAY_HEADER] = "true"
-        return Response(content=self.body, status_code=self.record.status_code or 200, headers=headers)
+        return Response(content=self.body, status_code=self.status_code, headers=self.headers)
 
 
 def response_cipher(secret: str) -> Fernet:

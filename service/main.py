@@ -17,6 +17,7 @@ from service.db import create_engine, create_sessionmaker
 from service.idempotency import response_cipher
 from service.logging import configure_logging
 from service.observability import RequestContextMiddleware
+from service.openapi import install_openapi
 from service.practitioners import router as practitioners_router
 from service.problems import install_problem_handlers
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.password_hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.state.response_cipher = response_cipher(settings.secret_key.get_secret_value())
     install_problem_handlers(app)
+    install_openapi(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(accounts_router.auth_router)

@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import DomainError
@@ -86,6 +87,16 @@ async def _http_exception(_: Request, exc: Exception) -> ProblemResponse:
     return problem(exc.status_code, code, detail)
 
 
+async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, DBAPIError)
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    # SQLSTATE class 22 ("data exception"): a value the database cannot take, e.g. a NUL character
+    # or a number out of range. The transaction is rolled back, so nothing changed.
+    if sqlstate.startswith("22"):
+        return problem(422, "invalid_value", "A value in the request cannot be stored (invalid characters or range).")
+    return await _unexpected_error(request, exc)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
     # The exception text is not logged: driver errors can quote row values (patient data).
     _log.error("http.unhandled_error", error_type=type(exc).__name__, path=request.url.path, exc_info=False)
@@ -96,4 +107,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

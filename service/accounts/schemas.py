@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, Field
 
-from service.fields import Email, Label, LocalDatetime
+from service.fields import Email, InputModel, Label, LocalDatetime
 
 StaffRole = Literal["handler", "coordinator", "admin"]
 
@@ -16,18 +16,14 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UserCreate(InputModel):
     email: Email
     display_name: Label
     role: StaffRole
     password: str = Field(min_length=12, max_length=200, description="At least 12 characters")
 
 
-class UserPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UserPatch(InputModel):
     display_name: Label | None = None
     role: StaffRole | None = None
     active: bool | None = None
@@ -44,17 +40,13 @@ class UserOut(BaseModel):
     last_login_at: LocalDatetime | None
 
 
-class ClientCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ClientCreate(InputModel):
     name: Label
     practitioner_ids: list[uuid.UUID] = Field(default_factory=list, max_length=5000)
     webhook_url: AnyHttpUrl | None = None
 
 
-class ClientPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ClientPatch(InputModel):
     name: Label | None = None
     practitioner_ids: list[uuid.UUID] | None = Field(default=None, max_length=5000)
     webhook_url: AnyHttpUrl | None = None

@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from service.fields import InseeCode, Label, LocalDatetime, Timezone
+from service.fields import InputModel, InseeCode, Label, LocalDatetime, Timezone
 
 
 class CptsOut(BaseModel):
@@ -23,9 +23,7 @@ class CptsOut(BaseModel):
     created_at: LocalDatetime
 
 
-class CptsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CptsCreate(InputModel):
     name: Label
     population: int = Field(ge=0, le=10_000_000)
     timezone: Timezone = "Europe/Paris"
@@ -34,10 +32,8 @@ class CptsCreate(BaseModel):
     territory: list[InseeCode] = Field(default_factory=list, max_length=2000)
 
 
-class CptsPatch(BaseModel):
+class CptsPatch(InputModel):
     """Settings a coordinator may change; absent fields stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Label | None = None
     finess: str | None = Field(default=None, pattern=r"^[0-9AB]{9}$")

@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from service.fields import Email, InseeCode, Label, LocalDatetime, Name, Phone, PostalCode
+from service.fields import Email, InputModel, InseeCode, Label, LocalDatetime, Name, Phone, PostalCode
 from service.practitioners.domain import profession_problem
 from service.reference.codes import professions, specialties
 
@@ -28,9 +28,7 @@ ProfessionCode = Annotated[str, StringConstraints(pattern=r"^\d{2}$"), AfterVali
 SpecialtyCode = Annotated[str, StringConstraints(pattern=r"^SM\d{2}$"), AfterValidator(_known_specialty)]
 
 
-class SiteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SiteIn(InputModel):
     name: Label
     address: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
     postal_code: PostalCode | None = None
@@ -57,9 +55,7 @@ class SiteOut(BaseModel):
     home_visit_communes: list[str]
 
 
-class PractitionerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PractitionerCreate(InputModel):
     rpps: Rpps | None = Field(default=None, description="11 digits")
     adeli: Adeli | None = Field(default=None, description="9 characters, for professions without an RPPS")
     family_name: Name
@@ -80,9 +76,7 @@ class PractitionerCreate(BaseModel):
         return self
 
 
-class PractitionerPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PractitionerPatch(InputModel):
     family_name: Name | None = None
     given_name: Name | None = None
     profession: ProfessionCode | None = None

@@ -1,0 +1,147 @@
+"""Small typed builders: a fresh tenant per test, with a user of each role and helpers."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.accounts import service as accounts_service
+from service.accounts.domain import password_hasher
+from service.accounts.schemas import UserCreate
+from service.cpts import service as cpts_service
+from service.cpts.schemas import CptsCreate
+from service.db import session_scope
+from service.practitioners.domain import luhn_valid
+
+PASSWORD = "correct horse battery staple"
+_counter = itertools.count(1)
+_hasher = password_hasher(1, 64)
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def unique_rpps(valid_key: bool = True) -> str:
+    body = f"1{random.randrange(10**9):09d}"
+    for key in range(10):
+        if luhn_valid(body + str(key)) == valid_key:
+            return body + str(key)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Tenant:
+    http: httpx.AsyncClient
+    cpts_id: uuid.UUID
+    timezone: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+
+    def as_role(self, role: str) -> dict[str, str]:
+        return bearer(self.tokens[role])
+
+    @property
+    def coordinator(self) -> dict[str, str]:
+        return self.as_role("coordinator")
+
+    @property
+    def handler(self) -> dict[str, str]:
+        return self.as_role("handler")
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return self.as_role("admin")
+
+    async def add_practitioner(self, **overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "rpps": unique_rpps(),
+            "family_name": "Martin",
+            "given_name": "Claire",
+            "profession": "10",
+            "specialty": "SM54",
+            "sites": [
+                {
+                    "name": "Cabinet du Centre",
+                    "address": "3 rue de la Paix",
+                    "postal_code": "44000",
+                    "commune_insee": "44109",
+                    "latitude": 47.2184,
+                    "longitude": -1.5536,
+                    "home_visit_communes": ["44109", "44143"],
+                }
+            ],
+        }
+        body.update(overrides)
+        response = await self.http.post("/v1/practitioners", json=body, headers=self.coordinator)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def add_client(self, practitioner_ids: list[str], **overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": f"Agenda {next(_counter)}", "practitioner_ids": practitioner_ids}
+        body.update(overrides)
+        response = await self.http.post("/v1/clients", json=body, headers=self.coordinator)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+async def login(http: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    response = await http.post("/v1/auth/token", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def new_tenant(
+    http: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    timezone: str = "Europe/Paris",
+    population: int = 60_000,
+    contract_start: date | None = None,
+    roles: tuple[str, ...] = ("handler", "coordinator", "admin"),
+) -> Tenant:
+    """A CPTS created the way the platform admin's CLI does it, with one logged-in user per role."""
+    n = next(_counter)
+    suffix = uuid.uuid4().hex[:8]
+    async with session_scope(sessionmaker) as session:
+        cpts = await cpts_service.create(
+            session,
+            CptsCreate(
+                name=f"CPTS test {n}",
+                population=population,
+                timezone=timezone,
+                contract_start_date=contract_start or date(2025, 1, 1),
+            ),
+            datetime.now().astimezone(),
+        )
+        emails = {}
+        for role in roles:
+            email = f"{role}.{suffix}@cpts{n}.test"
+            data = UserCreate.model_validate(
+                {"email": email, "display_name": f"{role} {n}", "role": role, "password": PASSWORD}
+            )
+            await accounts_service.create_user(session, _hasher, cpts.id, data)
+            emails[role] = email
+    tenant = Tenant(http=http, cpts_id=cpts.id, timezone=timezone, emails=emails)
+    for role, email in emails.items():
+        tenant.tokens[role] = await login(http, email)
+    return tenant

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from service.config import Settings
+from service.main import create_app
+from tests import dbserver
+from tests.conftest import make_settings
+
+
+async def get(app: FastAPI, path: str) -> httpx.Response:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://snp.test") as http:
+            return await http.get(path)
+
+
+async def test_live_and_ready(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+
+
+async def test_not_ready_when_the_database_is_down(settings: Settings) -> None:
+    app = create_app(make_settings("postgresql://postgres@127.0.0.1:1/nowhere"))
+    response = await get(app, "/readyz")
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+
+
+async def test_not_ready_when_the_schema_is_behind(server_url: str) -> None:
+    empty = await dbserver.create_database(server_url, "snp_empty")
+    try:
+        response = await get(create_app(make_settings(empty)), "/readyz")
+        assert response.status_code == 503
+        assert response.json()["code"] in ("schema_behind", "database_unavailable")
+    finally:
+        await dbserver.drop_database(server_url, empty)
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await client.get("/healthz")
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert 'snp_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics.text
+
+
+async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> None:
+    mine = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert len(generated.headers["x-request-id"]) == 32
