@@ -58,3 +58,6 @@ fuzz: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+bench: $(STAMP)
+	$(BIN)/python -m load_tests.bench_publish

@@ -7,17 +7,19 @@ import random
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts import repository as accounts_repository
 from service.accounts import service as accounts_service
-from service.accounts.domain import new_api_key, password_hasher
+from service.accounts.domain import Role, new_api_key, password_hasher
 from service.accounts.models import SoftwareClient
 from service.accounts.schemas import ClientCreate, UserCreate
+from service.auth import Principal
 from service.clock import utc_now
 from service.config import Settings
 from service.cpts import service as cpts_service
@@ -25,8 +27,10 @@ from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate
 from service.practitioners import service as practitioners_service
 from service.practitioners.domain import luhn_valid
-from service.practitioners.models import Practitioner
+from service.practitioners.models import Practitioner, Site
 from service.practitioners.schemas import PractitionerCreate, SiteIn
+from service.slots import service as slots_service
+from service.slots.schemas import MAX_BATCH
 
 DEMO_NAME = "CPTS Estuaire de la Loire (démo)"
 DEMO_EMAIL_DOMAIN = "demo.snp.invalid"
@@ -116,6 +120,80 @@ def demo_practitioners(seed: int = 44) -> list[PractitionerCreate]:
     return people
 
 
+# Per profession: (slot minutes, modality, daily starts as (hour, minute)).
+DAILY_SLOTS = {
+    "10": (20, "AMB", [(8, 40), (11, 40), (14, 0), (17, 40), (18, 20)]),
+    "60": (30, "HH", [(7, 30), (12, 0), (17, 0)]),
+    "70": (30, "AMB", [(12, 30), (18, 30)]),
+    "50": (30, "AMB", [(9, 0), (16, 0)]),
+    "40": (30, "AMB", [(11, 30), (17, 30)]),
+}
+DEMO_DAYS = 14
+
+
+def demo_slot_items(
+    practitioners: list[Practitioner], sites: dict[uuid.UUID, uuid.UUID], tz: str, now: datetime, days: int = DEMO_DAYS
+) -> list[dict[str, Any]]:
+    """Slots for the coming days in each member's own agenda, in local time. Stable external ids,
+    so that running the seed again leaves existing slots unchanged."""
+    rng = random.Random(7)  # noqa: S311 - demo data
+    zone = ZoneInfo(tz)
+    today = now.astimezone(zone).date()
+    items: list[dict[str, Any]] = []
+    for index, practitioner in enumerate(sorted(practitioners, key=lambda p: p.idnps)):
+        minutes, modality, starts = DAILY_SLOTS[practitioner.profession]
+        for offset in range(days + 1):
+            day = today + timedelta(days=offset)
+            if day.weekday() == 6 or (day.weekday() == 5 and index % 3):
+                continue  # Sundays off; a third of members also work on Saturday mornings
+            for hour, minute in starts:
+                if day.weekday() == 5 and hour >= 13:
+                    continue
+                if rng.random() < 0.25:
+                    continue  # not every member opens every slot every day
+                start = datetime.combine(day, time(hour, minute), zone)
+                if start <= now:
+                    continue
+                items.append(
+                    {
+                        "external_id": f"demo-{practitioner.idnps}-{start:%Y%m%d%H%M}",
+                        "practitioner_id": str(practitioner.id),
+                        "site_id": str(sites[practitioner.id]),
+                        "start": start.isoformat(),
+                        "end": (start + timedelta(minutes=minutes)).isoformat(),
+                        "modality": modality,
+                    }
+                )
+    return items
+
+
+async def publish_demo_slots(session: AsyncSession, cpts: Cpts, client_id: uuid.UUID, now: datetime) -> dict[str, int]:
+    """Publish the demo agenda as the demo software client would, through the same code path."""
+    practitioners = list(await session.scalars(select(Practitioner).where(Practitioner.cpts_id == cpts.id)))
+    sites = {
+        row[0]: row[1]
+        for row in await session.execute(
+            select(Site.practitioner_id, func.min(cast(Site.id, Text)))
+            .where(Site.cpts_id == cpts.id)
+            .group_by(Site.practitioner_id)
+        )
+    }
+    principal = Principal(
+        kind="client",
+        id=client_id,
+        cpts_id=cpts.id,
+        role=Role.software,
+        timezone=cpts.timezone,
+        practitioner_ids=frozenset(p.id for p in practitioners),
+    )
+    items = demo_slot_items(practitioners, {k: uuid.UUID(v) for k, v in sites.items()}, cpts.timezone, now)
+    counts: dict[str, int] = {}
+    for chunk in range(0, len(items), MAX_BATCH):
+        for result in await slots_service.publish(session, principal, items[chunk : chunk + MAX_BATCH], now):
+            counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+    return counts
+
+
 @dataclass
 class DemoResult:
     cpts_id: uuid.UUID
@@ -197,4 +275,6 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
         client.key_prefix, client.key_digest, client.key_rotated_at = key.prefix, key.digest, now
         result.client_id, result.api_key = client.id, key.key
     await session.flush()
+    counts = await publish_demo_slots(session, cpts, result.client_id, now)
+    result.extra["slots"] = counts
     return result

@@ -64,3 +64,23 @@ class ServiceUnavailable(DomainError):
 def field_error(loc: list[str | int], msg: str, error_type: str = "value_error") -> dict[str, Any]:
     """One entry of a validation problem's `errors` list."""
     return {"loc": loc, "msg": msg, "type": error_type}
+
+
+_BY_STATUS: dict[int, type[DomainError]] = {
+    401: Unauthenticated,
+    403: Forbidden,
+    409: Conflict,
+    410: Gone,
+    413: PayloadTooLarge,
+    422: Invalid,
+    503: ServiceUnavailable,
+}
+
+
+def error_for_status(status: int, code: str, detail: str, **extra: Any) -> DomainError:
+    """The domain error for a problem decided elsewhere (e.g. one item of a batch)."""
+    if status == 404:
+        error: DomainError = NotFound("object", detail)
+        error.code = code
+        return error
+    return _BY_STATUS.get(status, DomainError)(code, detail, **extra)

@@ -20,6 +20,7 @@ from service.observability import RequestContextMiddleware
 from service.openapi import install_openapi
 from service.practitioners import router as practitioners_router
 from service.problems import install_problem_handlers
+from service.slots import router as slots_router
 
 API_DESCRIPTION = """Backend of a CPTS's unscheduled-care (SNP) mission: practice software publishes
 slots, call handlers orient patients and book them within 24 hours, coordinators export the
@@ -69,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cpts_router.router)
     app.include_router(accounts_router.router)
     app.include_router(practitioners_router.router)
+    app.include_router(slots_router.router)
     return app

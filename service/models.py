@@ -5,6 +5,7 @@ from service.cpts.models import Cpts
 from service.db import Base
 from service.idempotency import IdempotencyRecord
 from service.practitioners.models import Practitioner, Site
+from service.slots.models import Slot
 
 __all__ = [
     "Base",
@@ -13,6 +14,7 @@ __all__ = [
     "IdempotencyRecord",
     "Practitioner",
     "Site",
+    "Slot",
     "SoftwareClient",
     "StaffUser",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from http import HTTPStatus
 from typing import Any
 
@@ -97,9 +98,24 @@ async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
     return await _unexpected_error(request, exc)
 
 
+def _safe_error_context(exc: BaseException) -> dict[str, Any]:
+    """What can be logged about an error without its text, which for a driver error can quote row
+    values (patient data): its type, where it happened, and for SQL the statement and SQLSTATE."""
+    context: dict[str, Any] = {
+        "error_type": type(exc).__name__,
+        "stack": [
+            f"{f.filename.rsplit('/site-packages/', 1)[-1]}:{f.lineno} {f.name}"
+            for f in traceback.extract_tb(exc.__traceback__)
+        ][-12:],
+    }
+    if isinstance(exc, DBAPIError):
+        context["sqlstate"] = getattr(exc.orig, "sqlstate", None)
+        context["statement"] = (exc.statement or "")[:2000]
+    return context
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
-    # The exception text is not logged: driver errors can quote row values (patient data).
-    _log.error("http.unhandled_error", error_type=type(exc).__name__, path=request.url.path, exc_info=False)
+    _log.error("http.unhandled_error", path=request.url.path, **_safe_error_context(exc))
     return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
 
 

@@ -145,3 +145,57 @@ async def new_tenant(
     for role, email in emails.items():
         tenant.tokens[role] = await login(http, email)
     return tenant
+
+
+def next_day_at(hour: int, days: int = 2, tz: str = "Europe/Paris") -> datetime:
+    """A round local time a few days ahead (inside the publication horizon)."""
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo(tz)) + timedelta(days=days)
+    return local.replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+def slot_item(
+    external_id: str, practitioner: dict[str, Any], start: datetime, minutes: int = 20, **overrides: Any
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "external_id": external_id,
+        "practitioner_id": practitioner["id"],
+        "site_id": practitioner["sites"][0]["id"],
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=minutes)).isoformat(),
+    }
+    item.update(overrides)
+    return item
+
+
+@dataclass
+class Agenda:
+    """A practice-software client of a tenant, with the practitioners it publishes for."""
+
+    tenant: Tenant
+    client_id: str
+    api_key: str
+    practitioners: list[dict[str, Any]]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.api_key)
+
+    async def batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        response = await self.tenant.http.post("/v1/slots/batch", json={"slots": items}, headers=self.headers)
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
+    async def slots(self, **params: Any) -> list[dict[str, Any]]:
+        response = await self.tenant.http.get("/v1/slots", params={"limit": 500, **params}, headers=self.headers)
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+
+async def new_agenda(tenant: Tenant, practitioners: int = 2, **practitioner_overrides: Any) -> Agenda:
+    members = [await tenant.add_practitioner(**practitioner_overrides) for _ in range(practitioners)]
+    client = await tenant.add_client([m["id"] for m in members])
+    return Agenda(tenant, client["id"], client["api_key"], members)

@@ -19,6 +19,8 @@ class Cpts(Base):
         CheckConstraint("size_override BETWEEN 1 AND 4", name="size_override_range"),
         CheckConstraint("response_window_hours BETWEEN 1 AND 168", name="response_window_range"),
         CheckConstraint("hold_ttl_seconds BETWEEN 10 AND 3600", name="hold_ttl_range"),
+        CheckConstraint("min_slot_minutes >= 1 AND max_slot_minutes >= min_slot_minutes", name="slot_bounds"),
+        CheckConstraint("publication_horizon_days BETWEEN 1 AND 366", name="horizon_range"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -32,4 +34,8 @@ class Cpts(Base):
     territory: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     response_window_hours: Mapped[int] = mapped_column(server_default="24")
     hold_ttl_seconds: Mapped[int] = mapped_column(server_default="180")
+    # Publication bounds of a slot.
+    min_slot_minutes: Mapped[int] = mapped_column(server_default="5")
+    max_slot_minutes: Mapped[int] = mapped_column(server_default="720")
+    publication_horizon_days: Mapped[int] = mapped_column(server_default="60")
     created_at: Mapped[datetime] = created_at_column()

@@ -19,6 +19,9 @@ class CptsOut(BaseModel):
     contract_start_date: date
     response_window_hours: int
     hold_ttl_seconds: int
+    min_slot_minutes: int
+    max_slot_minutes: int
+    publication_horizon_days: int
     territory: list[str]
     created_at: LocalDatetime
 
@@ -44,3 +47,6 @@ class CptsPatch(InputModel):
     territory: list[InseeCode] | None = Field(default=None, max_length=2000)
     response_window_hours: int | None = Field(default=None, ge=1, le=168)
     hold_ttl_seconds: int | None = Field(default=None, ge=10, le=3600)
+    min_slot_minutes: int | None = Field(default=None, ge=1, le=720)
+    max_slot_minutes: int | None = Field(default=None, ge=5, le=1440)
+    publication_horizon_days: int | None = Field(default=None, ge=1, le=366)

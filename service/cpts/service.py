@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +10,8 @@ from service.cpts import repository
 from service.cpts.domain import size_class
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch
+from service.errors import Invalid, field_error
+from service.slots.domain import PublicationRules
 
 
 def to_out(cpts: Cpts) -> CptsOut:
@@ -24,6 +26,9 @@ def to_out(cpts: Cpts) -> CptsOut:
         contract_start_date=cpts.contract_start_date,
         response_window_hours=cpts.response_window_hours,
         hold_ttl_seconds=cpts.hold_ttl_seconds,
+        min_slot_minutes=cpts.min_slot_minutes,
+        max_slot_minutes=cpts.max_slot_minutes,
+        publication_horizon_days=cpts.publication_horizon_days,
         territory=list(cpts.territory),
         created_at=cpts.created_at,
     )
@@ -57,5 +62,19 @@ async def update(session: AsyncSession, cpts_id: uuid.UUID, patch: CptsPatch) ->
         if value is None and field not in ("finess",):
             continue  # null means "unchanged" for required settings
         setattr(cpts, field, value)
+    if cpts.min_slot_minutes > cpts.max_slot_minutes:
+        raise Invalid(
+            "validation_error",
+            "min_slot_minutes may not exceed max_slot_minutes.",
+            errors=[field_error(["body", "min_slot_minutes"], "greater than max_slot_minutes")],
+        )
     await session.flush()
     return cpts
+
+
+def publication_rules(cpts: Cpts) -> PublicationRules:
+    return PublicationRules(
+        min_duration=timedelta(minutes=cpts.min_slot_minutes),
+        max_duration=timedelta(minutes=cpts.max_slot_minutes),
+        horizon=timedelta(days=cpts.publication_horizon_days),
+    )

@@ -89,9 +89,13 @@ async def test_seed_demo_prints_working_credentials_and_refreshes_them(
     first = await snp_json(database_url, "seed-demo")
     assert first["practitioners"] >= 30
     assert set(first["users"]) == {"handler", "coordinator", "admin"}
+    assert first["slots"]["created"] > 500
     second = await snp_json(database_url, "seed-demo")
     assert second["cpts_id"] == first["cpts_id"]
     assert second["created"] is False
+    # The same agenda published again through the same code path changes nothing.
+    assert set(second["slots"]) <= {"unchanged", "rejected"}
+    assert second["slots"]["unchanged"] >= first["slots"]["created"] - 40
     for role, creds in second["users"].items():
         token = await login(client, creds["email"], creds["password"])
         me = await client.get("/v1/cpts/current", headers=bearer(token))
@@ -102,3 +106,8 @@ async def test_seed_demo_prints_working_credentials_and_refreshes_them(
     listed = await client.get("/v1/practitioners?limit=500", headers=bearer(second["client"]["api_key"]))
     professions = {p["profession"] for p in listed.json()["items"]}
     assert {"10", "60", "70", "50", "40"} <= professions
+    slots = await client.get("/v1/slots?limit=500", headers=bearer(second["client"]["api_key"]))
+    assert {s["modality"] for s in slots.json()["items"]} >= {"AMB", "HH"}
+    handler = await login(client, second["users"]["handler"]["email"], second["users"]["handler"]["password"])
+    found = await client.get("/v1/slots/search", params={"profession": "10"}, headers=bearer(handler))
+    assert found.json()["items"]

@@ -1,0 +1,149 @@
+"""A live service for benchmarks: a fresh database (embedded server unless DATABASE_URL), a real
+`snp serve` process, and a tenant with credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from service import embedded_db
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+BENCH_SECRET = "bench-secret-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def bench_database() -> Iterator[tuple[str, str]]:
+    """(admin URL, URL of a fresh database dropped at the end)."""
+    with ExitStack() as stack:
+        admin = os.environ.get("DATABASE_URL")
+        if admin:
+            admin = admin.replace("postgresql+asyncpg://", "postgresql://")
+        else:
+            admin = stack.enter_context(embedded_db.embedded_server(ROOT / ".data"))
+        name = f"snp_bench_{uuid.uuid4().hex[:8]}"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(admin)
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.close()
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(admin)
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.close()
+
+        asyncio.run(create())
+        try:
+            yield admin, embedded_db.database_url(admin, name)
+        finally:
+            asyncio.run(drop())
+
+
+def service_env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SNP_SECRET_KEY": BENCH_SECRET,
+        "SNP_ENV": "test",
+        "SNP_LOG_LEVEL": "WARNING",
+        "SNP_ARGON2_TIME_COST": "1",
+        "SNP_ARGON2_MEMORY_KIB": "64",
+        **extra,
+    }
+
+
+def snp(database_url: str, *args: str) -> dict[str, Any]:
+    out = subprocess.run(  # noqa: S603 - our own CLI
+        [str(BIN / "snp"), *args, "--json"], env=service_env(database_url), capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+@contextmanager
+def live_service(database_url: str, workers: int = 2, **env: str) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(  # noqa: S603
+        [str(BIN / "snp"), "serve", "--port", str(port), "--workers", str(workers)],
+        env=service_env(database_url, **env),
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the service did not become ready")
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@dataclass
+class BenchTenant:
+    cpts_id: str
+    coordinator_token: str
+    handler_token: str
+    api_key: str = ""
+    client_id: str = ""
+    practitioners: list[dict[str, Any]] = field(default_factory=list)
+
+
+def bench_tenant(database_url: str, base: str, population: int = 200_000) -> BenchTenant:
+    cpts = snp(database_url, "cpts", "create", "--name", "CPTS bench", "--population", str(population))
+    tokens = {}
+    for role in ("coordinator", "handler"):
+        email = f"{role}.{uuid.uuid4().hex[:6]}@bench.test"
+        snp(
+            database_url,
+            "user",
+            "create",
+            "--cpts",
+            cpts["id"],
+            "--email",
+            email,
+            "--role",
+            role,
+            "--password",
+            "bench password 1",
+        )
+        answer = httpx.post(f"{base}/v1/auth/token", data={"username": email, "password": "bench password 1"})
+        tokens[role] = answer.json()["access_token"]
+    return BenchTenant(cpts["id"], tokens["coordinator"], tokens["handler"])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Path, Query, Response, status
+
+from service.auth import CurrentPrincipal, Publisher, Staff
+from service.clock import Now
+from service.db import SessionDep
+from service.errors import Invalid, NotFound, field_error
+from service.idempotency import Idempotent
+from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from service.routing import api_router
+from service.slots import repository, service
+from service.slots.domain import Modality, Outcome, Visibility, effective_status
+from service.slots.schemas import (
+    BatchIn,
+    BatchOut,
+    ExternalId,
+    PractitionerSummary,
+    SiteSummary,
+    SlotBody,
+    SlotFound,
+    SlotOut,
+    SlotPublished,
+    StatusFilter,
+    SyncIn,
+    SyncOut,
+)
+
+router = api_router(prefix="/v1/slots", tags=["slots"])
+
+ExternalIdPath = Annotated[ExternalId, Path(description="The publisher's own id for the slot")]
+AwareQuery = Annotated[datetime | None, Query(description="RFC 3339 with an offset")]
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise Invalid(
+            "validation_error",
+            f"{name} needs a UTC offset.",
+            errors=[field_error(["query", name], "datetime without an offset", "timezone_aware")],
+        )
+    return value
+
+
+@router.post("/batch", operation_id="slots-batch_publish", dependencies=[Idempotent])
+async def batch_publish(body: BatchIn, principal: Publisher, session: SessionDep, now: Now) -> BatchOut:
+    """Create, update or leave unchanged up to 1000 slots; each item gets its own outcome."""
+    return BatchOut(results=await service.publish(session, principal, body.slots, now))
+
+
+@router.post("/sync", operation_id="slots-sync", dependencies=[Idempotent])
+async def sync(body: SyncIn, principal: Publisher, session: SessionDep, now: Now) -> SyncOut:
+    """Publish the given slots and withdraw this publisher's free slots of the window that are
+    absent; held or booked absent slots are reported as conflicts, not cancelled."""
+    return await service.sync(session, principal, (body.window_start, body.window_end), body.slots, now)
+
+
+@router.get("/search", operation_id="slots-search")
+async def search(
+    principal: Staff,
+    session: SessionDep,
+    now: Now,
+    profession: Annotated[str | None, Query(pattern=r"^\d{2}$", description="TRE_G15")] = None,
+    specialty: Annotated[str | None, Query(pattern=r"^SM\d{2}$", description="TRE_R38")] = None,
+    modality: Modality | None = None,
+    commune_insee: Annotated[str | None, Query(pattern=r"^(?:\d{5}|2[AB]\d{3})$")] = None,
+    start_from: AwareQuery = None,
+    start_to: AwareQuery = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[SlotFound]:
+    """Free slots the CPTS's handlers may offer, earliest first (default: the next 7 days)."""
+    begin = max(_aware(start_from, "start_from") or now, now)
+    end = _aware(start_to, "start_to") or begin + timedelta(days=7)
+    query = repository.free_slots_query(
+        principal.cpts_id,
+        now,
+        start_from=begin,
+        start_to=end,
+        profession=profession,
+        specialty=specialty,
+        modalities=[modality.value] if modality else None,
+        commune_insee=commune_insee,
+        after=decode_cursor(cursor, 2),
+    )
+    found = (await session.execute(query.limit(limit + 1))).all()
+    rows, next_cursor = page_of(list(found), limit, lambda r: [r[0].start_at.isoformat(), str(r[0].id)])
+    return Page(
+        items=[
+            SlotFound(
+                id=slot.id,
+                start=slot.start_at,
+                end=slot.end_at,
+                modality=Modality(slot.modality),
+                specialty=slot.specialty,
+                visibility=[Visibility(v) for v in sorted(slot.visibility)],
+                home_visit_communes=list(slot.home_visit_communes),
+                practitioner=PractitionerSummary.model_validate(practitioner, from_attributes=True),
+                site=SiteSummary.model_validate(site, from_attributes=True),
+            )
+            for slot, practitioner, site in rows
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get("", operation_id="slots-list")
+async def list_slots(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    now: Now,
+    start_from: AwareQuery = None,
+    start_to: AwareQuery = None,
+    practitioner_id: uuid.UUID | None = None,
+    status: StatusFilter | None = None,
+    modality: Modality | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[SlotOut]:
+    """A software client's own slots; staff see all the CPTS's."""
+    publisher = service.publisher_of(principal)
+    query = repository.list_query(
+        principal.cpts_id,
+        now,
+        publisher_id=publisher.publisher_id if principal.is_software else None,
+        start_from=_aware(start_from, "start_from"),
+        start_to=_aware(start_to, "start_to"),
+        practitioner_id=practitioner_id,
+        status=status,
+        modality=modality.value if modality else None,
+        after=decode_cursor(cursor, 2),
+    )
+    listed = (await session.execute(query.limit(limit + 1))).all()
+    rows, next_cursor = page_of(list(listed), limit, lambda r: [r[0].start_at.isoformat(), str(r[0].id)])
+    return Page(items=[service.to_out(slot, state) for slot, state in rows], next_cursor=next_cursor)
+
+
+@router.put(
+    "/{external_id}",
+    operation_id="slots-put",
+    responses={201: {"model": SlotPublished, "description": "Created"}},
+)
+async def put_slot(
+    external_id: ExternalIdPath, body: SlotBody, principal: Publisher, session: SessionDep, now: Now, response: Response
+) -> SlotPublished:
+    """Create or replace one slot: 201 when created, 200 when updated or unchanged."""
+    slot, outcome = await service.put_one(session, principal, external_id, body.model_dump(mode="json"), now)
+    if outcome is Outcome.created:
+        response.status_code = status.HTTP_201_CREATED
+    out = service.to_out(slot, slot.status)
+    return SlotPublished(**out.model_dump(), outcome=outcome)
+
+
+@router.get("/{external_id}", operation_id="slots-get")
+async def get_slot(external_id: ExternalIdPath, principal: Publisher, session: SessionDep, now: Now) -> SlotOut:
+    """One of the caller's published slots, by its external id."""
+    publisher = service.publisher_of(principal)
+    slot = await repository.get_by_external_id(session, publisher.cpts_id, publisher.publisher_id, external_id)
+    if slot is None:
+        raise NotFound("slot")
+    return service.to_out(slot, effective_status(slot.status, slot.hold_expires_at, now))
+
+
+@router.delete("/{external_id}", operation_id="slots-withdraw")
+async def withdraw_slot(
+    external_id: ExternalIdPath,
+    principal: Publisher,
+    session: SessionDep,
+    now: Now,
+    cancel_booking: Annotated[
+        bool, Query(description="Also cancel the booking of a booked slot (the request reopens)")
+    ] = False,
+) -> SlotOut:
+    """Withdraw a slot. A booked slot answers 409 `slot_booked` unless `cancel_booking=true`."""
+    slot = await service.withdraw(session, principal, external_id, cancel_booking, now)
+    return service.to_out(slot, slot.status)

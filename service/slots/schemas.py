@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, SkipValidation, StringConstraints, field_validator
+
+from service.fields import InputModel, InseeCode, LocalDatetime
+from service.slots.domain import DEFAULT_VISIBILITY, Modality, Outcome, SlotStatus, Visibility
+
+MAX_BATCH = 1000
+
+# The publisher's own id for a slot: safe in a URL path segment.
+ExternalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:~@+=-]{1,128}$")]
+
+
+class SlotBody(InputModel):
+    """A slot as a publisher describes it. Datetimes must carry their offset."""
+
+    practitioner_id: uuid.UUID
+    site_id: uuid.UUID
+    start: AwareDatetime
+    end: AwareDatetime
+    modality: Modality = Modality.AMB
+    visibility: list[Visibility] = Field(default_factory=lambda: list(DEFAULT_VISIBILITY), min_length=1, max_length=4)
+    specialty: str | None = Field(
+        default=None, pattern=r"^SM\d{2}$", description="TRE_R38; defaults to the practitioner's specialty"
+    )
+    home_visit_communes: list[InseeCode] | None = Field(
+        default=None, max_length=500, description="For HH slots; defaults to the site's home-visit communes"
+    )
+
+    @field_validator("visibility")
+    @classmethod
+    def _distinct(cls, value: list[Visibility]) -> list[Visibility]:
+        return sorted(set(value))
+
+
+class SlotItem(SlotBody):
+    external_id: ExternalId
+
+
+class SlotOut(BaseModel):
+    id: uuid.UUID
+    external_id: str
+    client_id: uuid.UUID | None
+    practitioner_id: uuid.UUID
+    site_id: uuid.UUID
+    start: LocalDatetime
+    end: LocalDatetime
+    modality: Modality
+    visibility: list[Visibility]
+    specialty: str | None
+    home_visit_communes: list[str]
+    status: SlotStatus = Field(description="An expired hold reads as free")
+    version: int
+    published_at: LocalDatetime
+    updated_at: LocalDatetime
+
+
+class SlotPublished(SlotOut):
+    outcome: Outcome
+
+
+class ItemProblemOut(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class ItemResult(BaseModel):
+    external_id: str | None
+    outcome: Outcome
+    slot_id: uuid.UUID | None = None
+    version: int | None = None
+    problem: ItemProblemOut | None = None
+
+
+class BatchIn(InputModel):
+    # Items are validated one by one, so that one bad item does not reject the others.
+    slots: list[SkipValidation[SlotItem]] = Field(max_length=MAX_BATCH, description=f"At most {MAX_BATCH} slots")
+
+
+class BatchOut(BaseModel):
+    results: list[ItemResult]
+
+
+class SyncIn(BatchIn):
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+
+
+class SlotRef(BaseModel):
+    external_id: str
+    slot_id: uuid.UUID
+    status: SlotStatus | None = None
+    problem: ItemProblemOut | None = None
+
+
+class SyncOut(BaseModel):
+    results: list[ItemResult]
+    withdrawn: list[SlotRef] = Field(description="Free slots of the window absent from the list")
+    conflicts: list[SlotRef] = Field(description="Held or booked slots absent from the list: left as they are")
+
+
+class PractitionerSummary(BaseModel):
+    id: uuid.UUID
+    family_name: str
+    given_name: str
+    profession: str
+    specialty: str | None
+
+
+class SiteSummary(BaseModel):
+    id: uuid.UUID
+    name: str
+    address: str | None
+    commune_insee: str
+    latitude: float | None
+    longitude: float | None
+
+
+class SlotFound(BaseModel):
+    id: uuid.UUID
+    start: LocalDatetime
+    end: LocalDatetime
+    modality: Modality
+    specialty: str | None
+    visibility: list[Visibility]
+    home_visit_communes: list[str]
+    practitioner: PractitionerSummary
+    site: SiteSummary
+
+
+StatusFilter = Literal["free", "held", "booked", "withdrawn"]
