@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from service import embedded_db, health, migrate
 from service.accounts import router as accounts_router
 from service.accounts.domain import password_hasher
+from service.bookings import router as bookings_router
 from service.config import Settings, get_settings
 from service.cpts import router as cpts_router
 from service.db import create_engine, create_sessionmaker
@@ -18,6 +19,7 @@ from service.idempotency import response_cipher
 from service.logging import configure_logging
 from service.observability import RequestContextMiddleware
 from service.openapi import install_openapi
+from service.orientation import router as orientation_router
 from service.practitioners import router as practitioners_router
 from service.problems import install_problem_handlers
 from service.slots import router as slots_router
@@ -71,4 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router.router)
     app.include_router(practitioners_router.router)
     app.include_router(slots_router.router)
+    app.include_router(orientation_router.router)
+    app.include_router(bookings_router.router)
     return app

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, SmallInteger, String, Text, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, created_at_column, uuid_pk
@@ -38,4 +38,6 @@ class Cpts(Base):
     min_slot_minutes: Mapped[int] = mapped_column(server_default="5")
     max_slot_minutes: Mapped[int] = mapped_column(server_default="720")
     publication_horizon_days: Mapped[int] = mapped_column(server_default="60")
+    # The CPTS's own red-flag classification of some motifs: {code: transfer_15|assess|snp}.
+    motif_overrides: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'"))
     created_at: Mapped[datetime] = created_at_column()

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from service.fields import InputModel, InseeCode, Label, LocalDatetime, Timezone
+from service.orientation.domain import motif_classification
 
 
 class CptsOut(BaseModel):
@@ -23,6 +25,7 @@ class CptsOut(BaseModel):
     max_slot_minutes: int
     publication_horizon_days: int
     territory: list[str]
+    motif_overrides: dict[str, str]
     created_at: LocalDatetime
 
 
@@ -50,3 +53,14 @@ class CptsPatch(InputModel):
     min_slot_minutes: int | None = Field(default=None, ge=1, le=720)
     max_slot_minutes: int | None = Field(default=None, ge=5, le=1440)
     publication_horizon_days: int | None = Field(default=None, ge=1, le=366)
+    motif_overrides: dict[str, Literal["transfer_15", "assess", "snp"]] | None = Field(
+        default=None, description="Replaces the CPTS's own classification of motifs ({} to use the default)"
+    )
+
+    @field_validator("motif_overrides")
+    @classmethod
+    def _known_motifs(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        unknown = sorted(set(value or {}) - set(motif_classification()))
+        if unknown:
+            raise ValueError(f"unknown Hub Santé motif(s): {', '.join(unknown[:5])}")
+        return value

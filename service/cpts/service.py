@@ -30,6 +30,7 @@ def to_out(cpts: Cpts) -> CptsOut:
         max_slot_minutes=cpts.max_slot_minutes,
         publication_horizon_days=cpts.publication_horizon_days,
         territory=list(cpts.territory),
+        motif_overrides=dict(cpts.motif_overrides or {}),
         created_at=cpts.created_at,
     )
 

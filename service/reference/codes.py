@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -29,3 +30,27 @@ def professions() -> dict[str, str]:
 def specialties() -> dict[str, str]:
     """TRE_R38 specialties of physicians that take part in SNP (JDV_J239) -> label."""
     return {row["code"]: row["display"] for row in read_csv("snp_specialties_J239.csv") if row["system"] == "TRE_R38"}
+
+
+@dataclass(frozen=True)
+class Motif:
+    """A Hub Santé motif (three levels: Mxx.00.00, Mxx.yy.00, Mxx.yy.zz)."""
+
+    code: str
+    label: str
+    level: int
+
+    @property
+    def first_level(self) -> str:
+        return self.code[:3] + ".00.00"
+
+
+@cache
+def motifs() -> dict[str, Motif]:
+    result: dict[str, Motif] = {}
+    for row in read_csv("hubsante_motif.csv"):
+        code = row["code"].strip()
+        level = 1 if code.endswith(".00.00") else 2 if code.endswith(".00") else 3
+        label = (row["label_n1"] or row["label_n2"] or row["label_n3"]).strip()
+        result[code] = Motif(code, label, level)
+    return result

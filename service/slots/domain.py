@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 
@@ -103,7 +103,8 @@ class ItemProblem:
 
 def time_problem(spec: SlotSpec, now: datetime, rules: PublicationRules) -> ItemProblem | None:
     """Why the times of a new or moved slot are not acceptable, or None."""
-    duration = spec.end - spec.start
+    # In UTC: two datetimes of one ZoneInfo zone subtract as wall-clock times, ignoring DST.
+    duration = spec.end.astimezone(UTC) - spec.start.astimezone(UTC)
     if duration <= timedelta(0):
         return ItemProblem(422, "invalid_time_range", "end must be after start.")
     if duration < rules.min_duration or duration > rules.max_duration:
@@ -169,4 +170,4 @@ def decide(existing: ExistingSlot | None, spec: SlotSpec, now: datetime, rules: 
 
 def late_withdrawal(start: datetime, withdrawn_at: datetime) -> bool:
     """Withdrawn less than 24 hours before it started (an indicator of supply reliability)."""
-    return start - withdrawn_at < timedelta(hours=24)
+    return start.astimezone(UTC) - withdrawn_at.astimezone(UTC) < timedelta(hours=24)

@@ -322,6 +322,17 @@ def withdraw_values(now: datetime) -> dict[str, Any]:
     }
 
 
+async def withdraw_unbooked(session: AsyncSession, slot_id: uuid.UUID, now: datetime) -> bool:
+    """Withdraw a slot that is free or only held (the practitioner's agenda has the last word)."""
+    result = await session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.status.in_([SlotStatus.free.value, SlotStatus.held.value]))
+        .values(**withdraw_values(now))
+        .returning(Slot.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
 async def withdraw_absent(
     session: AsyncSession,
     cpts_id: uuid.UUID,
@@ -413,6 +424,7 @@ def free_slots_query(
     specialty: str | None,
     modalities: Sequence[str] | None,
     commune_insee: str | None,
+    home_visits_for: str | None = None,
     after: list[Any] | None = None,
 ) -> Select[Slot, Practitioner, Site]:
     """Free slots the CPTS's call handlers may offer, with their practitioner and site."""
@@ -443,6 +455,14 @@ def free_slots_query(
                 and_(Slot.modality == Modality.AMB.value, Site.commune_insee == commune_insee),
                 and_(Slot.modality == Modality.HH.value, literal(commune_insee) == any_(Slot.home_visit_communes)),
                 Slot.modality == Modality.VR.value,
+            )
+        )
+    if home_visits_for is not None:
+        # The patient may travel to any practice or use video; a home visit must cover the commune.
+        query = query.where(
+            or_(
+                Slot.modality != Modality.HH.value,
+                literal(home_visits_for) == any_(Slot.home_visit_communes),
             )
         )
     return _after(query, after).order_by(Slot.start_at, Slot.id)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import Principal
+from service.bookings import service as bookings_service
 from service.cpts import repository as cpts_repository
 from service.cpts import service as cpts_service
 from service.errors import Conflict, Invalid, NotFound, error_for_status
@@ -288,22 +289,27 @@ async def put_one(
 async def withdraw(
     session: AsyncSession, principal: Principal, external_id: str, cancel_booking: bool, now: datetime
 ) -> Slot:
+    """Withdraw a slot. Locks follow the booking paths' order (request, booking, slot): the slot
+    is read without a lock and changed by a conditional UPDATE."""
     publisher = publisher_of(principal)
-    slot = await repository.get_by_external_id(
-        session, publisher.cpts_id, publisher.publisher_id, external_id, for_update=True
-    )
+    slot = await repository.get_by_external_id(session, publisher.cpts_id, publisher.publisher_id, external_id)
     if slot is None:
         raise NotFound("slot")
     status = effective_status(slot.status, slot.hold_expires_at, now)
     if status is SlotStatus.withdrawn:
         return slot  # withdrawing twice changes nothing
-    if status is SlotStatus.booked and not cancel_booking:
-        raise Conflict(
-            "slot_booked", "A patient is booked in this slot; withdraw with ?cancel_booking=true to cancel it."
-        )
-    for field, value in repository.withdraw_values(now).items():
-        setattr(slot, field, value)
-    await session.flush()
+    if status is SlotStatus.booked:
+        if not cancel_booking:
+            raise Conflict(
+                "slot_booked", "A patient is booked in this slot; withdraw with ?cancel_booking=true to cancel it."
+            )
+        # Cancelled on the practitioner's side: the booking ends and the slot is withdrawn.
+        await bookings_service.cancel_for_withdrawn_slot(session, principal, slot, now)
+    else:
+        if status is SlotStatus.held:
+            await bookings_service.void_hold_of_withdrawn_slot(session, slot, now)
+        if not await repository.withdraw_unbooked(session, slot.id, now):
+            raise Conflict("slot_booked", "The slot was booked a moment ago; withdraw it with ?cancel_booking=true.")
     await session.refresh(slot)
     return slot
 

@@ -116,3 +116,18 @@ def test_late_withdrawal() -> None:
     start = NOW + timedelta(hours=30)
     assert not late_withdrawal(start, NOW)
     assert late_withdrawal(start, NOW + timedelta(hours=7))
+
+
+def test_duration_is_elapsed_time_across_a_daylight_saving_change() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    # On 29 March 2026 Paris clocks jump from 02:00 to 03:00: 01:30 -> 03:30 on the wall is 1 h.
+    start = datetime(2026, 3, 29, 1, 30, tzinfo=paris)
+    rules = PublicationRules(min_duration=timedelta(minutes=5), max_duration=timedelta(minutes=90))
+    one_hour = spec(start=start, end=datetime(2026, 3, 29, 3, 30, tzinfo=paris))  # 2 h on the wall
+    assert time_problem(one_hour, start - timedelta(days=1), rules) is None
+    ninety_minutes = spec(start=start, end=datetime(2026, 3, 29, 4, 0, tzinfo=paris))  # 2 h 30 on the wall
+    assert time_problem(ninety_minutes, start - timedelta(days=1), rules) is None
+    longer = spec(start=start, end=datetime(2026, 3, 29, 4, 31, tzinfo=paris))  # 2 h 01 of real time
+    problem = time_problem(longer, start - timedelta(days=1), rules)
+    assert problem is not None
+    assert problem.code == "invalid_duration"

@@ -1,0 +1,53 @@
+"""Record who read or changed patient data, in the same transaction as the access."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import structlog
+from fastapi import Request
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit.models import AuditEvent
+from service.auth import Principal
+
+
+def _origin(request: Request | None) -> tuple[str | None, str | None]:
+    ip = request.client.host if request is not None and request.client else None
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return ip, request_id
+
+
+async def record(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    object_type: str,
+    object_ids: Sequence[uuid.UUID | None],
+    now: datetime,
+    request: Request | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One audit event per object touched (one statement for all of them)."""
+    ip, request_id = _origin(request)
+    rows = [
+        {
+            "cpts_id": principal.cpts_id,
+            "at": now,
+            "actor_kind": principal.kind,
+            "actor_id": principal.id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "ip": ip,
+            "http_request_id": request_id,
+            "detail": detail or {},
+        }
+        for object_id in object_ids
+    ]
+    if rows:
+        await session.execute(insert(AuditEvent), rows)

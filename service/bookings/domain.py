@@ -1,0 +1,109 @@
+"""Booking rules: pure functions, no I/O, `now` passed in."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from service.errors import Conflict
+from service.slots.domain import Modality
+
+
+class BookingStatus(StrEnum):
+    held = "held"  # a handler is talking with the patient; expires after the CPTS's hold TTL
+    booked = "booked"
+    released = "released"  # a hold dropped on purpose
+    expired = "expired"  # a hold that lapsed, or whose slot went to someone else
+    cancelled = "cancelled"
+
+
+ACTIVE = frozenset({BookingStatus.held, BookingStatus.booked})
+
+TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
+    BookingStatus.held: frozenset(
+        {BookingStatus.booked, BookingStatus.released, BookingStatus.expired, BookingStatus.cancelled}
+    ),
+    BookingStatus.booked: frozenset({BookingStatus.cancelled}),
+    BookingStatus.released: frozenset(),
+    BookingStatus.expired: frozenset(),
+    BookingStatus.cancelled: frozenset(),
+}
+
+_REFUSALS = {
+    BookingStatus.released: ("hold_released", "This hold was released."),
+    BookingStatus.expired: ("hold_expired", "This hold expired and the slot went to someone else."),
+    BookingStatus.cancelled: ("booking_cancelled", "This booking was cancelled."),
+    BookingStatus.booked: ("booking_not_held", "This booking is already confirmed."),
+    BookingStatus.held: ("booking_not_booked", "This booking is only held: confirm or release it."),
+}
+
+
+def check_transition(current: BookingStatus, target: BookingStatus) -> None:
+    if target not in TRANSITIONS[current]:
+        code, detail = _REFUSALS[current]
+        raise Conflict(code, detail)
+
+
+class CancelSide(StrEnum):
+    patient = "patient"
+    practitioner = "practitioner"
+    handler = "handler"
+
+
+def slot_status_after_cancel(side: CancelSide) -> str:
+    """A practitioner who cancels is no longer available: the slot is withdrawn. Otherwise the
+    slot is free for another patient."""
+    return "withdrawn" if side is CancelSide.practitioner else "free"
+
+
+EARTH_RADIUS_KM = 6371.0
+
+
+def distance_km(a: tuple[float, float] | None, b: tuple[float, float] | None) -> float | None:
+    """Great-circle distance between two (latitude, longitude) points."""
+    if a is None or b is None:
+        return None
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    slot_id: uuid.UUID
+    start: datetime
+    modality: Modality
+    site_point: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Ranked:
+    candidate: Candidate
+    within_deadline: bool
+    distance_km: float | None
+
+
+def rank(
+    candidates: Sequence[Candidate], deadline: datetime, patient_point: tuple[float, float] | None
+) -> list[Ranked]:
+    """Slots before the deadline first; earliest first, and among slots starting in the same hour
+    the nearest first (a teleconsultation needs no travel). Later slots come last."""
+
+    def key(item: Ranked) -> tuple[int, int, float, datetime]:
+        hour = int(item.candidate.start.astimezone(UTC).timestamp() // 3600)
+        travel = 0.0 if item.candidate.modality is Modality.VR else item.distance_km
+        return (0 if item.within_deadline else 1, hour, math.inf if travel is None else travel, item.candidate.start)
+
+    ranked = [
+        Ranked(
+            candidate=c,
+            within_deadline=c.start <= deadline,
+            distance_km=None if c.modality is Modality.VR else distance_km(patient_point, c.site_point),
+        )
+        for c in candidates
+    ]
+    return sorted(ranked, key=key)

@@ -1,0 +1,348 @@
+"""Hold, confirm, book, release, cancel and report outcomes.
+
+Lock order, everywhere: the request row, then the booking, then the slot (through its
+conditional UPDATE). A request's state changes only through `orientation.log.append_event`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from fastapi import Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import service as audit
+from service.auth import Principal
+from service.bookings import repository
+from service.bookings.domain import (
+    BookingStatus,
+    CancelSide,
+    Candidate,
+    Ranked,
+    check_transition,
+    rank,
+    slot_status_after_cancel,
+)
+from service.bookings.models import Booking
+from service.bookings.schemas import CancelIn, OutcomeIn
+from service.cpts import repository as cpts_repository
+from service.errors import Conflict, Invalid, NotFound
+from service.orientation import repository as requests_repository
+from service.orientation.domain import EventKind, RequestStatus, next_status
+from service.orientation.log import append_event
+from service.orientation.models import CareRequest
+from service.orientation.schemas import BookingOut, BookingSlot
+from service.practitioners.models import Practitioner, Site
+from service.slots import repository as slots_repository
+from service.slots.domain import Modality
+from service.slots.models import Slot
+from service.slots.schemas import PractitionerSummary, SiteSummary
+
+ONE_ACTIVE_PER_SLOT = "uq_booking_one_active_per_slot"
+ONE_ACTIVE_PER_REQUEST = "uq_booking_one_active_per_request"
+
+SLOT_UNAVAILABLE = ("slot_unavailable", "This slot is no longer free: choose another one.")
+
+
+async def _audit(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    request_id: uuid.UUID,
+    booking: Booking,
+    now: datetime,
+    http: Request | None,
+) -> None:
+    await audit.record(session, principal, action, "request", [request_id], now, http, {"booking_id": str(booking.id)})
+
+
+async def end_active_hold(session: AsyncSession, care_request: CareRequest, now: datetime) -> None:
+    """Drop the request's current hold, if any (switching slots, or closing the request)."""
+    booking = await repository.active_hold_of_request(session, care_request.id)
+    if booking is None:
+        return
+    await repository.free_held_slot(session, booking.slot_id, booking.hold_token)
+    lapsed = booking.hold_expires_at is not None and booking.hold_expires_at <= now
+    booking.status = (BookingStatus.expired if lapsed else BookingStatus.released).value
+    booking.ended_at = now
+    await session.flush()
+
+
+async def _unavailable(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID) -> Conflict | NotFound:
+    if await slots_repository.get(session, cpts_id, slot_id) is None:
+        return NotFound("slot")
+    return Conflict(*SLOT_UNAVAILABLE)
+
+
+async def take_slot(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    now: datetime,
+    *,
+    confirm: bool,
+    http: Request | None = None,
+) -> Booking:
+    """Hold a slot for a request (`confirm=False`), or hold and confirm it in one step."""
+    care_request = await requests_repository.get(session, principal.cpts_id, request_id, for_update=True)
+    # Refuses red-flagged (422), booked or closed (409) requests before touching any slot.
+    next_status(RequestStatus(care_request.status), EventKind.booked)
+    cpts = await cpts_repository.get(session, principal.cpts_id)
+    await end_active_hold(session, care_request, now)
+    token = uuid.uuid4() if not confirm else None
+    expires = now + timedelta(seconds=cpts.hold_ttl_seconds) if not confirm else None
+    if not await repository.claim_slot(
+        session, principal.cpts_id, slot_id, now, hold_token=token, hold_expires_at=expires
+    ):
+        raise await _unavailable(session, principal.cpts_id, slot_id)
+    await repository.expire_stale_holds(session, slot_id, now)
+    booking = Booking(
+        id=uuid.uuid4(),
+        cpts_id=principal.cpts_id,
+        request_id=care_request.id,
+        slot_id=slot_id,
+        status=(BookingStatus.booked if confirm else BookingStatus.held).value,
+        hold_token=token,
+        hold_expires_at=expires,
+        held_by_id=principal.id,
+        booked_at=now if confirm else None,
+        booked_by_id=principal.id if confirm else None,
+        created_at=now,
+    )
+    session.add(booking)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:  # the partial unique indexes: the last guard
+        if ONE_ACTIVE_PER_REQUEST in str(exc.orig):
+            raise Conflict("request_booked", "This request already has a booking.") from exc
+        raise Conflict(*SLOT_UNAVAILABLE) from exc
+    if confirm:
+        await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
+    action = "booking.book" if confirm else "booking.hold"
+    await audit.record(
+        session, principal, action, "request", [care_request.id], now, http, {"booking_id": str(booking.id)}
+    )
+    return booking
+
+
+async def _locked(session: AsyncSession, principal: Principal, booking_id: uuid.UUID) -> tuple[CareRequest, Booking]:
+    unlocked = await repository.get(session, principal.cpts_id, booking_id)
+    care_request = await requests_repository.get(session, principal.cpts_id, unlocked.request_id, for_update=True)
+    booking = await repository.get(session, principal.cpts_id, booking_id, for_update=True)
+    return care_request, booking
+
+
+async def confirm(
+    session: AsyncSession, principal: Principal, booking_id: uuid.UUID, now: datetime, http: Request | None = None
+) -> Booking:
+    care_request, booking = await _locked(session, principal, booking_id)
+    if booking.status == BookingStatus.booked:
+        return booking  # confirming twice changes nothing
+    check_transition(BookingStatus(booking.status), BookingStatus.booked)
+    next_status(RequestStatus(care_request.status), EventKind.booked)
+    assert booking.hold_token is not None
+    if not await repository.confirm_slot(session, booking.slot_id, booking.hold_token):
+        raise Conflict("hold_expired", "The hold expired and the slot went to someone else: choose another slot.")
+    booking.status = BookingStatus.booked.value
+    booking.booked_at, booking.booked_by_id = now, principal.id
+    booking.hold_token, booking.hold_expires_at = None, None
+    await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
+    await _audit(session, principal, "booking.confirm", care_request.id, booking, now, http)
+    return booking
+
+
+async def release(
+    session: AsyncSession, principal: Principal, booking_id: uuid.UUID, now: datetime, http: Request | None = None
+) -> Booking:
+    care_request, booking = await _locked(session, principal, booking_id)
+    if booking.status in (BookingStatus.released, BookingStatus.expired):
+        return booking  # already gone
+    check_transition(BookingStatus(booking.status), BookingStatus.released)
+    await repository.free_held_slot(session, booking.slot_id, booking.hold_token)
+    booking.status, booking.ended_at = BookingStatus.released.value, now
+    await session.flush()
+    await _audit(session, principal, "booking.release", care_request.id, booking, now, http)
+    return booking
+
+
+async def _cancel_booked(
+    session: AsyncSession,
+    principal: Principal,
+    care_request: CareRequest,
+    booking: Booking,
+    side: CancelSide,
+    reason: str,
+    now: datetime,
+) -> None:
+    slot = await slots_repository.get(session, principal.cpts_id, booking.slot_id)
+    assert slot is not None
+    if slot.start_at <= now:
+        raise Conflict("appointment_started", "The appointment has started: report a no-show instead.")
+    await repository.release_booked_slot(session, booking.slot_id, slot_status_after_cancel(side), now)
+    booking.status, booking.ended_at = BookingStatus.cancelled.value, now
+    booking.cancelled_side, booking.cancel_reason = side.value, reason
+    booking.cancelled_by_kind, booking.cancelled_by_id = principal.kind, principal.id
+    # The request reopens with its original deadline.
+    await append_event(
+        session, principal, care_request, EventKind.reopened, now, booking_id=booking.id, detail={"side": side.value}
+    )
+
+
+async def cancel(
+    session: AsyncSession,
+    principal: Principal,
+    booking_id: uuid.UUID,
+    data: CancelIn,
+    now: datetime,
+    http: Request | None = None,
+) -> Booking:
+    care_request, booking = await _locked(session, principal, booking_id)
+    if booking.status == BookingStatus.cancelled:
+        return booking
+    check_transition(BookingStatus(booking.status), BookingStatus.cancelled)
+    if booking.status == BookingStatus.held:
+        raise Conflict("booking_not_booked", "This booking is only held: release it instead.")
+    await _cancel_booked(session, principal, care_request, booking, CancelSide(data.cancelled_by), data.reason, now)
+    await _audit(session, principal, "booking.cancel", care_request.id, booking, now, http)
+    return booking
+
+
+async def cancel_for_withdrawn_slot(session: AsyncSession, principal: Principal, slot: Slot, now: datetime) -> None:
+    """The practitioner's software withdraws a booked slot: the booking is cancelled on the
+    practitioner's side and the request reopens."""
+    found = await repository.active_of_slot(session, slot.id)
+    if found is None:
+        return
+    care_request, active = await _locked(session, principal, found.id)
+    if active.status != BookingStatus.booked:
+        raise Conflict("slot_booked", "The booking changed a moment ago; retry.")
+    await _cancel_booked(
+        session, principal, care_request, active, CancelSide.practitioner, "slot withdrawn by the practitioner", now
+    )
+    await _audit(session, principal, "booking.cancel", care_request.id, active, now, None)
+
+
+async def void_hold_of_withdrawn_slot(session: AsyncSession, slot: Slot, now: datetime) -> None:
+    """A held slot is withdrawn: the hold ends, and the handler's confirm will say so."""
+    active = await repository.active_of_slot(session, slot.id, for_update=True)
+    if active is not None and active.status == BookingStatus.held:
+        active.status, active.ended_at = BookingStatus.expired.value, now
+        await session.flush()
+
+
+async def report_outcome(
+    session: AsyncSession,
+    principal: Principal,
+    booking_id: uuid.UUID,
+    data: OutcomeIn,
+    now: datetime,
+    http: Request | None = None,
+) -> Booking:
+    """Fulfilled or no-show, by the practitioner's software once; a coordinator may correct it."""
+    booking = await repository.get(session, principal.cpts_id, booking_id, for_update=True)
+    slot = await slots_repository.get(session, principal.cpts_id, booking.slot_id)
+    assert slot is not None
+    if not principal.may_act_for(slot.practitioner_id):
+        raise NotFound("booking")
+    if booking.status != BookingStatus.booked:
+        raise Conflict(
+            "booking_not_booked", f"Only a booked appointment has an outcome (this one is {booking.status})."
+        )
+    if slot.start_at > now:
+        raise Invalid("appointment_not_started", "The appointment has not started yet.")
+    if booking.outcome is not None and principal.is_software:
+        if booking.outcome == data.outcome:
+            return booking  # the same report twice changes nothing
+        raise Conflict(
+            "outcome_already_reported", "The outcome was already reported; ask the CPTS coordinator to correct it."
+        )
+    correction = booking.outcome is not None
+    booking.outcome, booking.outcome_at = data.outcome, now
+    booking.outcome_by_kind, booking.outcome_by_id = principal.kind, principal.id
+    await session.flush()
+    await audit.record(
+        session,
+        principal,
+        "booking.outcome",
+        "request",
+        [booking.request_id],
+        now,
+        http,
+        {"booking_id": str(booking.id), "outcome": data.outcome, "correction": correction},
+    )
+    return booking
+
+
+SUGGESTION_HORIZON_AFTER_DEADLINE = timedelta(days=3)
+SUGGESTION_CANDIDATES = 300
+
+
+async def suggest(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, limit: int, now: datetime
+) -> list[tuple[Ranked, Slot, Practitioner, Site]]:
+    """Free slots that fit the request's needs, ranked: before the deadline first (earliest, then
+    nearest), then the best ones after it."""
+    care_request = await requests_repository.get(session, principal.cpts_id, request_id)
+    modalities = list(care_request.needs_modalities)
+    commune = care_request.patient_commune_insee
+    if commune is None and Modality.HH.value in modalities:
+        modalities.remove(Modality.HH.value)  # a home visit needs to know where the patient is
+    if not modalities:
+        return []
+    query = slots_repository.free_slots_query(
+        principal.cpts_id,
+        now,
+        start_from=now,
+        start_to=care_request.deadline_at + SUGGESTION_HORIZON_AFTER_DEADLINE,
+        profession=care_request.needs_profession,
+        specialty=care_request.needs_specialty,
+        modalities=modalities,
+        commune_insee=None,
+        home_visits_for=commune,
+    ).limit(SUGGESTION_CANDIDATES)
+    rows = {slot.id: (slot, practitioner, site) for slot, practitioner, site in await session.execute(query)}
+    patient_point = await requests_repository.commune_point(session, principal.cpts_id, commune)
+    candidates = [
+        Candidate(
+            slot_id=slot.id,
+            start=slot.start_at,
+            modality=Modality(slot.modality),
+            site_point=(site.latitude, site.longitude)
+            if site.latitude is not None and site.longitude is not None
+            else None,
+        )
+        for slot, _, site in rows.values()
+    ]
+    ranked = rank(candidates, care_request.deadline_at, patient_point)[:limit]
+    return [(r, *rows[r.candidate.slot_id]) for r in ranked]
+
+
+def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: Site) -> BookingOut:
+    return BookingOut(
+        booking_id=booking.id,
+        request_id=booking.request_id,
+        slot_id=booking.slot_id,
+        status=booking.status,
+        hold_expires_at=booking.hold_expires_at,
+        booked_at=booking.booked_at,
+        cancelled_side=booking.cancelled_side,
+        cancel_reason=booking.cancel_reason,
+        outcome=booking.outcome,
+        slot=BookingSlot(
+            id=slot.id,
+            start=slot.start_at,
+            end=slot.end_at,
+            modality=Modality(slot.modality),
+            practitioner=PractitionerSummary.model_validate(practitioner, from_attributes=True),
+            site=SiteSummary.model_validate(site, from_attributes=True),
+        ),
+    )
+
+
+async def answer(session: AsyncSession, principal: Principal, booking: Booking) -> BookingOut:
+    await session.flush()
+    return booking_out(*(await repository.with_slot(session, principal.cpts_id, booking.id)))

@@ -1,0 +1,199 @@
+"""Orientation rules: pure functions, no I/O, `now` passed in.
+
+A request (demande de soins non programmés) starts its 24-hour clock when it is received. Its
+status is derived from its append-only orientation log, folded through a transitions table.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+
+from service.errors import Conflict, Invalid
+
+DATA_DIR = Path(__file__).parent
+MAX_BACKDATING = timedelta(hours=24)
+
+
+class RequestStatus(StrEnum):
+    open = "open"
+    transfer_required = "transfer_required"
+    booked = "booked"
+    closed = "closed"
+
+
+class EventKind(StrEnum):
+    booked = "booked"
+    transfer_15 = "transfer_15"
+    emergency_department = "emergency_department"
+    advice = "advice"
+    pharmacy = "pharmacy"
+    own_gp = "own_gp"
+    no_solution = "no_solution"
+    patient_declined = "patient_declined"
+    unreachable = "unreachable"
+    duplicate = "duplicate"
+    reopened = "reopened"
+    red_flag_override = "red_flag_override"
+
+
+# What `POST /v1/requests/{id}/orientations` may record (booked and reopened come from bookings).
+ORIENTATION_OUTCOMES = frozenset(
+    {
+        EventKind.transfer_15,
+        EventKind.emergency_department,
+        EventKind.advice,
+        EventKind.pharmacy,
+        EventKind.own_gp,
+        EventKind.no_solution,
+        EventKind.patient_declined,
+        EventKind.unreachable,
+        EventKind.duplicate,
+    }
+)
+# Events that are an outcome of the request (INDICATORS: "final outcome").
+OUTCOME_KINDS = ORIENTATION_OUTCOMES | {EventKind.booked}
+# What a red-flagged request may be closed with before a physician overrides the flag.
+RED_FLAG_OUTCOMES = frozenset(
+    {
+        EventKind.transfer_15,
+        EventKind.emergency_department,
+        EventKind.patient_declined,
+        EventKind.unreachable,
+        EventKind.duplicate,
+    }
+)
+
+# The request state machine: which event may follow which status, and where it leads.
+TRANSITIONS: dict[RequestStatus, dict[EventKind, RequestStatus]] = {
+    RequestStatus.open: {
+        EventKind.booked: RequestStatus.booked,
+        **dict.fromkeys(ORIENTATION_OUTCOMES, RequestStatus.closed),
+    },
+    RequestStatus.transfer_required: {
+        EventKind.red_flag_override: RequestStatus.open,
+        **dict.fromkeys(RED_FLAG_OUTCOMES, RequestStatus.closed),
+    },
+    RequestStatus.booked: {EventKind.reopened: RequestStatus.open},
+    # A closed request takes corrections (a new outcome event), and a request the 15 sent back
+    # reopens when its regulating physician overrides the red flag.
+    RequestStatus.closed: {
+        EventKind.red_flag_override: RequestStatus.open,
+        **dict.fromkeys(ORIENTATION_OUTCOMES, RequestStatus.closed),
+    },
+}
+
+
+def initial_status(red_flagged: bool) -> RequestStatus:
+    return RequestStatus.transfer_required if red_flagged else RequestStatus.open
+
+
+def next_status(status: RequestStatus, kind: EventKind) -> RequestStatus:
+    """Where `kind` leads from `status`, or the refusal a caller should get."""
+    target = TRANSITIONS[status].get(kind)
+    if target is not None:
+        return target
+    if status is RequestStatus.transfer_required:
+        raise Invalid(
+            "red_flag_transfer_required",
+            "This request has a red flag: orient it to the 15 (or emergency department), or have a regulating "
+            "physician override the flag.",
+        )
+    if status is RequestStatus.booked:
+        raise Conflict("request_booked", "The request is booked: cancel the booking first.")
+    if status is RequestStatus.closed:
+        raise Conflict("request_closed", "The request is closed.")
+    raise Conflict("invalid_transition", f"'{kind.value}' cannot follow status '{status.value}'.")
+
+
+def derive_status(red_flagged: bool, kinds: Iterable[EventKind]) -> RequestStatus:
+    """The request's status from its orientation log."""
+    status = initial_status(red_flagged)
+    for kind in kinds:
+        status = next_status(status, kind)
+    return status
+
+
+def final_outcome(kinds: Iterable[EventKind]) -> EventKind | None:
+    """The outcome of the last event that is an outcome (not `reopened`, not an override)."""
+    last = None
+    for kind in kinds:
+        if kind in OUTCOME_KINDS:
+            last = kind
+    return last
+
+
+def deadline(received_at: datetime, window_hours: int) -> datetime:
+    """Elapsed time, not clock time: across a daylight-saving change the 24 h are 23 or 25 clock
+    hours. Computed in UTC: adding to a datetime in a ZoneInfo zone would add wall-clock hours."""
+    return received_at.astimezone(UTC) + timedelta(hours=window_hours)
+
+
+def received_at_problem(received_at: datetime, now: datetime) -> str | None:
+    if received_at > now:
+        return "received_at is in the future"
+    if now - received_at > MAX_BACKDATING:
+        return "received_at may be back-dated by 24 hours at most"
+    return None
+
+
+class Classification(StrEnum):
+    transfer_15 = "transfer_15"
+    assess = "assess"
+    snp = "snp"
+
+
+@cache
+def motif_classification() -> dict[str, Classification]:
+    """The project's classification of every Hub Santé motif (motif_classification.csv)."""
+    with (DATA_DIR / "motif_classification.csv").open(encoding="utf-8", newline="") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        return {row["code"]: Classification(row["classification"]) for row in rows}
+
+
+@cache
+def red_flags() -> dict[str, str]:
+    """Red-flag questions the handler ticks: code -> French label."""
+    with (DATA_DIR / "red_flags.csv").open(encoding="utf-8", newline="") as handle:
+        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
+        return {row["code"]: row["label_fr"] for row in rows}
+
+
+def classify(motif: str, overrides: Mapping[str, str] | None = None) -> Classification:
+    """The CPTS's own classification of a motif when it has one, else the project's."""
+    if overrides and motif in overrides:
+        return Classification(overrides[motif])
+    return motif_classification()[motif]
+
+
+def requires_transfer(classification: Classification, flags: Iterable[str]) -> bool:
+    return classification is Classification.transfer_15 or any(True for _ in flags)
+
+
+AGE_BANDS = ((0, 2, "0-2"), (3, 15, "3-15"), (16, 64, "16-64"), (65, 74, "65-74"), (75, 200, "75+"))
+
+
+def age_on(birth_date: date, day: date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+def age_band(birth_date: date | None, day: date) -> str | None:
+    """Age band at `day` (INDICATORS: 0-2, 3-15, 16-64, 65-74, 75+)."""
+    if birth_date is None:
+        return None
+    age = age_on(birth_date, day)
+    for low, high, label in AGE_BANDS:
+        if low <= age <= high:
+            return label
+    return None
+
+
+def ins_problem(identity_status: str, ins: str | None) -> str | None:
+    """Identity-vigilance rule (RNIV): the INS is recorded only for a qualified identity."""
+    if ins is not None and identity_status != "QUAL":
+        return "an INS is only recorded for a qualified identity (QUAL)"
+    return None

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Identity, Index, String, Text, false, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, created_at_column, uuid_pk
+
+
+class CareRequest(Base):
+    """A request for unscheduled care (demande de soins non programmés)."""
+
+    __tablename__ = "care_request"
+    __table_args__ = (
+        Index("ix_care_request_cpts_id_status_deadline_at", "cpts_id", "status", "deadline_at"),
+        Index("ix_care_request_cpts_id_received_at", "cpts_id", "received_at"),
+        CheckConstraint("deadline_at > received_at", name="deadline_after_reception"),
+        CheckConstraint("status IN ('open', 'transfer_required', 'booked', 'closed')", name="status_known"),
+        CheckConstraint("patient_ins IS NULL OR identity_status = 'QUAL'", name="ins_only_when_qualified"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
+    # The 24-hour clock starts here.
+    received_at: Mapped[datetime]
+    deadline_at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(20))
+    via_sas: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    regulating_physician: Mapped[str | None] = mapped_column(String(11))
+    caller_relation: Mapped[str | None] = mapped_column(String(20))
+    # Identity fields: erased by `snp purge` after the retention period.
+    caller_phone: Mapped[str | None] = mapped_column(String(30))
+    patient_family_name: Mapped[str | None] = mapped_column(String(100))
+    patient_given_name: Mapped[str | None] = mapped_column(String(100))
+    patient_birth_date: Mapped[date | None]
+    patient_phone: Mapped[str | None] = mapped_column(String(30))
+    patient_ins: Mapped[str | None] = mapped_column(String(15))
+    note: Mapped[str | None] = mapped_column(Text)
+    # Pseudonymised facts kept for the indicators.
+    patient_sex: Mapped[str | None] = mapped_column(String(1))
+    patient_age_band: Mapped[str | None] = mapped_column(String(8))
+    patient_commune_insee: Mapped[str | None] = mapped_column(String(5))
+    identity_status: Mapped[str] = mapped_column(String(5), server_default="PROV")
+    motif: Mapped[str] = mapped_column(String(9))
+    motif_classification: Mapped[str] = mapped_column(String(12))
+    red_flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    needs_profession: Mapped[str | None] = mapped_column(String(4))
+    needs_specialty: Mapped[str | None] = mapped_column(String(8))
+    needs_modalities: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # Derived from the orientation log, stored for the queue (updated with every event).
+    status: Mapped[str] = mapped_column(String(20))
+    created_by_kind: Mapped[str] = mapped_column(String(10))
+    created_by_id: Mapped[uuid.UUID]
+    imported: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+    identity_purged_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class OrientationEvent(Base):
+    """Append-only log of every decision on a request (a trigger refuses updates and deletes)."""
+
+    __tablename__ = "orientation_event"
+    __table_args__ = (Index("ix_orientation_event_cpts_id_request_id_id", "cpts_id", "request_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_request.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(String(10))
+    actor_id: Mapped[uuid.UUID]
+    booking_id: Mapped[uuid.UUID | None]
+    regulating_physician: Mapped[str | None] = mapped_column(String(11))
+    # Free text may name the patient: the only column `snp purge` may clear.
+    note: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, object]] = mapped_column(JSONB, server_default=text("'{}'"))

@@ -1,0 +1,231 @@
+"""Requests and their orientation log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import service as audit
+from service.auth import Principal
+from service.bookings import service as bookings_service
+from service.cpts import repository as cpts_repository
+from service.errors import Conflict, Invalid, field_error
+from service.orientation import repository
+from service.orientation.domain import (
+    EventKind,
+    RequestStatus,
+    age_band,
+    classify,
+    deadline,
+    final_outcome,
+    initial_status,
+    received_at_problem,
+    requires_transfer,
+)
+from service.orientation.log import append_event
+from service.orientation.models import CareRequest, OrientationEvent
+from service.orientation.schemas import (
+    CallerOut,
+    EventOut,
+    NeedsOut,
+    OrientationIn,
+    OverrideIn,
+    PatientOut,
+    QueueItem,
+    RequestCreate,
+    RequestOut,
+    RequestSummary,
+)
+from service.reference.codes import PHYSICIAN, motifs
+from service.slots.domain import Modality
+
+GENERAL_MEDICINE = "SM54"
+
+
+def default_needs(profession: str | None, specialty: str | None) -> tuple[str, str | None]:
+    """Unless told otherwise, unscheduled care is a general practitioner's consultation."""
+    profession = profession or PHYSICIAN
+    if profession == PHYSICIAN and specialty is None:
+        specialty = GENERAL_MEDICINE
+    return profession, specialty
+
+
+async def create(
+    session: AsyncSession, principal: Principal, data: RequestCreate, now: datetime, http: Request | None = None
+) -> CareRequest:
+    cpts = await cpts_repository.get(session, principal.cpts_id)
+    received_at = data.received_at or now
+    problem = received_at_problem(received_at, now)
+    if problem:
+        raise Invalid("validation_error", problem, errors=[field_error(["body", "received_at"], problem)])
+    classification = classify(data.motif, cpts.motif_overrides)
+    profession, specialty = default_needs(data.needs.profession, data.needs.specialty)
+    local_day = received_at.astimezone(ZoneInfo(cpts.timezone)).date()
+    care_request = CareRequest(
+        id=uuid.uuid4(),
+        cpts_id=principal.cpts_id,
+        received_at=received_at,
+        deadline_at=deadline(received_at, cpts.response_window_hours),
+        channel=data.channel,
+        via_sas=data.via_sas,
+        regulating_physician=data.regulating_physician,
+        caller_relation=data.caller.relation,
+        caller_phone=data.caller.phone,
+        patient_family_name=data.patient.family_name,
+        patient_given_name=data.patient.given_name,
+        patient_birth_date=data.patient.birth_date,
+        patient_phone=data.patient.phone,
+        patient_ins=data.patient.ins,
+        note=data.note,
+        patient_sex=data.patient.sex,
+        patient_age_band=age_band(data.patient.birth_date, local_day),
+        patient_commune_insee=data.patient.commune_insee,
+        identity_status=data.patient.identity_status,
+        motif=data.motif,
+        motif_classification=classification.value,
+        red_flags=data.red_flags,
+        needs_profession=profession,
+        needs_specialty=specialty,
+        needs_modalities=[m.value for m in data.needs.modalities],
+        status=initial_status(requires_transfer(classification, data.red_flags)).value,
+        created_by_kind=principal.kind,
+        created_by_id=principal.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(care_request)
+    await session.flush()
+    await audit.record(session, principal, "request.create", "request", [care_request.id], now, http)
+    return care_request
+
+
+async def orient(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    data: OrientationIn,
+    now: datetime,
+    http: Request | None = None,
+) -> tuple[CareRequest, OrientationEvent]:
+    """Record where the patient was oriented; closes the request (or corrects a closed one)."""
+    care_request = await repository.get(session, principal.cpts_id, request_id, for_update=True)
+    kind = EventKind(data.outcome)
+    was = RequestStatus(care_request.status)
+    if was is RequestStatus.open:
+        await bookings_service.end_active_hold(session, care_request, now)
+    detail = {"correction": True} if was is RequestStatus.closed else None
+    event = await append_event(
+        session,
+        principal,
+        care_request,
+        kind,
+        now,
+        note=data.note,
+        regulating_physician=data.regulating_physician,
+        detail=detail,
+    )
+    await audit.record(
+        session, principal, "request.orient", "request", [care_request.id], now, http, {"outcome": kind.value}
+    )
+    return care_request, event
+
+
+async def override_red_flag(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    data: OverrideIn,
+    now: datetime,
+    http: Request | None = None,
+) -> tuple[CareRequest, OrientationEvent]:
+    """A regulating physician lifts the red flag (before a transfer, or after the 15 sent the
+    patient back to unscheduled care); the request can then be booked."""
+    care_request = await repository.get(session, principal.cpts_id, request_id, for_update=True)
+    status = RequestStatus(care_request.status)
+    if status is RequestStatus.closed:
+        last = final_outcome(await repository.event_kinds(session, principal.cpts_id, request_id))
+        if last not in (EventKind.transfer_15, EventKind.emergency_department):
+            raise Conflict("request_closed", "Only a request transferred to the 15 can be sent back to SNP.")
+    elif status is not RequestStatus.transfer_required:
+        raise Conflict("no_red_flag", "This request has no red flag to override.")
+    event = await append_event(
+        session,
+        principal,
+        care_request,
+        EventKind.red_flag_override,
+        now,
+        note=data.note,
+        regulating_physician=data.regulating_physician,
+    )
+    await audit.record(session, principal, "request.override", "request", [care_request.id], now, http)
+    return care_request, event
+
+
+def summary_fields(care_request: CareRequest) -> dict[str, Any]:
+    motif = motifs().get(care_request.motif)
+    return {
+        "id": care_request.id,
+        "received_at": care_request.received_at,
+        "deadline_at": care_request.deadline_at,
+        "status": RequestStatus(care_request.status),
+        "channel": care_request.channel,
+        "via_sas": care_request.via_sas,
+        "motif": care_request.motif,
+        "motif_label": motif.label if motif else "",
+        "motif_classification": care_request.motif_classification,
+        "red_flags": list(care_request.red_flags),
+        "needs": NeedsOut(
+            profession=care_request.needs_profession,
+            specialty=care_request.needs_specialty,
+            modalities=[Modality(m) for m in care_request.needs_modalities],
+        ),
+        "imported": care_request.imported,
+    }
+
+
+def patient_out(care_request: CareRequest) -> PatientOut:
+    return PatientOut(
+        family_name=care_request.patient_family_name,
+        given_name=care_request.patient_given_name,
+        birth_date=care_request.patient_birth_date,
+        sex=care_request.patient_sex,
+        phone=care_request.patient_phone,
+        commune_insee=care_request.patient_commune_insee,
+        identity_status=care_request.identity_status,
+        ins=care_request.patient_ins,
+        age_band=care_request.patient_age_band,
+    )
+
+
+def summary(care_request: CareRequest) -> RequestSummary:
+    return RequestSummary(**summary_fields(care_request))
+
+
+def queue_item(care_request: CareRequest) -> QueueItem:
+    return QueueItem(**summary_fields(care_request), patient=patient_out(care_request))
+
+
+async def detail(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, now: datetime, http: Request | None = None
+) -> RequestOut:
+    """The whole request with its bookings and orientation log; the read is audited."""
+    care_request = await repository.get(session, principal.cpts_id, request_id)
+    bookings = await repository.bookings_with_slots(session, principal.cpts_id, request_id)
+    events = await repository.events_of(session, principal.cpts_id, request_id)
+    await audit.record(session, principal, "request.read", "request", [care_request.id], now, http)
+    return RequestOut(
+        **summary_fields(care_request),
+        regulating_physician=care_request.regulating_physician,
+        caller=CallerOut(relation=care_request.caller_relation, phone=care_request.caller_phone),
+        patient=patient_out(care_request),
+        note=care_request.note,
+        identity_purged=care_request.identity_purged_at is not None,
+        created_at=care_request.created_at,
+        bookings=[bookings_service.booking_out(*row) for row in bookings],
+        events=[EventOut.model_validate(e, from_attributes=True) for e in events],
+    )
