@@ -199,3 +199,36 @@ async def new_agenda(tenant: Tenant, practitioners: int = 2, **practitioner_over
     members = [await tenant.add_practitioner(**practitioner_overrides) for _ in range(practitioners)]
     client = await tenant.add_client([m["id"] for m in members])
     return Agenda(tenant, client["id"], client["api_key"], members)
+
+
+def request_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "channel": "phone",
+        "caller": {"relation": "self", "phone": "06 12 34 56 78"},
+        "patient": {
+            "family_name": "Dupont",
+            "given_name": "Jeanne",
+            "birth_date": "1980-05-17",
+            "sex": "F",
+            "phone": "06 12 34 56 78",
+            "commune_insee": "44109",
+        },
+        "motif": "M19.05.00",  # fever: assess, bookable
+        "needs": {"profession": "10", "modalities": ["AMB", "VR", "HH"]},
+    }
+    body.update(overrides)
+    return body
+
+
+async def open_request(tenant: Tenant, **overrides: Any) -> dict[str, Any]:
+    response = await tenant.http.post("/v1/requests", json=request_body(**overrides), headers=tenant.handler)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def publish(agenda: Agenda, items: list[dict[str, Any]]) -> list[str]:
+    """Publish slots and answer their ids, in order."""
+    results = await agenda.batch(items)
+    assert all(r["outcome"] == "created" for r in results), results
+    return [r["slot_id"] for r in results]

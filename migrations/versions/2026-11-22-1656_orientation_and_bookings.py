@@ -21,23 +21,29 @@ depends_on: str | Sequence[str] | None = None
 # exception is `snp purge` erasing a free-text note of the orientation log (it may name the patient).
 APPEND_ONLY = (
     """
-    CREATE FUNCTION refuse_log_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION refuse_changes() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'orientation_event' AND NEW.note IS NULL
-           AND (to_jsonb(NEW) - 'note') = (to_jsonb(OLD) - 'note') THEN
-            RETURN NEW;
-        END IF;
         RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
     END;
     $$
     """,
     """
+    CREATE FUNCTION refuse_orientation_event_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND NEW.note IS NULL AND (to_jsonb(NEW) - 'note') = (to_jsonb(OLD) - 'note') THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'orientation_event is append-only' USING ERRCODE = 'restrict_violation';
+    END;
+    $$
+    """,
+    """
     CREATE TRIGGER orientation_event_append_only BEFORE UPDATE OR DELETE ON orientation_event
-        FOR EACH ROW EXECUTE FUNCTION refuse_log_changes()
+        FOR EACH ROW EXECUTE FUNCTION refuse_orientation_event_changes()
     """,
     """
     CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
-        FOR EACH ROW EXECUTE FUNCTION refuse_log_changes()
+        FOR EACH ROW EXECUTE FUNCTION refuse_changes()
     """,
 )
 
@@ -204,7 +210,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER audit_event_append_only ON audit_event")
     op.execute("DROP TRIGGER orientation_event_append_only ON orientation_event")
-    op.execute("DROP FUNCTION refuse_log_changes()")
+    op.execute("DROP FUNCTION refuse_orientation_event_changes()")
+    op.execute("DROP FUNCTION refuse_changes()")
     op.drop_column("cpts", "motif_overrides")
     op.drop_index(
         "uq_booking_one_active_per_slot", table_name="booking", postgresql_where=sa.text("status IN ('held', 'booked')")

@@ -91,7 +91,8 @@ async def expire_stale_holds(session: AsyncSession, slot_id: uuid.UUID, now: dat
 async def get(session: AsyncSession, cpts_id: uuid.UUID, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking:
     query = select(Booking).where(Booking.cpts_id == cpts_id, Booking.id == booking_id)
     if for_update:
-        query = query.with_for_update()
+        # Re-read the row once locked: the session may hold an older copy.
+        query = query.with_for_update().execution_options(populate_existing=True)
     booking = await session.scalar(query)
     if booking is None:
         raise NotFound("booking")
@@ -103,6 +104,7 @@ async def active_hold_of_request(session: AsyncSession, request_id: uuid.UUID) -
         select(Booking)
         .where(Booking.request_id == request_id, Booking.status == BookingStatus.held.value)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 
@@ -111,7 +113,8 @@ async def active_of_slot(session: AsyncSession, slot_id: uuid.UUID, *, for_updat
         Booking.slot_id == slot_id, Booking.status.in_([BookingStatus.held.value, BookingStatus.booked.value])
     )
     if for_update:
-        query = query.with_for_update()
+        # Re-read the row once locked: the session may hold an older copy.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return await session.scalar(query)
 
 

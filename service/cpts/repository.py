@@ -9,7 +9,7 @@ from service.errors import NotFound
 
 
 async def get(session: AsyncSession, cpts_id: uuid.UUID, *, for_update: bool = False) -> Cpts:
-    cpts = await session.get(Cpts, cpts_id, with_for_update=for_update)
+    cpts = await session.get(Cpts, cpts_id, with_for_update=for_update, populate_existing=for_update)
     if cpts is None:
         raise NotFound("cpts")
     return cpts

@@ -21,7 +21,8 @@ async def get(
 ) -> CareRequest:
     query = select(CareRequest).where(CareRequest.cpts_id == cpts_id, CareRequest.id == request_id)
     if for_update:
-        query = query.with_for_update()
+        # Re-read the row once locked: the session may hold an older copy.
+        query = query.with_for_update().execution_options(populate_existing=True)
     care_request = await session.scalar(query)
     if care_request is None:
         raise NotFound("request")

@@ -298,7 +298,8 @@ async def get_by_external_id(
         Slot.cpts_id == cpts_id, Slot.publisher_id == publisher_id, Slot.external_id == external_id
     )
     if for_update:
-        query = query.with_for_update()
+        # Re-read the row once locked: the session may hold an older copy.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return await session.scalar(query)
 
 
@@ -307,7 +308,8 @@ async def get(
 ) -> Slot | None:
     query = select(Slot).where(Slot.cpts_id == cpts_id, Slot.id == slot_id)
     if for_update:
-        query = query.with_for_update()
+        # Re-read the row once locked: the session may hold an older copy.
+        query = query.with_for_update().execution_options(populate_existing=True)
     return await session.scalar(query)
 
 

@@ -63,7 +63,9 @@ def test_ranking_deadline_first_then_earliest_then_nearest_within_the_hour() -> 
     earlier_hour = candidate(nine - timedelta(hours=1), ORVAULT)
     after_deadline_near = candidate(DEADLINE + timedelta(minutes=1), REZE)
     at_deadline = candidate(DEADLINE, ORVAULT)
-    ranked = rank([after_deadline_near, far_early, at_deadline, near_same_hour, video_same_hour, earlier_hour], DEADLINE, REZE)
+    ranked = rank(
+        [after_deadline_near, far_early, at_deadline, near_same_hour, video_same_hour, earlier_hour], DEADLINE, REZE
+    )
     assert [r.candidate for r in ranked] == [
         earlier_hour,
         video_same_hour,  # no travel
