@@ -16,12 +16,14 @@ from service.config import Settings, get_settings
 from service.cpts import router as cpts_router
 from service.db import create_engine, create_sessionmaker
 from service.idempotency import response_cipher
+from service.imports import router as imports_router
 from service.logging import configure_logging
 from service.observability import RequestContextMiddleware
 from service.openapi import install_openapi
 from service.orientation import router as orientation_router
 from service.practitioners import router as practitioners_router
 from service.problems import install_problem_handlers
+from service.reporting import router as reporting_router
 from service.slots import router as slots_router
 
 API_DESCRIPTION = """Backend of a CPTS's unscheduled-care (SNP) mission: practice software publishes
@@ -75,4 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(slots_router.router)
     app.include_router(orientation_router.router)
     app.include_router(bookings_router.router)
+    app.include_router(reporting_router.router)
+    app.include_router(imports_router.router)
     return app

@@ -3,7 +3,7 @@
 from service.accounts.models import ClientPractitioner, SoftwareClient, StaffUser
 from service.audit.models import AuditEvent
 from service.bookings.models import Booking
-from service.cpts.models import Cpts
+from service.cpts.models import CompensationRate, Cpts
 from service.db import Base
 from service.idempotency import IdempotencyRecord
 from service.orientation.models import CareRequest, OrientationEvent
@@ -16,6 +16,7 @@ __all__ = [
     "Booking",
     "CareRequest",
     "ClientPractitioner",
+    "CompensationRate",
     "Cpts",
     "IdempotencyRecord",
     "OrientationEvent",

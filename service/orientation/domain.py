@@ -7,6 +7,9 @@ status is derived from its append-only orientation log, folded through a transit
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -197,3 +200,31 @@ def ins_problem(identity_status: str, ins: str | None) -> str | None:
     if ins is not None and identity_status != "QUAL":
         return "an INS is only recorded for a qualified identity (QUAL)"
     return None
+
+
+def _letters(text: str) -> str:
+    """Upper-case letters only, accents removed: "Lefèvre-Dupont" and "LEFEVRE DUPONT" match."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isalpha() and not unicodedata.combining(c)).upper()
+
+
+def identity_key(
+    family_name: str | None, given_name: str | None, birth_date: date | None, ins: str | None, phone: str | None
+) -> str | None:
+    """What identifies a patient across calls: the INS when qualified, else the names and birth
+    date, else the phone number; None when the caller stayed anonymous."""
+    if ins:
+        return f"ins:{ins}"
+    if family_name and given_name and birth_date:
+        return f"id:{_letters(family_name)}|{_letters(given_name)}|{birth_date.isoformat()}"
+    if phone:
+        digits = "".join(c for c in phone if c.isdigit())
+        return f"tel:{digits[-9:]}" if len(digits) >= 9 else None
+    return None
+
+
+def pseudonym(key: bytes, identity: str | None) -> str | None:
+    """Keyed HMAC: stable for a CPTS across months, not reversible without its key."""
+    if identity is None:
+        return None
+    return hmac.new(key, identity.encode(), hashlib.sha256).hexdigest()[:32]

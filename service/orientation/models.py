@@ -20,6 +20,14 @@ class CareRequest(Base):
         CheckConstraint("deadline_at > received_at", name="deadline_after_reception"),
         CheckConstraint("status IN ('open', 'transfer_required', 'booked', 'closed')", name="status_known"),
         CheckConstraint("patient_ins IS NULL OR identity_status = 'QUAL'", name="ins_only_when_qualified"),
+        # History imports are idempotent by the previous tool's reference.
+        Index(
+            "uq_care_request_cpts_id_external_ref",
+            "cpts_id",
+            "external_ref",
+            unique=True,
+            postgresql_where=text("external_ref IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -40,6 +48,7 @@ class CareRequest(Base):
     patient_ins: Mapped[str | None] = mapped_column(String(15))
     note: Mapped[str | None] = mapped_column(Text)
     # Pseudonymised facts kept for the indicators.
+    patient_pseudonym: Mapped[str | None] = mapped_column(String(32))
     patient_sex: Mapped[str | None] = mapped_column(String(1))
     patient_age_band: Mapped[str | None] = mapped_column(String(8))
     patient_commune_insee: Mapped[str | None] = mapped_column(String(5))
@@ -56,6 +65,15 @@ class CareRequest(Base):
     created_by_id: Mapped[uuid.UUID]
     imported: Mapped[bool] = mapped_column(Boolean, server_default=false())
     external_ref: Mapped[str | None] = mapped_column(String(100))
+    import_digest: Mapped[str | None] = mapped_column(String(64))
+    # An imported request's appointment, as the previous tool recorded it (no slot behind it).
+    imported_practitioner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="SET NULL")
+    )
+    imported_appointment_start: Mapped[datetime | None]
+    imported_appointment_end: Mapped[datetime | None]
+    imported_appointment_modality: Mapped[str | None] = mapped_column(String(3))
+    imported_appointment_status: Mapped[str | None] = mapped_column(String(30))
     identity_purged_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()

@@ -23,7 +23,9 @@ from service.orientation.domain import (
     classify,
     deadline,
     final_outcome,
+    identity_key,
     initial_status,
+    pseudonym,
     received_at_problem,
     requires_transfer,
 )
@@ -82,6 +84,16 @@ async def create(
         patient_phone=data.patient.phone,
         patient_ins=data.patient.ins,
         note=data.note,
+        patient_pseudonym=pseudonym(
+            cpts.pseudonym_key,
+            identity_key(
+                data.patient.family_name,
+                data.patient.given_name,
+                data.patient.birth_date,
+                data.patient.ins,
+                data.patient.phone,
+            ),
+        ),
         patient_sex=data.patient.sex,
         patient_age_band=age_band(data.patient.birth_date, local_day),
         patient_commune_insee=data.patient.commune_insee,

@@ -54,3 +54,17 @@ def motifs() -> dict[str, Motif]:
         label = (row["label_n1"] or row["label_n2"] or row["label_n3"]).strip()
         result[code] = Motif(code, label, level)
     return result
+
+
+@cache
+def aci_amounts() -> dict[tuple[str, str], dict[int, int]]:
+    """ACI 2019 annual amounts in cents: (line, part) -> {size class: cents}."""
+    return {
+        (row["line"], row["part"]): {size: int(row[f"size_{size}"]) * 100 for size in (1, 2, 3, 4)}
+        for row in read_csv("aci_2019_amounts.csv")
+    }
+
+
+def snp_compensation_envelope_cents(size: int) -> int:
+    """The yearly compensation envelope for professionals of a CPTS of this size (default)."""
+    return aci_amounts()[("access_to_care", "snp_professional_compensation")][size]

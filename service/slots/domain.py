@@ -151,15 +151,20 @@ def decide(existing: ExistingSlot | None, spec: SlotSpec, now: datetime, rules: 
         problem = time_problem(spec, now, rules)
         return Decision(Outcome.rejected, problem) if problem else Decision(Outcome.created, moves=True)
     moves = not existing.spec.same_place_and_time(spec)
+    if existing.spec == spec and existing.status is not SlotStatus.withdrawn:
+        return Decision(Outcome.unchanged)
+    if existing.spec.start <= now:
+        # A slot that has started is history: indicators and compensation rest on it.
+        return Decision(
+            Outcome.rejected, ItemProblem(409, "slot_started", "The slot has started: it can no longer change.")
+        )
     if existing.status in (SlotStatus.held, SlotStatus.booked):
         if moves:
             return Decision(
                 Outcome.rejected,
                 ItemProblem(409, "slot_booked", f"The slot is {existing.status.value}: its time cannot change."),
             )
-        return Decision(Outcome.unchanged if existing.spec == spec else Outcome.updated)
-    if existing.spec == spec and existing.status is not SlotStatus.withdrawn:
-        return Decision(Outcome.unchanged)
+        return Decision(Outcome.updated)
     # Re-publishing a withdrawn slot opens it again, so its times are checked like a new one's.
     if moves or existing.status is SlotStatus.withdrawn:
         problem = time_problem(spec, now, rules)

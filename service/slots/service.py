@@ -298,6 +298,8 @@ async def withdraw(
     status = effective_status(slot.status, slot.hold_expires_at, now)
     if status is SlotStatus.withdrawn:
         return slot  # withdrawing twice changes nothing
+    if slot.start_at <= now:
+        raise Conflict("slot_started", "The slot has started: it can no longer be withdrawn.")
     if status is SlotStatus.booked:
         if not cancel_booking:
             raise Conflict(

@@ -131,3 +131,13 @@ def test_duration_is_elapsed_time_across_a_daylight_saving_change() -> None:
     problem = time_problem(longer, start - timedelta(days=1), rules)
     assert problem is not None
     assert problem.code == "invalid_duration"
+
+
+def test_a_slot_that_has_started_no_longer_changes() -> None:
+    started = existing(start=NOW - timedelta(minutes=5))
+    for change in (spec(start=NOW + timedelta(hours=1)), spec(start=NOW - timedelta(minutes=5), visibility=frozenset({Visibility.PRO}))):
+        refused = decide(started, change, NOW, RULES)
+        assert refused.outcome is Outcome.rejected
+        assert refused.problem is not None
+        assert refused.problem.code == "slot_started"
+    assert decide(started, spec(start=NOW - timedelta(minutes=5)), NOW, RULES).outcome is Outcome.unchanged

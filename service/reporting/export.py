@@ -1,0 +1,454 @@
+"""Export formats: the activity lines and the reports as CSV and XLSX. No I/O beyond the file or
+buffer handed in.
+
+CSV: UTF-8 with a byte-order mark and `;` between fields, so that Excel in a French locale opens
+accents and columns correctly; decimals use a point (programs should prefer JSON). XLSX: numbers
+stored as numbers, dates as dates, percentages formatted, the header row frozen, widths that fit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import xlsxwriter
+
+from service.reporting.indicators import (
+    WEEKDAYS,
+    RequestFact,
+    appointment_status,
+    delay_hours,
+    motif_first_level,
+    orientation_minutes,
+    outcome,
+    within,
+)
+from service.reporting.stats import round_half_up
+
+CSV_DIALECT = {"delimiter": ";", "lineterminator": "\r\n", "quoting": csv.QUOTE_MINIMAL}
+BOM = "\ufeff"
+
+ACTIVITY_COLUMNS = (
+    "request_ref",
+    "patient_pseudonym",
+    "imported",
+    "received_at",
+    "received_date",
+    "received_hour",
+    "received_weekday",
+    "deadline_at",
+    "channel",
+    "via_sas",
+    "motif",
+    "motif_level1",
+    "motif_classification",
+    "red_flagged",
+    "needs_profession",
+    "needs_specialty",
+    "needs_modalities",
+    "patient_age_band",
+    "patient_sex",
+    "patient_commune",
+    "outcome",
+    "oriented_at",
+    "time_to_orientation_minutes",
+    "appointment_start",
+    "appointment_modality",
+    "practitioner_profession",
+    "delay_to_appointment_hours",
+    "within_24h",
+    "within_48h",
+    "appointment_status",
+    "handled_by",
+)
+
+
+def request_ref(key: bytes, request_id: object) -> str:
+    """A stable reference to a request that does not expose its internal id."""
+    return hmac.new(key, f"request:{request_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def activity_line(fact: RequestFact, cutoff: datetime, tz: ZoneInfo, key: bytes) -> dict[str, Any]:
+    """One pseudonymised line: no name, phone, birth date or INS."""
+    received = fact.received_at.astimezone(tz)
+    delay = delay_hours(fact)
+    minutes = orientation_minutes(fact)
+    booked = fact.final_outcome == "booked"
+    return {
+        "request_ref": request_ref(key, fact.request_id),
+        "patient_pseudonym": fact.patient_pseudonym,
+        "imported": fact.imported,
+        "received_at": received,
+        "received_date": received.date(),
+        "received_hour": received.hour,
+        "received_weekday": WEEKDAYS[received.weekday()],
+        "deadline_at": fact.deadline_at.astimezone(tz),
+        "channel": fact.channel,
+        "via_sas": fact.via_sas,
+        "motif": fact.motif,
+        "motif_level1": motif_first_level(fact.motif),
+        "motif_classification": fact.motif_classification,
+        "red_flagged": fact.red_flagged,
+        "needs_profession": fact.needs_profession,
+        "needs_specialty": fact.needs_specialty,
+        "needs_modalities": "|".join(fact.needs_modalities),
+        "patient_age_band": fact.patient_age_band,
+        "patient_sex": fact.patient_sex,
+        "patient_commune": fact.patient_commune,
+        "outcome": outcome(fact, cutoff),
+        "oriented_at": fact.oriented_at.astimezone(tz) if fact.oriented_at else None,
+        "time_to_orientation_minutes": None if minutes is None else round_half_up(minutes, 2),
+        "appointment_start": fact.appointment_start.astimezone(tz) if booked and fact.appointment_start else None,
+        "appointment_modality": fact.appointment_modality if booked else None,
+        "practitioner_profession": fact.practitioner_profession if booked else None,
+        "delay_to_appointment_hours": None if delay is None else round_half_up(delay, 2),
+        "within_24h": within(fact, 24) if booked else None,
+        "within_48h": within(fact, 48) if booked else None,
+        "appointment_status": appointment_status(fact),
+        "handled_by": str(fact.oriented_by) if fact.oriented_by else None,
+    }
+
+
+def csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+class CsvText:
+    """Formats one CSV line at a time."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, **CSV_DIALECT)  # type: ignore[arg-type]
+
+    def line(self, values: Sequence[Any]) -> str:
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.writer.writerow([csv_value(v) for v in values])
+        return self.buffer.getvalue()
+
+
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """CSV text, a line at a time (the first one starts with the byte-order mark)."""
+    text = CsvText()
+    yield BOM + text.line(header)
+    for row in rows:
+        yield text.line(row)
+
+
+class Workbook:
+    """XlsxWriter with the house style. `constant_memory` streams rows to disk as they come."""
+
+    def __init__(self, target: IO[bytes] | str, *, constant_memory: bool = False) -> None:
+        self.book = xlsxwriter.Workbook(
+            target, {"constant_memory": constant_memory, "remove_timezone": True, "in_memory": False}
+        )
+        self.header = self.book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+        self.datetime = self.book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+        self.date = self.book.add_format({"num_format": "yyyy-mm-dd"})
+        self.percent = self.book.add_format({"num_format": "0.0%"})
+        self.decimal = self.book.add_format({"num_format": "0.00"})
+        self.euros = self.book.add_format({"num_format": "#,##0.00 €"})
+
+    def sheet(
+        self,
+        name: str,
+        header: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        formats: dict[int, Any] | None = None,
+    ) -> None:
+        """Write one whole sheet; `formats` maps a column index to a cell format."""
+        writer = self.sheet_writer(name, header, formats)
+        for row in rows:
+            writer.row(row)
+        writer.finish()
+
+    def sheet_writer(self, name: str, header: Sequence[str], formats: dict[int, Any] | None = None) -> SheetWriter:
+        return SheetWriter(self, name, header, formats or {})
+
+    def _write(self, sheet: Any, row: int, column: int, value: Any, fmt: Any) -> None:
+        if value is None:
+            sheet.write_blank(row, column, None, fmt)
+        elif isinstance(value, bool):
+            sheet.write_boolean(row, column, value, fmt)
+        elif isinstance(value, datetime):
+            sheet.write_datetime(row, column, value.replace(tzinfo=None), fmt or self.datetime)
+        elif isinstance(value, date):
+            sheet.write_datetime(row, column, datetime.combine(value, datetime.min.time()), fmt or self.date)
+        elif isinstance(value, int | float):
+            sheet.write_number(row, column, value, fmt)
+        else:
+            sheet.write_string(row, column, str(value), fmt)
+
+    @staticmethod
+    def _width(value: Any) -> int:
+        if isinstance(value, datetime):
+            return 16
+        if isinstance(value, date):
+            return 10
+        return len(csv_value(value))
+
+    def close(self) -> None:
+        self.book.close()
+
+
+class SheetWriter:
+    """Rows written as they come (in `constant_memory` mode they go straight to disk)."""
+
+    def __init__(self, book: Workbook, name: str, header: Sequence[str], formats: dict[int, Any]) -> None:
+        self.book, self.formats = book, formats
+        self.sheet = book.book.add_worksheet(name[:31])
+        self.widths = [len(h) for h in header]
+        for column, title in enumerate(header):
+            self.sheet.write_string(0, column, title, book.header)
+        self.sheet.freeze_panes(1, 0)
+        self.count = 0
+
+    def row(self, values: Sequence[Any]) -> None:
+        self.count += 1
+        for column, value in enumerate(values):
+            self.book._write(self.sheet, self.count, column, value, self.formats.get(column))
+            if self.count <= 1000:  # widths from the first rows: enough to fit, cheap on big exports
+                self.widths[column] = max(self.widths[column], min(60, Workbook._width(value)))
+
+    def finish(self) -> None:
+        for column, width in enumerate(self.widths):
+            self.sheet.set_column(column, column, width + 2)
+
+
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "demand": (
+        "requests_total",
+        "by_channel",
+        "via_sas",
+        "imported",
+        "booked",
+        "transfer_15",
+        "emergency_department",
+        "advice",
+        "pharmacy",
+        "own_gp",
+        "no_solution",
+        "patient_declined",
+        "unreachable",
+        "duplicate",
+        "open",
+        "unresolved_past_deadline",
+        "by_profession",
+        "by_specialty",
+        "by_modality",
+        "by_age_band",
+        "by_commune",
+        "by_motif",
+        "by_hour",
+        "by_day_of_week",
+    ),
+    "response": (
+        "needing_consultation",
+        "booked_within_24h",
+        "rate_within_24h",
+        "booked_within_48h",
+        "rate_within_48h",
+        "delay_to_appointment_hours",
+        "time_to_orientation_minutes",
+        "unmet_demand",
+    ),
+    "appointments": (
+        "fulfilled",
+        "noshow",
+        "cancelled_by_patient",
+        "cancelled_by_practitioner",
+        "cancelled_by_handler",
+        "outcome_unknown",
+        "booked_by_modality",
+    ),
+    "supply": (
+        "slots_published",
+        "slots_booked",
+        "fill_rate",
+        "slots_withdrawn",
+        "slots_withdrawn_late",
+        "participating_professionals",
+    ),
+}
+PERCENT_KEYS = frozenset({"rate_within_24h", "rate_within_48h", "fill_rate"})
+MONTHLY_COLUMNS = ("section", "indicator", "category", "value")
+
+
+def _flatten(key: str, value: Any, category: str = "") -> Iterator[tuple[str, str, Any]]:
+    if isinstance(value, dict):
+        for sub_key, sub_value in value.items():
+            yield from _flatten(key, sub_value, f"{category}.{sub_key}" if category else str(sub_key))
+    else:
+        yield key, category, value
+
+
+def monthly_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+    """(section, indicator, category, value): one figure a row; breakdowns give one row each."""
+    for section, keys in SECTIONS.items():
+        for key in keys:
+            for indicator, category, value in _flatten(key, report[key]):
+                yield section, indicator, category, value
+
+
+def monthly_csv(report: dict[str, Any]) -> Iterator[str]:
+    return csv_lines(MONTHLY_COLUMNS, monthly_rows(report))
+
+
+def monthly_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
+    book = Workbook(target)
+    about = [(k, report[k]) for k in ("month", "timezone", "period_start", "period_end", "cutoff", "provisional")]
+    book.sheet("Report", ("field", "value"), about)
+    for section, keys in SECTIONS.items():
+        rows = [
+            (indicator, category, value) for key in keys for indicator, category, value in _flatten(key, report[key])
+        ]
+        sheet = book.book.add_worksheet(section.capitalize())
+        sheet.freeze_panes(1, 0)
+        for column, title in enumerate(("indicator", "category", "value")):
+            sheet.write_string(0, column, title, book.header)
+        for row, (indicator, category, value) in enumerate(rows, start=1):
+            sheet.write_string(row, 0, indicator)
+            sheet.write_string(row, 1, category)
+            fmt = book.percent if indicator in PERCENT_KEYS else None
+            book._write(sheet, row, 2, value, fmt)
+        sheet.set_column(0, 0, max(len(r[0]) for r in rows) + 2)
+        sheet.set_column(1, 1, max([len(r[1]) for r in rows] + [8]) + 2)
+        sheet.set_column(2, 2, 12)
+    handlers = report["handlers"]
+    book.sheet(
+        "Handlers",
+        ("user_id", "name", "requests_handled", "median_handling_minutes"),
+        [(h["user_id"], h["name"], h["requests_handled"], h["median_handling_minutes"]) for h in handlers],
+    )
+    book.close()
+
+
+STATEMENT_COLUMNS = (
+    "practitioner_id",
+    "family_name",
+    "given_name",
+    "hours_unfilled",
+    "hours_filled",
+    "gross",
+    "capped",
+    "scale",
+    "paid",
+)
+SLOT_COLUMNS = ("practitioner_id", "slot_id", "start", "end", "hours", "booked", "rate", "gross", "paid")
+
+
+def statement_rows(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [tuple(line[c] for c in STATEMENT_COLUMNS) for line in report["lines"]]
+
+
+def statement_csv(report: dict[str, Any]) -> Iterator[str]:
+    rows = statement_rows(report)
+    total = ("total", "", "", "", "", report["total_gross"], "", report["scale"], report["total_paid"])
+    return csv_lines(STATEMENT_COLUMNS, [*rows, total])
+
+
+def _money(value: str) -> float:
+    return float(value)
+
+
+def statement_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
+    book = Workbook(target)
+    money = {5: book.euros, 6: book.euros, 8: book.euros}
+    lines = [
+        (*row[:5], _money(row[5]), _money(row[6]), float(row[7]), _money(row[8])) for row in statement_rows(report)
+    ]
+    book.sheet("Statement", STATEMENT_COLUMNS, lines, money)
+    slots = [
+        (
+            line["practitioner_id"],
+            s["slot_id"],
+            datetime.fromisoformat(s["start"]),
+            datetime.fromisoformat(s["end"]),
+            s["hours"],
+            s["booked"],
+            _money(s["rate"]),
+            _money(s["gross"]),
+            _money(s["paid"]),
+        )
+        for line in report["lines"]
+        for s in line["slots"]
+    ]
+    book.sheet("Slots", SLOT_COLUMNS, slots, {6: book.euros, 7: book.euros, 8: book.euros})
+    envelope = report["envelope"]
+    book.sheet(
+        "Envelope",
+        ("month", "annual", "remaining_before", "paid_this_month", "scale", "provisional"),
+        [
+            (
+                report["month"],
+                _money(envelope["annual"]),
+                _money(envelope["remaining_before"]),
+                _money(envelope["paid_this_month"]),
+                float(report["scale"]),
+                report["provisional"],
+            )
+        ],
+        {1: book.euros, 2: book.euros, 3: book.euros},
+    )
+    book.close()
+
+
+CONTRACT_YEAR_COLUMNS = (
+    "month",
+    "provisional",
+    "requests_total",
+    "booked",
+    "needing_consultation",
+    "booked_within_24h",
+    "rate_within_24h",
+    "booked_within_48h",
+    "unresolved_past_deadline",
+    "no_solution",
+    "transfer_15",
+    "slots_published",
+    "slots_booked",
+    "fill_rate",
+    "participating_professionals",
+    "compensation_paid",
+)
+
+
+def contract_year_rows(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    rows = [tuple(month[c] for c in CONTRACT_YEAR_COLUMNS) for month in report["months"]]
+    total = report["total"]
+    rows.append(tuple(total.get(c, "total" if c == "month" else None) for c in CONTRACT_YEAR_COLUMNS))
+    return rows
+
+
+def contract_year_csv(report: dict[str, Any]) -> Iterator[str]:
+    return csv_lines(CONTRACT_YEAR_COLUMNS, contract_year_rows(report))
+
+
+def contract_year_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
+    book = Workbook(target)
+    rows = [
+        tuple(_money(v) if c == "compensation_paid" else v for c, v in zip(CONTRACT_YEAR_COLUMNS, row, strict=True))
+        for row in contract_year_rows(report)
+    ]
+    book.sheet("Months", CONTRACT_YEAR_COLUMNS, rows, {6: book.percent, 13: book.percent, 15: book.euros})
+    envelopes = [(name, _money(amount)) for name, amount in report["envelopes"].items()]
+    compensation = report["compensation"]
+    envelopes += [
+        ("compensation.envelope", _money(compensation["envelope"])),
+        ("compensation.paid", _money(compensation["paid"])),
+        ("compensation.remaining", _money(compensation["remaining"])),
+    ]
+    book.sheet("Envelopes", ("line", "euros"), envelopes, {1: book.euros})
+    book.close()

@@ -1,0 +1,173 @@
+"""Reporting queries: one fact row per request, supply aggregates, slot facts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Text
+
+from service.accounts.models import StaffUser
+from service.cpts.models import CompensationRate
+from service.orientation.domain import OUTCOME_KINDS
+from service.reporting.compensation import Rates, SlotFact
+from service.reporting.indicators import RequestFact, Supply
+
+_FACTS = text(
+    """
+    SELECT r.id, r.received_at, r.deadline_at, r.channel, r.via_sas, r.imported, r.motif,
+           r.motif_classification,
+           (cardinality(r.red_flags) > 0 OR r.motif_classification = 'transfer_15') AS red_flagged,
+           r.needs_profession, r.needs_specialty, r.needs_modalities, r.patient_pseudonym,
+           r.patient_age_band, r.patient_sex, r.patient_commune_insee,
+           fe.kind, fe.at, fe.actor_id,
+           COALESCE(s.start_at, r.imported_appointment_start),
+           COALESCE(s.modality, r.imported_appointment_modality),
+           COALESCE(p.profession, ip.profession),
+           CASE WHEN b.id IS NOT NULL THEN b.status
+                WHEN r.imported_appointment_status LIKE 'cancelled%' THEN 'cancelled'
+                WHEN r.imported_appointment_start IS NOT NULL THEN 'booked' END,
+           COALESCE(b.cancelled_side,
+                    CASE r.imported_appointment_status WHEN 'cancelled_by_patient' THEN 'patient'
+                                                       WHEN 'cancelled_by_practitioner' THEN 'practitioner' END),
+           COALESCE(b.outcome,
+                    CASE WHEN r.imported_appointment_status IN ('fulfilled', 'noshow')
+                         THEN r.imported_appointment_status END)
+    FROM care_request r
+    -- The final outcome: the last event that is an outcome (not `reopened`, not an override).
+    LEFT JOIN LATERAL (
+        SELECT e.kind, e.at, e.actor_id, e.booking_id
+        FROM orientation_event e
+        WHERE e.cpts_id = r.cpts_id AND e.request_id = r.id AND e.kind = ANY(:outcomes)
+        ORDER BY e.id DESC
+        LIMIT 1
+    ) fe ON true
+    LEFT JOIN booking b ON fe.kind = 'booked' AND b.id = fe.booking_id
+    LEFT JOIN slot s ON s.id = b.slot_id
+    LEFT JOIN practitioner p ON p.id = s.practitioner_id
+    LEFT JOIN practitioner ip ON ip.id = r.imported_practitioner_id
+    WHERE r.cpts_id = :cpts_id AND r.received_at >= :start AND r.received_at < :end
+    ORDER BY r.received_at, r.id
+    """
+).bindparams(bindparam("outcomes", type_=ARRAY(Text)))
+
+
+def _params(cpts_id: uuid.UUID, start: datetime, end: datetime) -> dict[str, Any]:
+    return {"cpts_id": cpts_id, "start": start, "end": end, "outcomes": sorted(k.value for k in OUTCOME_KINDS)}
+
+
+def fact_of(row: Sequence[Any]) -> RequestFact:
+    return RequestFact(
+        request_id=row[0],
+        received_at=row[1],
+        deadline_at=row[2],
+        channel=row[3],
+        via_sas=row[4],
+        imported=row[5],
+        motif=row[6],
+        motif_classification=row[7],
+        red_flagged=row[8],
+        needs_profession=row[9],
+        needs_specialty=row[10],
+        needs_modalities=tuple(row[11] or ()),
+        patient_pseudonym=row[12],
+        patient_age_band=row[13],
+        patient_sex=row[14],
+        patient_commune=row[15],
+        final_outcome=row[16],
+        oriented_at=row[17],
+        oriented_by=row[18],
+        appointment_start=row[19],
+        appointment_modality=row[20],
+        practitioner_profession=row[21],
+        booking_status=row[22],
+        cancelled_side=row[23],
+        appointment_outcome=row[24],
+    )
+
+
+async def request_facts(session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime) -> list[RequestFact]:
+    rows = await session.execute(_FACTS, _params(cpts_id, start, end))
+    return [fact_of(row) for row in rows]
+
+
+async def stream_request_facts(
+    session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime, batch: int = 2000
+) -> AsyncIterator[RequestFact]:
+    """The same facts through a server-side cursor: memory does not grow with the month."""
+    result = await session.stream(_FACTS.execution_options(yield_per=batch), _params(cpts_id, start, end))
+    async for partition in result.partitions(batch):
+        for row in partition:
+            yield fact_of(row)
+
+
+_SUPPLY = text(
+    """
+    SELECT count(*),
+           COALESCE(sum(extract(epoch FROM end_at - start_at)), 0)::bigint,
+           count(*) FILTER (WHERE status = 'booked'),
+           count(*) FILTER (WHERE status = 'withdrawn'),
+           count(*) FILTER (WHERE status = 'withdrawn' AND withdrawn_at > start_at - interval '24 hours')
+    FROM slot
+    WHERE cpts_id = :cpts_id AND start_at >= :start AND start_at < :end
+    """
+)
+_PROFESSIONALS = text(
+    """
+    SELECT p.profession, count(DISTINCT s.practitioner_id)
+    FROM slot s JOIN practitioner p ON p.id = s.practitioner_id
+    WHERE s.cpts_id = :cpts_id AND s.start_at >= :start AND s.start_at < :end
+    GROUP BY p.profession
+    """
+)
+
+
+async def supply(session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime) -> Supply:
+    params = {"cpts_id": cpts_id, "start": start, "end": end}
+    published, seconds, booked, withdrawn, late = (await session.execute(_SUPPLY, params)).one()
+    professionals = {row[0]: row[1] for row in await session.execute(_PROFESSIONALS, params)}
+    return Supply(published, seconds, booked, withdrawn, late, professionals)
+
+
+_SLOT_FACTS = text(
+    """
+    SELECT id, practitioner_id, start_at, end_at, (start_at AT TIME ZONE :tz)::date,
+           status = 'booked', status = 'withdrawn', published_at
+    FROM slot
+    WHERE cpts_id = :cpts_id AND start_at >= :start AND start_at < :end
+    """
+)
+
+
+async def slot_facts(
+    session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime, tz: str
+) -> list[SlotFact]:
+    rows = await session.execute(_SLOT_FACTS, {"cpts_id": cpts_id, "start": start, "end": end, "tz": tz})
+    return [SlotFact(*row) for row in rows]
+
+
+async def rate_history(session: AsyncSession, cpts_id: uuid.UUID) -> list[Rates]:
+    rows = await session.scalars(
+        select(CompensationRate).where(CompensationRate.cpts_id == cpts_id).order_by(CompensationRate.effective_from)
+    )
+    return [
+        Rates(
+            effective_from=r.effective_from,
+            unfilled_cents_per_hour=r.hourly_rate_unfilled_cents,
+            filled_cents_per_hour=r.hourly_rate_filled_cents,
+            min_notice_hours=r.min_notice_hours,
+            annual_envelope_cents=r.annual_envelope_cents,
+            annual_cap_cents=r.annual_cap_per_professional_cents,
+        )
+        for r in rows
+    ]
+
+
+async def user_names(session: AsyncSession, cpts_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    rows = await session.execute(select(StaffUser.id, StaffUser.display_name).where(StaffUser.cpts_id == cpts_id))
+    return {row[0]: row[1] for row in rows}
