@@ -135,7 +135,9 @@ def test_duration_is_elapsed_time_across_a_daylight_saving_change() -> None:
 
 def test_a_slot_that_has_started_no_longer_changes() -> None:
     started = existing(start=NOW - timedelta(minutes=5))
-    for change in (spec(start=NOW + timedelta(hours=1)), spec(start=NOW - timedelta(minutes=5), visibility=frozenset({Visibility.PRO}))):
+    moved = spec(start=NOW + timedelta(hours=1))
+    relabelled = spec(start=NOW - timedelta(minutes=5), visibility=frozenset({Visibility.PRO}))
+    for change in (moved, relabelled):
         refused = decide(started, change, NOW, RULES)
         assert refused.outcome is Outcome.rejected
         assert refused.problem is not None
