@@ -57,6 +57,11 @@ class Tenant:
     def as_role(self, role: str) -> dict[str, str]:
         return bearer(self.tokens[role])
 
+    async def relogin(self) -> None:
+        """New tokens at the service's current clock (after a test moved it)."""
+        for role, email in self.emails.items():
+            self.tokens[role] = await login(self.http, email)
+
     @property
     def coordinator(self) -> dict[str, str]:
         return self.as_role("coordinator")
