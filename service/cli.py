@@ -21,11 +21,13 @@ from service.config import Environment, Settings, get_settings
 
 app = typer.Typer(help="SNP orientation and slot-booking service.", no_args_is_help=True, add_completion=False)
 cpts_app = typer.Typer(help="Manage CPTS (tenants).", no_args_is_help=True)
+report_app = typer.Typer(help="Export a report to a file (or standard output).", no_args_is_help=True)
 user_app = typer.Typer(help="Manage staff users.", no_args_is_help=True)
 client_app = typer.Typer(help="Manage practice-software clients.", no_args_is_help=True)
 app.add_typer(cpts_app, name="cpts")
 app.add_typer(user_app, name="user")
 app.add_typer(client_app, name="client")
+app.add_typer(report_app, name="report")
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (ids, secrets) for scripts.")]
@@ -217,6 +219,141 @@ def seed_demo(as_json: JsonFlag = False) -> None:
     settings = get_settings()
     result = run_with_session(settings, lambda s: seed(s, settings))
     emit(as_json, result.as_json(), result.lines())
+
+
+CptsOption = Annotated[uuid.UUID, typer.Option("--cpts", help="CPTS id.")]
+MonthOption = Annotated[str, typer.Option("--month", help="YYYY-MM, in the CPTS's timezone.")]
+FormatOption = Annotated[str, typer.Option("--format", help="json, csv or xlsx.")]
+OutputOption = Annotated[Path | None, typer.Option("--output", help="File to write (default: standard output).")]
+
+
+def _write(output: Path | None, fmt: str, text: Iterator[str] | None = None, write_xlsx: Any = None) -> None:
+    if fmt == "xlsx":
+        if output is None:
+            typer.echo("error: --output is required for xlsx", err=True)
+            raise typer.Exit(2)
+        with output.open("wb") as handle:
+            write_xlsx(handle)
+    elif output is None:
+        for chunk in text or ():
+            sys.stdout.write(chunk)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            handle.writelines(text or ())
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...] = ("json", "csv", "xlsx")) -> None:
+    if fmt not in allowed:
+        typer.echo(f"error: --format is one of {', '.join(allowed)}", err=True)
+        raise typer.Exit(2)
+
+
+@report_app.command("monthly")
+def report_monthly(
+    cpts: CptsOption, month: MonthOption, fmt: FormatOption = "json", output: OutputOption = None
+) -> None:
+    """The month's indicators."""
+    from service.clock import utc_now
+    from service.reporting import export
+    from service.reporting import service as reporting
+
+    _check_format(fmt)
+
+    async def work(session: Any) -> Any:
+        period = await reporting.period(session, cpts, reporting.parse_month(month), utc_now())
+        return await reporting.monthly(session, period)
+
+    report = _or_exit(lambda: run_with_session(get_settings(), work))
+    text = export.monthly_csv(report) if fmt == "csv" else iter([json.dumps(report, indent=2) + "\n"])
+    _write(output, fmt, text, lambda handle: export.monthly_xlsx(report, handle))
+
+
+@report_app.command("compensation")
+def report_compensation(
+    cpts: CptsOption, month: MonthOption, fmt: FormatOption = "json", output: OutputOption = None
+) -> None:
+    """The month's compensation statement."""
+    from service.clock import utc_now
+    from service.reporting import export
+    from service.reporting import service as reporting
+
+    _check_format(fmt)
+
+    async def work(session: Any) -> Any:
+        period = await reporting.period(session, cpts, reporting.parse_month(month), utc_now())
+        return reporting.compensation_json(await reporting.compensation(session, period))
+
+    report = _or_exit(lambda: run_with_session(get_settings(), work))
+    text = export.statement_csv(report) if fmt == "csv" else iter([json.dumps(report, indent=2) + "\n"])
+    _write(output, fmt, text, lambda handle: export.statement_xlsx(report, handle))
+
+
+@report_app.command("activity")
+def report_activity(
+    cpts: CptsOption, month: MonthOption, fmt: FormatOption = "csv", output: OutputOption = None
+) -> None:
+    """The pseudonymised activity of the month, one line per request (streamed)."""
+    from service.clock import utc_now
+    from service.db import create_engine, create_sessionmaker
+    from service.reporting import export
+    from service.reporting import service as reporting
+
+    _check_format(fmt, ("csv", "xlsx", "json"))
+    if fmt == "xlsx" and output is None:
+        typer.echo("error: --output is required for xlsx", err=True)
+        raise typer.Exit(2)
+
+    writers = {
+        "csv": export.activity_csv_chunks,
+        "json": export.activity_json_chunks,
+        "xlsx": export.activity_xlsx_chunks,
+    }
+
+    async def main(url: str) -> None:
+        engine = create_engine(url, pool_size=2, max_overflow=0)
+        maker = create_sessionmaker(engine)
+        try:
+            async with maker() as session:
+                period = await reporting.period(session, cpts, reporting.parse_month(month), utc_now())
+            handle = output.open("wb") if output else sys.stdout.buffer
+            try:
+                async for chunk in writers[fmt](reporting.activity_lines(maker, period)):
+                    handle.write(chunk)
+            finally:
+                if output:
+                    handle.close()
+        finally:
+            await engine.dispose()
+
+    with database(get_settings()) as url:
+        migrate.upgrade(url)
+        _or_exit(lambda: asyncio.run(main(url)))
+
+
+@app.command()
+def purge(
+    before: Annotated[
+        str | None, typer.Option(help="Erase identities of requests received before this date (YYYY-MM-DD).")
+    ] = None,
+    cpts: Annotated[uuid.UUID | None, typer.Option("--cpts", help="Only this CPTS.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Erase patient identity fields past retention (default SNP_RETENTION_DAYS); the pseudonymised
+    facts the indicators need remain."""
+    from datetime import timedelta
+
+    from service.clock import utc_now
+    from service.retention import purge as purge_identities
+
+    settings = get_settings()
+    now = utc_now()
+    cutoff = date.fromisoformat(before) if before else (now - timedelta(days=settings.retention_days)).date()
+    result = run_with_session(settings, lambda s: purge_identities(s, cutoff, now, cpts))
+    emit(
+        as_json,
+        {"before": cutoff.isoformat(), "requests": result.requests, "idempotency_records": result.idempotency_records},
+        [f"Identities erased on {result.requests} request(s) received before {cutoff.isoformat()}."],
+    )
 
 
 def _validated(model: type[T], **values: Any) -> T:

@@ -12,7 +12,9 @@ import csv
 import hashlib
 import hmac
 import io
-from collections.abc import Iterable, Iterator, Sequence
+import json
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -452,3 +454,52 @@ def contract_year_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
     ]
     book.sheet("Envelopes", ("line", "euros"), envelopes, {1: book.euros})
     book.close()
+
+
+CHUNK = 1 << 16
+
+
+async def activity_csv_chunks(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    text = CsvText()
+    chunk = [BOM + text.line(ACTIVITY_COLUMNS)]
+    size = 0
+    async for line in lines:
+        row = text.line([line[c] for c in ACTIVITY_COLUMNS])
+        chunk.append(row)
+        size += len(row)
+        if size >= CHUNK:
+            yield "".join(chunk).encode()
+            chunk, size = [], 0
+    yield "".join(chunk).encode()
+
+
+async def activity_json_chunks(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    chunk, size, separator = ["["], 0, ""
+    async for line in lines:
+        item = separator + json.dumps({k: _json(v) for k, v in line.items()})
+        chunk.append(item)
+        size += len(item)
+        separator = ","
+        if size >= CHUNK:
+            yield "".join(chunk).encode()
+            chunk, size = [], 0
+    chunk.append("]")
+    yield "".join(chunk).encode()
+
+
+def _json(value: Any) -> Any:
+    return csv_value(value) if isinstance(value, date) else value
+
+
+async def activity_xlsx_chunks(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Rows go to a temporary file as they come (constant memory), then the file is streamed."""
+    with tempfile.TemporaryFile() as handle:
+        book = Workbook(handle, constant_memory=True)
+        sheet = book.sheet_writer("Activity", ACTIVITY_COLUMNS)
+        async for line in lines:
+            sheet.row([line[c] for c in ACTIVITY_COLUMNS])
+        sheet.finish()
+        book.close()
+        handle.seek(0)
+        while chunk := handle.read(CHUNK):
+            yield chunk

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import io
-import json
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import IO, Annotated, Any, Literal
 
@@ -15,7 +13,6 @@ from service.auth import Coordinator
 from service.clock import Now
 from service.db import SessionDep
 from service.reporting import export, service
-from service.reporting.export import ACTIVITY_COLUMNS, BOM, CsvText, Workbook, csv_value
 from service.reporting.schemas import CompensationStatement, ContractYearReport, MonthlyReport
 from service.routing import api_router
 
@@ -64,55 +61,6 @@ async def monthly(
     return report
 
 
-CHUNK = 1 << 16
-
-
-async def _activity_csv(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    text = CsvText()
-    chunk = [BOM + text.line(ACTIVITY_COLUMNS)]
-    size = 0
-    async for line in lines:
-        row = text.line([line[c] for c in ACTIVITY_COLUMNS])
-        chunk.append(row)
-        size += len(row)
-        if size >= CHUNK:
-            yield "".join(chunk).encode()
-            chunk, size = [], 0
-    yield "".join(chunk).encode()
-
-
-async def _activity_json(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    chunk, size, separator = ["["], 0, ""
-    async for line in lines:
-        item = separator + json.dumps({k: _json(v) for k, v in line.items()})
-        chunk.append(item)
-        size += len(item)
-        separator = ","
-        if size >= CHUNK:
-            yield "".join(chunk).encode()
-            chunk, size = [], 0
-    chunk.append("]")
-    yield "".join(chunk).encode()
-
-
-def _json(value: Any) -> Any:
-    return csv_value(value) if isinstance(value, date) else value
-
-
-async def _activity_xlsx(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    """Rows go to a temporary file as they come (constant memory), then the file is streamed."""
-    with tempfile.TemporaryFile() as handle:
-        book = Workbook(handle, constant_memory=True)
-        sheet = book.sheet_writer("Activity", ACTIVITY_COLUMNS)
-        async for line in lines:
-            sheet.row([line[c] for c in ACTIVITY_COLUMNS])
-        sheet.finish()
-        book.close()
-        handle.seek(0)
-        while chunk := handle.read(CHUNK):
-            yield chunk
-
-
 @router.get(
     "/activity",
     operation_id="reports-activity",
@@ -140,10 +88,12 @@ async def activity(
     lines = service.activity_lines(request.app.state.sessionmaker, period)
     name = f"snp-activity-{month}"
     if format == "json":
-        return StreamingResponse(_activity_json(lines), media_type="application/json")
+        return StreamingResponse(export.activity_json_chunks(lines), media_type="application/json")
     if format == "xlsx":
-        return StreamingResponse(_activity_xlsx(lines), media_type=XLSX, headers=_attachment(f"{name}.xlsx"))
-    return StreamingResponse(_activity_csv(lines), media_type=CSV, headers=_attachment(f"{name}.csv"))
+        return StreamingResponse(
+            export.activity_xlsx_chunks(lines), media_type=XLSX, headers=_attachment(f"{name}.xlsx")
+        )
+    return StreamingResponse(export.activity_csv_chunks(lines), media_type=CSV, headers=_attachment(f"{name}.csv"))
 
 
 @router.get("/compensation", operation_id="reports-compensation", response_model=CompensationStatement, responses=FILES)

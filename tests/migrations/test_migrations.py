@@ -49,3 +49,28 @@ def test_migration_files_are_dated_and_set_a_lock_timeout() -> None:
         assert re.match(r"^\d{4}-\d{2}-\d{2}-\d{4}_[a-z0-9_]+\.py$", path.name), path.name
         upgrade = path.read_text().split("def upgrade()", 1)[1].split("def downgrade()", 1)[0]
         assert "SET LOCAL lock_timeout" in upgrade, path.name
+
+
+async def test_existing_cpts_get_a_pseudonym_key(empty_database: str) -> None:
+    migrate.upgrade(empty_database, "0004")
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute(
+            "INSERT INTO cpts (id, name, population, contract_start_date) "
+            "VALUES (gen_random_uuid(), 'Old', 1000, '2024-01-01')"
+        )
+        assert await conn.fetchval("SELECT pseudonym_key FROM cpts") is None
+    finally:
+        await conn.close()
+    migrate.upgrade(empty_database)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        key = await conn.fetchval("SELECT pseudonym_key FROM cpts")
+        nullable = await conn.fetchval(
+            "SELECT is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'cpts' AND column_name = 'pseudonym_key'"
+        )
+    finally:
+        await conn.close()
+    assert len(key) == 32
+    assert nullable == "NO"
