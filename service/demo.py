@@ -48,6 +48,16 @@ COMMUNES = [
     ("44035", "44240", "La Chapelle-sur-Erdre", 47.2994, -1.5519),
     ("44020", "44340", "Bouguenais", 47.1778, -1.6236),
     ("44047", "44220", "Couëron", 47.2156, -1.7228),
+    ("44172", "44980", "Sainte-Luce-sur-Loire", 47.2500, -1.4850),
+    ("44009", "44115", "Basse-Goulaine", 47.2122, -1.4661),
+    ("44204", "44470", "Thouaré-sur-Loire", 47.2675, -1.4403),
+    ("44194", "44880", "Sautron", 47.2636, -1.6700),
+    ("44074", "44610", "Indre", 47.1997, -1.6731),
+    ("44198", "44840", "Les Sorinières", 47.1481, -1.5289),
+    ("44018", "44830", "Bouaye", 47.1428, -1.6939),
+    ("44101", "44620", "La Montagne", 47.1881, -1.6853),
+    ("44150", "44860", "Saint-Aignan-Grandlieu", 47.1239, -1.6342),
+    ("44209", "44119", "Treillières", 47.3317, -1.6258),
 ]
 POPULATION = 182_000  # size 4
 
@@ -92,11 +102,11 @@ def demo_practitioners(seed: int = 44) -> list[PractitionerCreate]:
     people: list[PractitionerCreate] = []
     for profession, specialty, count in MEMBERS:
         for _ in range(count):
-            insee, postal, town, lat, lon = rng.choice(COMMUNES)
+            insee, postal, town, lat, lon = rng.choice(COMMUNES[:10])
             family, given = rng.choice(FAMILY_NAMES), rng.choice(GIVEN_NAMES)
             national = {"rpps": rpps_with_key(rng)} if profession in ("10", "40", "50", "60", "70") else {}
             # Nurses and physiotherapists visit patients at home in their commune and the next ones.
-            neighbours = [c[0] for c in rng.sample(COMMUNES, 3)] if profession in ("60", "70", "10") else []
+            neighbours = [c[0] for c in rng.sample(COMMUNES[:10], 3)] if profession in ("60", "70", "10") else []
             site = SiteIn(
                 name=f"Cabinet {family}",
                 address=f"{rng.randint(1, 120)} {rng.choice(STREETS)}, {town}",
@@ -239,7 +249,7 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
                 population=POPULATION,
                 timezone="Europe/Paris",
                 contract_start_date=date(now.year - 1, 7, 1),
-                territory=[c[0] for c in COMMUNES],
+                territory=[c[0] for c in COMMUNES[:10]],
             ),
             now,
         )

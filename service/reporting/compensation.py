@@ -66,9 +66,13 @@ class SlotLine:
     seconds: int
     booked: bool
     rate_cents: int
-    gross_exact: Fraction
+    weight: int  # seconds x cents per hour: the exact gross is weight / 3600 cents
     gross_cents: int = 0
     paid_cents: int = 0
+
+    @property
+    def gross_exact(self) -> Fraction:
+        return Fraction(self.weight, SECONDS_PER_HOUR)
 
 
 @dataclass
@@ -76,7 +80,7 @@ class PractitionerLine:
     practitioner_id: uuid.UUID
     seconds_unfilled: int = 0
     seconds_filled: int = 0
-    gross_exact: Fraction = Fraction(0)
+    weight: int = 0
     gross_cents: int = 0
     capped_cents: int = 0
     paid_cents: int = 0
@@ -111,8 +115,11 @@ def statement(
     """One month's statement, given what the contract year already paid before it."""
     history = sorted(history, key=lambda r: r.effective_from)
     lines: dict[uuid.UUID, PractitionerLine] = {}
+    rates_by_day: dict[date, Rates] = {}
     for slot in sorted(slots, key=lambda s: (s.practitioner_id, s.start, s.slot_id)):
-        rates = rates_on(history, slot.local_date, default)
+        rates = rates_by_day.get(slot.local_date)
+        if rates is None:
+            rates = rates_by_day[slot.local_date] = rates_on(history, slot.local_date, default)
         if not counts(slot, rates):
             continue
         seconds = int((slot.end - slot.start).total_seconds())
@@ -122,12 +129,12 @@ def statement(
             line.seconds_filled += seconds
         else:
             line.seconds_unfilled += seconds
-        exact = Fraction(seconds * rate, SECONDS_PER_HOUR)
-        line.gross_exact += exact
-        line.slots.append(SlotLine(slot.slot_id, slot.start, slot.end, seconds, slot.booked, rate, exact))
+        weight = seconds * rate
+        line.weight += weight
+        line.slots.append(SlotLine(slot.slot_id, slot.start, slot.end, seconds, slot.booked, rate, weight))
 
     for line in lines.values():
-        line.gross_cents = round_cents(line.gross_exact)
+        line.gross_cents = round_cents(Fraction(line.weight, SECONDS_PER_HOUR))
         if annual_cap_cents is None:
             line.capped_cents = line.gross_cents
         else:
@@ -147,7 +154,7 @@ def statement(
             line.paid_cents = paid[p]
 
     for line in lines.values():
-        weights = {s.slot_id: s.gross_exact for s in line.slots}
+        weights = {s.slot_id: s.weight for s in line.slots}
         gross = largest_remainder(line.gross_cents, weights)
         paid = largest_remainder(line.paid_cents, weights)
         for slot_line in line.slots:

@@ -117,14 +117,18 @@ def activity_line(fact: RequestFact, cutoff: datetime, tz: ZoneInfo, key: bytes)
     }
 
 
+_CSV_FORMATS: dict[type, Any] = {
+    type(None): lambda _: "",
+    bool: lambda v: "true" if v else "false",
+    str: lambda v: v,
+    datetime: datetime.isoformat,
+    date: date.isoformat,
+}
+
+
 def csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
+    formatter = _CSV_FORMATS.get(type(value))
+    return formatter(value) if formatter is not None else str(value)
 
 
 class CsvText:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping
 from decimal import Decimal
 from fractions import Fraction
@@ -13,23 +12,26 @@ K = TypeVar("K", bound=Hashable)
 
 def round_cents(amount: Fraction) -> int:
     """Half-up to the cent (amounts are never negative)."""
-    return math.floor(amount + Fraction(1, 2))
+    return (2 * amount.numerator + amount.denominator) // (2 * amount.denominator)
 
 
-def largest_remainder(total: int, weights: Mapping[K, Fraction | int]) -> dict[K, int]:
-    """Split `total` cents in proportion to `weights` so that the parts sum exactly to `total`:
-    each part gets the floor of its exact share, and the cents left go one by one to the largest
-    remainders (ties broken by the order of `weights`, which callers make deterministic)."""
+def largest_remainder(total: int, weights: Mapping[K, int]) -> dict[K, int]:
+    """Split `total` cents in proportion to integer `weights` so that the parts sum exactly to
+    `total`: each part gets the floor of its exact share, and the cents left go one by one to the
+    largest remainders (ties broken by the order of `weights`, which callers make deterministic).
+    All in integers: the share of k is total * w_k / W, its remainder (total * w_k) mod W."""
     keys = list(weights)
-    weight_sum = sum((Fraction(w) for w in weights.values()), Fraction(0))
+    weight_sum = sum(weights.values())
     if total == 0 or weight_sum == 0:
         return dict.fromkeys(keys, 0)
-    shares = {k: Fraction(total) * Fraction(weights[k]) / weight_sum for k in keys}
-    parts = {k: math.floor(shares[k]) for k in keys}
+    parts: dict[K, int] = {}
+    remainders: list[tuple[int, int, K]] = []
+    for rank, k in enumerate(keys):
+        part, remainder = divmod(total * weights[k], weight_sum)
+        parts[k] = part
+        remainders.append((-remainder, rank, k))
     left = total - sum(parts.values())
-    rank = {k: i for i, k in enumerate(keys)}
-    by_remainder = sorted(keys, key=lambda k: (-(shares[k] - parts[k]), rank[k]))
-    for k in by_remainder[:left]:
+    for _, _, k in sorted(remainders)[:left]:
         parts[k] += 1
     return parts
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 
@@ -25,5 +26,8 @@ def ratio(numerator: int, denominator: int, digits: int = 4) -> float | None:
 
 
 def round_half_up(value: Fraction | float, digits: int) -> float:
-    scaled = Fraction(value) * 10**digits
-    return float(math.floor(scaled + Fraction(1, 2)) / Fraction(10**digits))
+    """Half-up on the value as written (a float's shortest decimal form, as `repr` gives it)."""
+    exact = (
+        Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else Decimal(repr(value))
+    )
+    return float(exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
