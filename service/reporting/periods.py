@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Reports cover the years a CPTS can have existed in (and keep date arithmetic in range).
+MIN_YEAR, MAX_YEAR = 2000, 2999
 
 
 @dataclass(frozen=True, order=True)
@@ -20,7 +22,10 @@ class Month:
         match = MONTH_PATTERN.match(text)
         if not match:
             raise ValueError("a month is written YYYY-MM")
-        return cls(int(match.group(1)), int(match.group(2)))
+        year = int(match.group(1))
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise ValueError(f"the year is between {MIN_YEAR} and {MAX_YEAR}")
+        return cls(year, int(match.group(2)))
 
     @classmethod
     def of(cls, day: date) -> Month:

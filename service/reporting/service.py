@@ -22,7 +22,14 @@ from service.reporting import indicators, repository
 from service.reporting.compensation import SlotFact, Statement, year_statements
 from service.reporting.export import activity_line
 from service.reporting.money import euros
-from service.reporting.periods import Month, anniversary, contract_year_months, contract_year_of_month
+from service.reporting.periods import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Month,
+    anniversary,
+    contract_year_months,
+    contract_year_of_month,
+)
 from service.reporting.stats import ratio
 
 
@@ -193,6 +200,9 @@ def scale_text(statement: Statement) -> str:
 
 async def contract_year(session: AsyncSession, cpts_id: uuid.UUID, start: date, now: datetime) -> dict[str, Any]:
     cpts = await cpts_repository.get(session, cpts_id)
+    if not MIN_YEAR <= start.year < MAX_YEAR:
+        problem = f"the year is between {MIN_YEAR} and {MAX_YEAR - 1}"
+        raise Invalid("validation_error", problem, errors=[field_error(["query", "start"], problem)])
     if anniversary(cpts.contract_start_date, start.year) != start or start < cpts.contract_start_date:
         expected = anniversary(cpts.contract_start_date, start.year)
         problem = (

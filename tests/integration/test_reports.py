@@ -500,5 +500,8 @@ async def test_reports_are_for_coordinators_of_the_cpts(
     await other_tenant.relogin()
     theirs = (await monthly(client, other_tenant, PARIS_OCTOBER)).json()
     assert theirs["requests_total"] == 0
-    bad = await monthly(client, tenant, "2026-13")
-    assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
+    for month in ("2026-13", "0000-01", "9999-12"):
+        bad = await monthly(client, tenant, month)
+        assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
+    far = await client.get("/v1/reports/contract-year", params={"start": "9999-01-01"}, headers=tenant.coordinator)
+    assert far.status_code == 422

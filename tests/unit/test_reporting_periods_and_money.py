@@ -35,6 +35,9 @@ def test_month_arithmetic_and_parsing() -> None:
     for bad in ("2026-13", "2026-4", "26-04", "2026-00"):
         with pytest.raises(ValueError, match="YYYY-MM"):
             Month.parse(bad)
+    for out_of_range in ("0000-01", "1999-12", "9999-12"):
+        with pytest.raises(ValueError, match="year"):
+            Month.parse(out_of_range)
 
 
 def test_contract_years() -> None:
