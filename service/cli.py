@@ -330,6 +330,31 @@ def report_activity(
         _or_exit(lambda: asyncio.run(main(url)))
 
 
+@app.command("relay")
+def relay_command() -> None:
+    """Deliver webhooks (a separate worker; `snp serve` also runs one unless SNP_RELAY_ENABLED=false)."""
+    from service.db import create_engine, create_sessionmaker
+    from service.notifications.relay import run_forever
+
+    settings = get_settings()
+
+    async def main(url: str) -> None:
+        engine = create_engine(url, pool_size=2, max_overflow=0)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            typer.echo("Relay running; stop with Ctrl-C.", err=True)
+            await run_forever(create_sessionmaker(engine), settings, stop)
+        finally:
+            await engine.dispose()
+
+    with database(settings) as url:
+        migrate.upgrade(url)
+        asyncio.run(main(url))
+
+
 @app.command()
 def purge(
     before: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -18,6 +19,8 @@ from service.db import create_engine, create_sessionmaker
 from service.idempotency import response_cipher
 from service.imports import router as imports_router
 from service.logging import configure_logging
+from service.notifications import relay
+from service.notifications import router as notifications_router
 from service.observability import RequestContextMiddleware
 from service.openapi import install_openapi
 from service.orientation import router as orientation_router
@@ -31,6 +34,11 @@ slots, call handlers orient patients and book them within 24 hours, coordinators
 indicators and the compensation owed to professionals.
 
 Errors are RFC 9457 `application/problem+json` documents with a stable `code`."""
+
+
+async def _stop_relay(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    stop.set()
+    await task
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -53,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
+            if settings.relay_enabled:
+                stop = asyncio.Event()
+                task = asyncio.create_task(relay.run_forever(app.state.sessionmaker, settings, stop))
+                stack.push_async_callback(_stop_relay, stop, task)
             yield
 
     app = FastAPI(
@@ -76,7 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(practitioners_router.router)
     app.include_router(slots_router.router)
     app.include_router(orientation_router.router)
+    app.include_router(notifications_router.feed_router)  # before /v1/bookings/{booking_id}
     app.include_router(bookings_router.router)
+    app.include_router(notifications_router.deliveries_router)
     app.include_router(reporting_router.router)
     app.include_router(imports_router.router)
     return app

@@ -6,6 +6,7 @@ from service.bookings.models import Booking
 from service.cpts.models import CompensationRate, Cpts
 from service.db import Base
 from service.idempotency import IdempotencyRecord
+from service.notifications.models import DeliveryAttempt, OutboxMessage
 from service.orientation.models import CareRequest, OrientationEvent
 from service.practitioners.models import Practitioner, Site
 from service.slots.models import Slot
@@ -18,8 +19,10 @@ __all__ = [
     "ClientPractitioner",
     "CompensationRate",
     "Cpts",
+    "DeliveryAttempt",
     "IdempotencyRecord",
     "OrientationEvent",
+    "OutboxMessage",
     "Practitioner",
     "Site",
     "Slot",

@@ -29,6 +29,8 @@ from service.bookings.models import Booking
 from service.bookings.schemas import CancelIn, OutcomeIn
 from service.cpts import repository as cpts_repository
 from service.errors import Conflict, Invalid, NotFound
+from service.notifications import service as notifications
+from service.notifications.domain import EventType
 from service.orientation import repository as requests_repository
 from service.orientation.domain import EventKind, RequestStatus, next_status
 from service.orientation.log import append_event
@@ -56,6 +58,15 @@ async def _audit(
     http: Request | None,
 ) -> None:
     await audit.record(session, principal, action, "request", [request_id], now, http, {"booking_id": str(booking.id)})
+
+
+async def _notify(
+    session: AsyncSession, principal: Principal, booking: Booking, event_type: EventType, now: datetime
+) -> None:
+    """Tell the practitioner's software, in this same transaction (the outbox)."""
+    slot = await slots_repository.get(session, principal.cpts_id, booking.slot_id)
+    assert slot is not None
+    await notifications.booking_event(session, booking, slot, event_type, now)
 
 
 async def end_active_hold(session: AsyncSession, care_request: CareRequest, now: datetime) -> None:
@@ -122,6 +133,7 @@ async def take_slot(
         raise Conflict(*SLOT_UNAVAILABLE) from exc
     if confirm:
         await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
+        await _notify(session, principal, booking, EventType.booking_confirmed, now)
     action = "booking.book" if confirm else "booking.hold"
     await audit.record(
         session, principal, action, "request", [care_request.id], now, http, {"booking_id": str(booking.id)}
@@ -151,6 +163,7 @@ async def confirm(
     booking.booked_at, booking.booked_by_id = now, principal.id
     booking.hold_token, booking.hold_expires_at = None, None
     await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
+    await _notify(session, principal, booking, EventType.booking_confirmed, now)
     await _audit(session, principal, "booking.confirm", care_request.id, booking, now, http)
     return booking
 
@@ -190,6 +203,7 @@ async def _cancel_booked(
     await append_event(
         session, principal, care_request, EventKind.reopened, now, booking_id=booking.id, detail={"side": side.value}
     )
+    await notifications.booking_event(session, booking, slot, EventType.booking_cancelled, now)
 
 
 async def cancel(

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import Query, Request
+
+from service.accounts import repository as accounts_repository
+from service.auth import Coordinator, Software
+from service.clock import Now
+from service.db import SessionDep
+from service.idempotency import Idempotent
+from service.notifications import repository, service
+from service.notifications.schemas import DeliveryOut, Feed
+from service.pagination import DEFAULT_LIMIT, Limit, Page
+from service.routing import api_router
+
+feed_router = api_router(prefix="/v1/bookings", tags=["notifications"])
+deliveries_router = api_router(prefix="/v1/clients", tags=["notifications"])
+
+
+@feed_router.get("/feed", operation_id="bookings-feed")
+async def feed(
+    principal: Software,
+    session: SessionDep,
+    now: Now,
+    http: Request,
+    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Feed:
+    """Bookings and cancellations of this client's practitioners, in order, with what the
+    practitioner needs to receive the patient. Resume with `next_cursor`; it comes back unchanged
+    when there is nothing new. The read is audited."""
+    return await service.feed(session, principal, cursor, limit, now, http)
+
+
+@deliveries_router.get("/{client_id}/deliveries", operation_id="clients-deliveries")
+async def deliveries(
+    client_id: uuid.UUID,
+    principal: Coordinator,
+    session: SessionDep,
+    status: Literal["pending", "delivered", "dead", "feed_only"] | None = None,
+    before: Annotated[int | None, Query(ge=1, description="`message_id` below which to list (pages)")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[DeliveryOut]:
+    """Webhook deliveries to a client, newest first, with each attempt."""
+    await accounts_repository.get_client(session, principal.cpts_id, client_id)
+    rows = await repository.deliveries(session, principal.cpts_id, client_id, status, before, limit)
+    page = rows[:limit]
+    attempts = await repository.attempts_of(session, [m.id for m in page])
+    return Page(
+        items=[service.delivery_out(m, attempts[m.id]) for m in page],
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+@deliveries_router.post(
+    "/{client_id}/deliveries/{message_id}/redeliver", operation_id="clients-redeliver", dependencies=[Idempotent]
+)
+async def redeliver(
+    client_id: uuid.UUID,
+    message_id: int,
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+) -> DeliveryOut:
+    """Send a message again: a new series of attempts starts now."""
+    await accounts_repository.get_client(session, principal.cpts_id, client_id)
+    message = await service.redeliver(session, principal.cpts_id, client_id, message_id, now)
+    attempts = await repository.attempts_of(session, [message.id])
+    return service.delivery_out(message, attempts[message.id])

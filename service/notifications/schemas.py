@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+from service.fields import LocalDatetime
+from service.slots.domain import Modality
+
+
+class FeedPatient(BaseModel):
+    """Null fields once the identity was purged after the retention period."""
+
+    family_name: str | None
+    given_name: str | None
+    birth_date: date | None
+    sex: str | None
+    phone: str | None
+
+
+class FeedSlot(BaseModel):
+    id: uuid.UUID
+    external_id: str
+    start: LocalDatetime
+    end: LocalDatetime
+    modality: Modality
+    site_id: uuid.UUID
+
+
+class FeedBooking(BaseModel):
+    booking_id: uuid.UUID
+    status: str = Field(description="booked, or cancelled")
+    practitioner_id: uuid.UUID
+    slot: FeedSlot
+    motif: str
+    motif_label: str
+    note: str | None
+    patient: FeedPatient
+    cancelled_side: str | None
+    cancel_reason: str | None
+
+
+class FeedEvent(BaseModel):
+    id: uuid.UUID = Field(description="The event id: the same in the feed and in webhooks; drop duplicates by it")
+    sequence: int = Field(description="Increases with every event of this client")
+    type: str = Field(description="booking.confirmed or booking.cancelled")
+    occurred_at: LocalDatetime
+    booking: FeedBooking
+
+
+class Feed(BaseModel):
+    items: list[FeedEvent]
+    next_cursor: str | None = Field(description="Pass it back to resume exactly after the last item")
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: LocalDatetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryOut(BaseModel):
+    message_id: int
+    event_id: uuid.UUID
+    type: str
+    booking_id: uuid.UUID
+    occurred_at: LocalDatetime
+    status: str = Field(description="pending, delivered, dead, or feed_only (no webhook URL)")
+    attempts: int
+    next_attempt_at: LocalDatetime | None
+    delivered_at: LocalDatetime | None
+    last_status_code: int | None
+    last_error: str | None
+    history: list[AttemptOut]

@@ -1,0 +1,171 @@
+"""Booking events for practice software: the outbox (written with the change), the feed, and
+what the coordinator sees of deliveries."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.audit import service as audit
+from service.auth import Principal
+from service.bookings.models import Booking
+from service.errors import Conflict, Invalid, NotFound
+from service.notifications import repository
+from service.notifications.domain import EventType, MessageStatus
+from service.notifications.models import DeliveryAttempt, OutboxMessage
+from service.notifications.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    Feed,
+    FeedBooking,
+    FeedEvent,
+    FeedPatient,
+    FeedSlot,
+)
+from service.orientation.models import CareRequest
+from service.reference.codes import motifs
+from service.slots.models import Slot
+
+
+async def booking_event(
+    session: AsyncSession, booking: Booking, slot: Slot, event_type: EventType, now: datetime
+) -> None:
+    """One message per software client of the slot's practitioner, in the caller's transaction."""
+    snapshot = {
+        "status": booking.status,
+        "practitioner_id": str(slot.practitioner_id),
+        "slot": {
+            "id": str(slot.id),
+            "external_id": slot.external_id,
+            "start": slot.start_at.isoformat(),
+            "end": slot.end_at.isoformat(),
+            "modality": slot.modality,
+            "site_id": str(slot.site_id),
+        },
+    }
+    rows = [
+        {
+            "event_id": uuid.uuid4(),
+            "cpts_id": booking.cpts_id,
+            "client_id": client_id,
+            "event_type": event_type.value,
+            "booking_id": booking.id,
+            "request_id": booking.request_id,
+            "occurred_at": now,
+            "snapshot": snapshot,
+            "status": (MessageStatus.pending if has_webhook else MessageStatus.feed_only).value,
+            "next_attempt_at": now if has_webhook else None,
+        }
+        for client_id, has_webhook in await repository.recipients(session, booking.cpts_id, slot.practitioner_id)
+    ]
+    await repository.add_messages(session, rows)
+
+
+def render(message: OutboxMessage, care_request: CareRequest, booking: Booking) -> FeedEvent:
+    """The event as the practitioner's software receives it (feed and webhook alike)."""
+    snapshot: dict[str, Any] = message.snapshot
+    slot = snapshot["slot"]
+    motif = motifs().get(care_request.motif)
+    return FeedEvent(
+        id=message.event_id,
+        sequence=message.id,
+        type=message.event_type,
+        occurred_at=message.occurred_at,
+        booking=FeedBooking(
+            booking_id=booking.id,
+            status=snapshot["status"],
+            practitioner_id=uuid.UUID(snapshot["practitioner_id"]),
+            slot=FeedSlot(
+                id=uuid.UUID(slot["id"]),
+                external_id=slot["external_id"],
+                start=datetime.fromisoformat(slot["start"]),
+                end=datetime.fromisoformat(slot["end"]),
+                modality=slot["modality"],
+                site_id=uuid.UUID(slot["site_id"]),
+            ),
+            motif=care_request.motif,
+            motif_label=motif.label if motif else "",
+            note=care_request.note,
+            patient=FeedPatient(
+                family_name=care_request.patient_family_name,
+                given_name=care_request.patient_given_name,
+                birth_date=care_request.patient_birth_date,
+                sex=care_request.patient_sex,
+                phone=care_request.patient_phone,
+            ),
+            cancelled_side=booking.cancelled_side if message.event_type == EventType.booking_cancelled else None,
+            cancel_reason=booking.cancel_reason if message.event_type == EventType.booking_cancelled else None,
+        ),
+    )
+
+
+def _cursor(sequence: int) -> str:
+    return base64.urlsafe_b64encode(f"feed:{sequence}".encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = text.partition(":")
+        if kind != "feed":
+            raise ValueError(kind)
+        return int(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("invalid_cursor", "The cursor is not one this feed returned.") from exc
+
+
+async def feed(
+    session: AsyncSession, principal: Principal, cursor: str | None, limit: int, now: datetime, http: Request | None
+) -> Feed:
+    """The calling client's booking events, in order, resuming exactly after `cursor`. Reading it
+    discloses patient data, so it is audited like any other access."""
+    rows = await repository.feed_page(session, principal.cpts_id, principal.id, _after(cursor), limit)
+    page = rows[:limit]
+    events = [render(message, care_request, booking) for message, care_request, booking in page]
+    if page:
+        await audit.record(session, principal, "feed.read", "request", [r.id for _, r, _ in page], now, http)
+    # An empty page keeps the cursor: the client polls again from the same place.
+    next_cursor = _cursor(page[-1][0].id) if page else cursor
+    return Feed(items=events, next_cursor=next_cursor)
+
+
+def delivery_out(message: OutboxMessage, attempts: list[DeliveryAttempt]) -> DeliveryOut:
+    return DeliveryOut(
+        message_id=message.id,
+        event_id=message.event_id,
+        type=message.event_type,
+        booking_id=message.booking_id,
+        occurred_at=message.occurred_at,
+        status=message.status,
+        attempts=message.attempts,
+        next_attempt_at=message.next_attempt_at,
+        delivered_at=message.delivered_at,
+        last_status_code=message.last_status_code,
+        last_error=message.last_error,
+        history=[AttemptOut.model_validate(a, from_attributes=True) for a in attempts],
+    )
+
+
+async def redeliver(
+    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, message_id: int, now: datetime
+) -> OutboxMessage:
+    """Send a message again (after a dead end, or to resend a delivered one): a new series of
+    attempts; the history of the earlier ones stays."""
+    message = await repository.get_message(session, cpts_id, client_id, message_id)
+    if message is None:
+        raise NotFound("delivery")
+    if message.status == MessageStatus.feed_only:
+        raise Conflict("no_webhook", "This client has no webhook URL: the event is in its feed.")
+    message.status = MessageStatus.pending.value
+    message.attempts = 0
+    message.next_attempt_at = now
+    message.lease_until = None
+    await session.flush()
+    return message

@@ -1,0 +1,57 @@
+"""A real HTTP receiver on 127.0.0.1 for webhook tests: records what it gets and answers the
+status codes a test plans."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+@dataclass
+class Call:
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    answers: deque[int] = field(default_factory=deque)  # planned status codes; 200 once exhausted
+    delay: float = 0.0
+    calls: list[Call] = field(default_factory=list)
+    port: int = 0
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/snp"
+
+    async def _endpoint(self, request: Request) -> Response:
+        self.calls.append(Call(dict(request.headers), await request.body()))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return Response(status_code=self.answers.popleft() if self.answers else 200)
+
+    async def start(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        app = Starlette(routes=[Route("/hooks/snp", self._endpoint, methods=["POST"])])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
