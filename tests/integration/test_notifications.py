@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 import hmac
 import json
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
