@@ -369,3 +369,29 @@ async def test_the_relay_runs_inside_the_service(
                 break
             await asyncio.sleep(0.05)
     assert [json.loads(c.body)["booking"]["slot"]["external_id"] for c in receiver.calls] == ["inside-1"]
+
+
+async def test_the_readme_receiver_verifies_a_real_webhook(
+    client: httpx.AsyncClient,
+    hooked: Agenda,
+    receiver: Receiver,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    relay_settings: Settings,
+) -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Learning of bookings", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    secret = await secret_of(client, hooked.tenant, hooked.client_id)
+    await book_one(client, hooked, "readme-1")
+    async with httpx.AsyncClient() as http:
+        await relay.run_once(sessionmaker, relay_settings, http)
+    [call] = receiver.calls
+    namespace: dict[str, Any] = {}
+    exec(code.replace('"whsec_..."', repr(secret)), namespace)  # noqa: S102 - the README's own example
+    headers = {name: call.headers[name.lower()] for name in ("X-SNP-Signature", "X-SNP-Event-Id")}
+    assert namespace["handle"](headers, call.body) == 200
+    assert namespace["seen"] == {call.headers["x-snp-event-id"]}
+    assert namespace["handle"](headers, call.body) == 200  # the duplicate is dropped
+    assert namespace["handle"](headers, call.body.replace(b"Dupont", b"Durand")) == 401
