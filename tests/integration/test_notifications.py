@@ -8,6 +8,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,8 @@ from service.notifications.models import OutboxMessage
 from tests.builders import Agenda, Tenant, bearer, next_day_at, open_request, publish, slot_item
 from tests.conftest import make_settings
 from tests.receiver import Receiver
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -378,10 +381,7 @@ async def test_the_readme_receiver_verifies_a_real_webhook(
     sessionmaker: async_sessionmaker[AsyncSession],
     relay_settings: Settings,
 ) -> None:
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Learning of bookings", 1)[1]
+    section = README.split("## Learning of bookings", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     secret = await secret_of(client, hooked.tenant, hooked.client_id)
     await book_one(client, hooked, "readme-1")
