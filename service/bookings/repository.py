@@ -4,14 +4,17 @@ it. No check-then-insert, no serializable retries."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.bookings.domain import BookingStatus
 from service.bookings.models import Booking
 from service.errors import NotFound
+from service.orientation.log import LockedRequest
 from service.practitioners.models import Practitioner, Site
 from service.slots.domain import HANDLER_VISIBILITY, SlotStatus
 from service.slots.models import Slot
@@ -133,3 +136,138 @@ async def with_slot(
     if row is None:
         raise NotFound("booking")
     return row[0], row[1], row[2], row[3]
+
+
+# --- the hot path: compiled statements, few round trips ------------------------------------------
+
+_LOCK_REQUEST = text("SELECT id, cpts_id, status FROM care_request WHERE id = :id AND cpts_id = :cpts_id FOR UPDATE")
+
+
+async def lock_request(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> LockedRequest:
+    row = (await session.execute(_LOCK_REQUEST, {"id": request_id, "cpts_id": cpts_id})).first()
+    if row is None:
+        raise NotFound("request")
+    return LockedRequest(row[0], row[1], row[2])
+
+
+# The request's previous hold ends, and its slot is free again if the hold on it was still this one.
+_END_ACTIVE_HOLD = text(
+    """
+    WITH ended AS (
+        UPDATE booking
+        SET status = CASE WHEN hold_expires_at <= :now THEN 'expired' ELSE 'released' END, ended_at = :now
+        WHERE request_id = :request_id AND status = 'held'
+        RETURNING slot_id, hold_token
+    )
+    UPDATE slot AS s SET status = 'free', hold_token = NULL, hold_expires_at = NULL
+    FROM ended
+    WHERE s.id = ended.slot_id AND s.status = 'held' AND s.hold_token = ended.hold_token
+    """
+)
+
+
+async def end_active_hold(session: AsyncSession, request_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(_END_ACTIVE_HOLD, {"request_id": request_id, "now": now})
+
+
+@dataclass(frozen=True)
+class ClaimedSlot:
+    id: uuid.UUID
+    external_id: str
+    start_at: datetime
+    end_at: datetime
+    modality: str
+    practitioner_id: uuid.UUID
+    site_id: uuid.UUID
+    family_name: str
+    given_name: str
+    profession: str
+    specialty: str | None
+    site_name: str
+    address: str | None
+    commune_insee: str
+    latitude: float | None
+    longitude: float | None
+
+
+# DESIGN rule 1: one conditional UPDATE; zero rows means someone else has the slot. It also
+# answers what the booking's answer and notification need of the slot, its practitioner and site.
+_CLAIM = text(
+    """
+    UPDATE slot AS s SET status = :status, hold_token = :hold_token, hold_expires_at = :hold_expires_at
+    FROM practitioner AS p, site AS st
+    WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND s.start_at > :now
+      AND s.visibility && ARRAY['CPTS', 'SNP']
+      AND (s.status = 'free' OR (s.status = 'held' AND s.hold_expires_at <= :now))
+      AND p.id = s.practitioner_id AND st.id = s.site_id
+    RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
+              p.family_name, p.given_name, p.profession, p.specialty,
+              st.name, st.address, st.commune_insee, st.latitude, st.longitude
+    """
+)
+
+
+async def claim(
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    now: datetime,
+    *,
+    hold_token: uuid.UUID | None,
+    hold_expires_at: datetime | None,
+) -> ClaimedSlot | None:
+    """Take a free slot (or one whose hold lapsed): held when a token is given, else booked."""
+    row = (
+        await session.execute(
+            _CLAIM,
+            {
+                "status": "held" if hold_token else "booked",
+                "hold_token": hold_token,
+                "hold_expires_at": hold_expires_at,
+                "slot_id": slot_id,
+                "cpts_id": cpts_id,
+                "now": now,
+            },
+        )
+    ).first()
+    return ClaimedSlot(*row) if row else None
+
+
+_INSERT_BOOKING = text(
+    """
+    INSERT INTO booking (id, cpts_id, request_id, slot_id, status, hold_token, hold_expires_at, held_by_id,
+                         booked_at, booked_by_id, created_at)
+    VALUES (:id, :cpts_id, :request_id, :slot_id, :status, :hold_token, :hold_expires_at, :actor_id,
+            :booked_at, :booked_by_id, :now)
+    -- The partial unique indexes (one active booking per slot, one per request) are the last guard.
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def insert_booking(session: AsyncSession, values: dict[str, Any]) -> bool:
+    return (await session.execute(_INSERT_BOOKING, values)).first() is not None
+
+
+async def request_has_active_booking(session: AsyncSession, request_id: uuid.UUID) -> bool:
+    found = await session.execute(
+        text("SELECT 1 FROM booking WHERE request_id = :id AND status IN ('held', 'booked')"), {"id": request_id}
+    )
+    return found.first() is not None
+
+
+_SITE_AND_PRACTITIONER = text(
+    """
+    SELECT s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
+           p.family_name, p.given_name, p.profession, p.specialty,
+           st.name, st.address, st.commune_insee, st.latitude, st.longitude
+    FROM slot s JOIN practitioner p ON p.id = s.practitioner_id JOIN site st ON st.id = s.site_id
+    WHERE s.id = :slot_id
+    """
+)
+
+
+async def slot_details(session: AsyncSession, slot_id: uuid.UUID) -> ClaimedSlot:
+    row = (await session.execute(_SITE_AND_PRACTITIONER, {"slot_id": slot_id})).one()
+    return ClaimedSlot(*row)

@@ -30,8 +30,7 @@ async def confirm(
     booking_id: uuid.UUID, principal: Handler, session: SessionDep, now: Now, http: Request
 ) -> BookingOut:
     """Confirm a hold; 409 `hold_expired` when the slot went to someone else meanwhile."""
-    booking = await service.confirm(session, principal, booking_id, now, http)
-    return await service.answer(session, principal, booking)
+    return await service.confirm(session, principal, booking_id, now, http)
 
 
 @router.post("/{booking_id}/release", operation_id="bookings-release", dependencies=[Idempotent])

@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime, timedelta
 
 from fastapi import Request
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit
@@ -26,6 +25,7 @@ from service.bookings.domain import (
     slot_status_after_cancel,
 )
 from service.bookings.models import Booking
+from service.bookings.repository import ClaimedSlot
 from service.bookings.schemas import CancelIn, OutcomeIn
 from service.cpts import repository as cpts_repository
 from service.errors import Conflict, Invalid, NotFound
@@ -38,9 +38,10 @@ from service.orientation.models import CareRequest
 from service.orientation.schemas import BookingOut, BookingSlot
 from service.practitioners.models import Practitioner, Site
 from service.slots import repository as slots_repository
+from service.slots import service as slots_service
 from service.slots.domain import Modality
 from service.slots.models import Slot
-from service.slots.schemas import PractitionerSummary, SiteSummary
+from service.slots.schemas import PractitionerSummary, SiteSummary, SlotFound
 
 ONE_ACTIVE_PER_SLOT = "uq_booking_one_active_per_slot"
 ONE_ACTIVE_PER_REQUEST = "uq_booking_one_active_per_request"
@@ -58,15 +59,6 @@ async def _audit(
     http: Request | None,
 ) -> None:
     await audit.record(session, principal, action, "request", [request_id], now, http, {"booking_id": str(booking.id)})
-
-
-async def _notify(
-    session: AsyncSession, principal: Principal, booking: Booking, event_type: EventType, now: datetime
-) -> None:
-    """Tell the practitioner's software, in this same transaction (the outbox)."""
-    slot = await slots_repository.get(session, principal.cpts_id, booking.slot_id)
-    assert slot is not None
-    await notifications.booking_event(session, booking, slot, event_type, now)
 
 
 async def end_active_hold(session: AsyncSession, care_request: CareRequest, now: datetime) -> None:
@@ -96,49 +88,94 @@ async def take_slot(
     *,
     confirm: bool,
     http: Request | None = None,
-) -> Booking:
-    """Hold a slot for a request (`confirm=False`), or hold and confirm it in one step."""
-    care_request = await requests_repository.get(session, principal.cpts_id, request_id, for_update=True)
+) -> BookingOut:
+    """Hold a slot for a request (`confirm=False`), or hold and confirm it in one step. The hot
+    path of the service: compiled statements and as few round trips as the rules allow."""
+    request = await repository.lock_request(session, principal.cpts_id, request_id)
     # Refuses red-flagged (422), booked or closed (409) requests before touching any slot.
-    next_status(RequestStatus(care_request.status), EventKind.booked)
-    cpts = await cpts_repository.get(session, principal.cpts_id)
-    await end_active_hold(session, care_request, now)
-    token = uuid.uuid4() if not confirm else None
-    expires = now + timedelta(seconds=cpts.hold_ttl_seconds) if not confirm else None
-    if not await repository.claim_slot(
-        session, principal.cpts_id, slot_id, now, hold_token=token, hold_expires_at=expires
-    ):
+    next_status(RequestStatus(request.status), EventKind.booked)
+    token = expires = None
+    if not confirm:
+        token = uuid.uuid4()
+        expires = now + timedelta(seconds=await cpts_repository.hold_ttl_seconds(session, principal.cpts_id))
+    await repository.end_active_hold(session, request.id, now)
+    slot = await repository.claim(session, principal.cpts_id, slot_id, now, hold_token=token, hold_expires_at=expires)
+    if slot is None:
         raise await _unavailable(session, principal.cpts_id, slot_id)
     await repository.expire_stale_holds(session, slot_id, now)
-    booking = Booking(
-        id=uuid.uuid4(),
-        cpts_id=principal.cpts_id,
-        request_id=care_request.id,
-        slot_id=slot_id,
-        status=(BookingStatus.booked if confirm else BookingStatus.held).value,
-        hold_token=token,
-        hold_expires_at=expires,
-        held_by_id=principal.id,
-        booked_at=now if confirm else None,
-        booked_by_id=principal.id if confirm else None,
-        created_at=now,
+    booking_id = uuid.uuid4()
+    status = BookingStatus.booked if confirm else BookingStatus.held
+    inserted = await repository.insert_booking(
+        session,
+        {
+            "id": booking_id,
+            "cpts_id": principal.cpts_id,
+            "request_id": request.id,
+            "slot_id": slot_id,
+            "status": status.value,
+            "hold_token": token,
+            "hold_expires_at": expires,
+            "actor_id": principal.id,
+            "booked_at": now if confirm else None,
+            "booked_by_id": principal.id if confirm else None,
+            "now": now,
+        },
     )
-    session.add(booking)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:  # the partial unique indexes: the last guard
-        if ONE_ACTIVE_PER_REQUEST in str(exc.orig):
-            raise Conflict("request_booked", "This request already has a booking.") from exc
-        raise Conflict(*SLOT_UNAVAILABLE) from exc
+    if not inserted:  # a concurrent hold or booking for the same request or slot committed first
+        if await repository.request_has_active_booking(session, request.id):
+            raise Conflict("request_booked", "This request already has a booking.")
+        raise Conflict(*SLOT_UNAVAILABLE)
     if confirm:
-        await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
-        await _notify(session, principal, booking, EventType.booking_confirmed, now)
+        await append_event(session, principal, request, EventKind.booked, now, booking_id=booking_id)
+        await notifications.booking_event(
+            session, principal.cpts_id, booking_id, request.id, status.value, slot, EventType.booking_confirmed, now
+        )
     action = "booking.book" if confirm else "booking.hold"
-    await audit.record(
-        session, principal, action, "request", [care_request.id], now, http, {"booking_id": str(booking.id)}
+    await audit.record(session, principal, action, "request", [request.id], now, http, {"booking_id": str(booking_id)})
+    return _answer(booking_id, request.id, status, slot, hold_expires_at=expires, booked_at=now if confirm else None)
+
+
+def _answer(
+    booking_id: uuid.UUID,
+    request_id: uuid.UUID,
+    status: BookingStatus,
+    slot: ClaimedSlot,
+    *,
+    hold_expires_at: datetime | None = None,
+    booked_at: datetime | None = None,
+) -> BookingOut:
+    return BookingOut(
+        booking_id=booking_id,
+        request_id=request_id,
+        slot_id=slot.id,
+        status=status.value,
+        hold_expires_at=hold_expires_at,
+        booked_at=booked_at,
+        cancelled_side=None,
+        cancel_reason=None,
+        outcome=None,
+        slot=BookingSlot(
+            id=slot.id,
+            start=slot.start_at,
+            end=slot.end_at,
+            modality=Modality(slot.modality),
+            practitioner=PractitionerSummary(
+                id=slot.practitioner_id,
+                family_name=slot.family_name,
+                given_name=slot.given_name,
+                profession=slot.profession,
+                specialty=slot.specialty,
+            ),
+            site=SiteSummary(
+                id=slot.site_id,
+                name=slot.site_name,
+                address=slot.address,
+                commune_insee=slot.commune_insee,
+                latitude=slot.latitude,
+                longitude=slot.longitude,
+            ),
+        ),
     )
-    return booking
 
 
 async def _locked(session: AsyncSession, principal: Principal, booking_id: uuid.UUID) -> tuple[CareRequest, Booking]:
@@ -150,22 +187,34 @@ async def _locked(session: AsyncSession, principal: Principal, booking_id: uuid.
 
 async def confirm(
     session: AsyncSession, principal: Principal, booking_id: uuid.UUID, now: datetime, http: Request | None = None
-) -> Booking:
+) -> BookingOut:
     care_request, booking = await _locked(session, principal, booking_id)
-    if booking.status == BookingStatus.booked:
-        return booking  # confirming twice changes nothing
-    check_transition(BookingStatus(booking.status), BookingStatus.booked)
-    next_status(RequestStatus(care_request.status), EventKind.booked)
-    assert booking.hold_token is not None
-    if not await repository.confirm_slot(session, booking.slot_id, booking.hold_token):
-        raise Conflict("hold_expired", "The hold expired and the slot went to someone else: choose another slot.")
-    booking.status = BookingStatus.booked.value
-    booking.booked_at, booking.booked_by_id = now, principal.id
-    booking.hold_token, booking.hold_expires_at = None, None
-    await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
-    await _notify(session, principal, booking, EventType.booking_confirmed, now)
-    await _audit(session, principal, "booking.confirm", care_request.id, booking, now, http)
-    return booking
+    if booking.status != BookingStatus.booked:  # confirming twice changes nothing
+        check_transition(BookingStatus(booking.status), BookingStatus.booked)
+        next_status(RequestStatus(care_request.status), EventKind.booked)
+        assert booking.hold_token is not None
+        if not await repository.confirm_slot(session, booking.slot_id, booking.hold_token):
+            raise Conflict("hold_expired", "The hold expired and the slot went to someone else: choose another slot.")
+        booking.status = BookingStatus.booked.value
+        booking.booked_at, booking.booked_by_id = now, principal.id
+        booking.hold_token, booking.hold_expires_at = None, None
+        await session.flush()
+        await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
+        slot = await repository.slot_details(session, booking.slot_id)
+        await notifications.booking_event(
+            session,
+            principal.cpts_id,
+            booking.id,
+            care_request.id,
+            booking.status,
+            slot,
+            EventType.booking_confirmed,
+            now,
+        )
+        await _audit(session, principal, "booking.confirm", care_request.id, booking, now, http)
+    else:
+        slot = await repository.slot_details(session, booking.slot_id)
+    return _answer(booking.id, care_request.id, BookingStatus.booked, slot, booked_at=booking.booked_at)
 
 
 async def release(
@@ -203,7 +252,9 @@ async def _cancel_booked(
     await append_event(
         session, principal, care_request, EventKind.reopened, now, booking_id=booking.id, detail={"side": side.value}
     )
-    await notifications.booking_event(session, booking, slot, EventType.booking_cancelled, now)
+    await notifications.booking_event(
+        session, booking.cpts_id, booking.id, booking.request_id, booking.status, slot, EventType.booking_cancelled, now
+    )
 
 
 async def cancel(
@@ -292,12 +343,13 @@ async def report_outcome(
 
 
 SUGGESTION_HORIZON_AFTER_DEADLINE = timedelta(days=3)
-SUGGESTION_CANDIDATES = 300
+# Candidates read to rank: enough to cover the first hours in full for the ranking by distance.
+SUGGESTION_CANDIDATES_PER_RESULT, SUGGESTION_CANDIDATES_MIN = 6, 60
 
 
 async def suggest(
     session: AsyncSession, principal: Principal, request_id: uuid.UUID, limit: int, now: datetime
-) -> list[tuple[Ranked, Slot, Practitioner, Site]]:
+) -> tuple[CareRequest, list[tuple[Ranked, SlotFound]]]:
     """Free slots that fit the request's needs, ranked: before the deadline first (earliest, then
     nearest), then the best ones after it."""
     care_request = await requests_repository.get(session, principal.cpts_id, request_id)
@@ -306,33 +358,32 @@ async def suggest(
     if commune is None and Modality.HH.value in modalities:
         modalities.remove(Modality.HH.value)  # a home visit needs to know where the patient is
     if not modalities:
-        return []
-    query = slots_repository.free_slots_query(
+        return care_request, []
+    found = await slots_repository.free_slots(
+        session,
         principal.cpts_id,
         now,
         start_from=now,
         start_to=care_request.deadline_at + SUGGESTION_HORIZON_AFTER_DEADLINE,
+        limit=max(SUGGESTION_CANDIDATES_MIN, limit * SUGGESTION_CANDIDATES_PER_RESULT),
         profession=care_request.needs_profession,
         specialty=care_request.needs_specialty,
         modalities=modalities,
-        commune_insee=None,
         home_visits_for=commune,
-    ).limit(SUGGESTION_CANDIDATES)
-    rows = {slot.id: (slot, practitioner, site) for slot, practitioner, site in await session.execute(query)}
+    )
+    rows = {row.id: row for row in found}
     patient_point = await requests_repository.commune_point(session, principal.cpts_id, commune)
     candidates = [
         Candidate(
-            slot_id=slot.id,
-            start=slot.start_at,
-            modality=Modality(slot.modality),
-            site_point=(site.latitude, site.longitude)
-            if site.latitude is not None and site.longitude is not None
-            else None,
+            slot_id=row.id,
+            start=row.start_at,
+            modality=Modality(row.modality),
+            site_point=None if row.latitude is None or row.longitude is None else (row.latitude, row.longitude),
         )
-        for slot, _, site in rows.values()
+        for row in rows.values()
     ]
     ranked = rank(candidates, care_request.deadline_at, patient_point)[:limit]
-    return [(r, *rows[r.candidate.slot_id]) for r in ranked]
+    return care_request, [(r, slots_service.found_of(rows[r.candidate.slot_id])) for r in ranked]
 
 
 def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: Site) -> BookingOut:

@@ -6,35 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import ClientPractitioner, SoftwareClient
+from service.accounts.models import SoftwareClient
 from service.bookings.models import Booking
 from service.notifications.models import DeliveryAttempt, OutboxMessage
 from service.orientation.models import CareRequest
-
-
-async def recipients(
-    session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID
-) -> list[tuple[uuid.UUID, bool]]:
-    """The active clients publishing for a practitioner, and whether each has a webhook URL."""
-    rows = await session.execute(
-        select(SoftwareClient.id, SoftwareClient.webhook_url.is_not(None))
-        .join(ClientPractitioner, ClientPractitioner.client_id == SoftwareClient.id)
-        .where(
-            SoftwareClient.cpts_id == cpts_id,
-            SoftwareClient.active,
-            ClientPractitioner.practitioner_id == practitioner_id,
-        )
-        .order_by(SoftwareClient.id)
-    )
-    return [(row[0], row[1]) for row in rows]
-
-
-async def add_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(OutboxMessage), list(rows))
 
 
 async def feed_page(

@@ -4,11 +4,13 @@ what the coordinator sees of deliveries."""
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit
@@ -29,15 +31,55 @@ from service.notifications.schemas import (
 )
 from service.orientation.models import CareRequest
 from service.reference.codes import motifs
-from service.slots.models import Slot
+
+
+class SlotFacts(Protocol):
+    """What an event says of the slot (the ORM slot, or the row the hot path read)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def start_at(self) -> datetime: ...
+    @property
+    def end_at(self) -> datetime: ...
+    @property
+    def modality(self) -> str: ...
+    @property
+    def practitioner_id(self) -> uuid.UUID: ...
+    @property
+    def site_id(self) -> uuid.UUID: ...
+
+
+# One message per active software client of the practitioner; `feed_only` without a webhook URL.
+_ENQUEUE = text(
+    """
+    INSERT INTO outbox_message
+        (event_id, cpts_id, client_id, event_type, booking_id, request_id, occurred_at, snapshot, status,
+         next_attempt_at)
+    SELECT gen_random_uuid(), :cpts_id, c.id, :event_type, :booking_id, :request_id, :now, CAST(:snapshot AS jsonb),
+           CASE WHEN c.webhook_url IS NULL THEN 'feed_only' ELSE 'pending' END,
+           CASE WHEN c.webhook_url IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END
+    FROM client_practitioner AS cp JOIN software_client AS c ON c.id = cp.client_id
+    WHERE cp.cpts_id = :cpts_id AND cp.practitioner_id = :practitioner_id AND c.active
+    """
+)
 
 
 async def booking_event(
-    session: AsyncSession, booking: Booking, slot: Slot, event_type: EventType, now: datetime
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    booking_id: uuid.UUID,
+    request_id: uuid.UUID,
+    status: str,
+    slot: SlotFacts,
+    event_type: EventType,
+    now: datetime,
 ) -> None:
-    """One message per software client of the slot's practitioner, in the caller's transaction."""
+    """Write the event for the practitioner's software in the caller's transaction (the outbox)."""
     snapshot = {
-        "status": booking.status,
+        "status": status,
         "practitioner_id": str(slot.practitioner_id),
         "slot": {
             "id": str(slot.id),
@@ -48,22 +90,18 @@ async def booking_event(
             "site_id": str(slot.site_id),
         },
     }
-    rows = [
+    await session.execute(
+        _ENQUEUE,
         {
-            "event_id": uuid.uuid4(),
-            "cpts_id": booking.cpts_id,
-            "client_id": client_id,
+            "cpts_id": cpts_id,
             "event_type": event_type.value,
-            "booking_id": booking.id,
-            "request_id": booking.request_id,
-            "occurred_at": now,
-            "snapshot": snapshot,
-            "status": (MessageStatus.pending if has_webhook else MessageStatus.feed_only).value,
-            "next_attempt_at": now if has_webhook else None,
-        }
-        for client_id, has_webhook in await repository.recipients(session, booking.cpts_id, slot.practitioner_id)
-    ]
-    await repository.add_messages(session, rows)
+            "booking_id": booking_id,
+            "request_id": request_id,
+            "now": now,
+            "snapshot": json.dumps(snapshot),
+            "practitioner_id": slot.practitioner_id,
+        },
+    )
 
 
 def render(message: OutboxMessage, care_request: CareRequest, booking: Booking) -> FeedEvent:

@@ -18,7 +18,8 @@ from service.errors import Invalid, field_error
 from service.idempotency import Idempotent
 from service.orientation import repository, service
 from service.orientation.domain import RequestStatus, motif_classification, red_flags
-from service.orientation.models import CareRequest, OrientationEvent
+from service.orientation.log import LoggedEvent
+from service.orientation.models import CareRequest
 from service.orientation.schemas import (
     BookingOut,
     EventOut,
@@ -36,7 +37,6 @@ from service.orientation.schemas import (
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
 from service.reference.codes import motifs
 from service.routing import api_router
-from service.slots.schemas import PractitionerSummary, SiteSummary
 
 router = api_router(prefix="/v1", tags=["orientation"])
 
@@ -48,7 +48,7 @@ class OrientationRecorded(BaseModel):
     event: EventOut
 
 
-def recorded(care_request: CareRequest, event: OrientationEvent) -> OrientationRecorded:
+def recorded(care_request: CareRequest, event: LoggedEvent) -> OrientationRecorded:
     return OrientationRecorded(
         request=service.summary(care_request), event=EventOut.model_validate(event, from_attributes=True)
     )
@@ -111,22 +111,21 @@ async def suggestions(
 ) -> Suggestions:
     """Free slots that fit the request's needs, ranked; those after the deadline come last,
     flagged `within_deadline: false`."""
-    care_request = await repository.get(session, principal.cpts_id, request_id)
-    ranked = await bookings_service.suggest(session, principal, request_id, limit, now)
+    care_request, ranked = await bookings_service.suggest(session, principal, request_id, limit, now)
     return Suggestions(
         deadline_at=care_request.deadline_at,
         items=[
             Suggestion(
-                slot_id=slot.id,
-                start=slot.start_at,
-                end=slot.end_at,
-                modality=slot.modality,
-                practitioner=PractitionerSummary.model_validate(practitioner, from_attributes=True),
-                site=SiteSummary.model_validate(site, from_attributes=True),
+                slot_id=found.id,
+                start=found.start,
+                end=found.end,
+                modality=found.modality,
+                practitioner=found.practitioner,
+                site=found.site,
                 within_deadline=r.within_deadline,
                 distance_km=round(r.distance_km, 1) if r.distance_km is not None else None,
             )
-            for r, slot, practitioner, site in ranked
+            for r, found in ranked
         ],
     )
 
@@ -142,10 +141,9 @@ async def hold(
 ) -> BookingOut:
     """Hold a slot while talking with the patient (the CPTS's hold TTL, default 180 s); 409
     `slot_unavailable` when someone else has it. Holding another slot drops the previous hold."""
-    booking = await bookings_service.take_slot(
+    return await bookings_service.take_slot(
         session, principal, request_id, choice.slot_id, now, confirm=False, http=http
     )
-    return await bookings_service.answer(session, principal, booking)
 
 
 @router.post(
@@ -158,10 +156,9 @@ async def book(
     request_id: uuid.UUID, choice: SlotChoice, principal: Handler, session: SessionDep, now: Now, http: Request
 ) -> BookingOut:
     """Hold and confirm in one step."""
-    booking = await bookings_service.take_slot(
+    return await bookings_service.take_slot(
         session, principal, request_id, choice.slot_id, now, confirm=True, http=http
     )
-    return await bookings_service.answer(session, principal, booking)
 
 
 @router.post(

@@ -29,8 +29,8 @@ from service.orientation.domain import (
     received_at_problem,
     requires_transfer,
 )
-from service.orientation.log import append_event
-from service.orientation.models import CareRequest, OrientationEvent
+from service.orientation.log import LoggedEvent, append_event
+from service.orientation.models import CareRequest
 from service.orientation.schemas import (
     CallerOut,
     EventOut,
@@ -123,7 +123,7 @@ async def orient(
     data: OrientationIn,
     now: datetime,
     http: Request | None = None,
-) -> tuple[CareRequest, OrientationEvent]:
+) -> tuple[CareRequest, LoggedEvent]:
     """Record where the patient was oriented; closes the request (or corrects a closed one)."""
     care_request = await repository.get(session, principal.cpts_id, request_id, for_update=True)
     kind = EventKind(data.outcome)
@@ -154,7 +154,7 @@ async def override_red_flag(
     data: OverrideIn,
     now: datetime,
     http: Request | None = None,
-) -> tuple[CareRequest, OrientationEvent]:
+) -> tuple[CareRequest, LoggedEvent]:
     """A regulating physician lifts the red flag (before a transfer, or after the 15 sent the
     patient back to unscheduled care); the request can then be booked."""
     care_request = await repository.get(session, principal.cpts_id, request_id, for_update=True)

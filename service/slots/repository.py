@@ -18,7 +18,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
     or_,
     select,
     text,
@@ -32,7 +31,7 @@ from sqlalchemy.types import DateTime, Integer, Text
 from service.errors import Invalid
 from service.practitioners.models import Practitioner, Site
 from service.slots import domain
-from service.slots.domain import HANDLER_VISIBILITY, ExistingSlot, Modality, SlotSpec, SlotStatus, Visibility
+from service.slots.domain import ExistingSlot, Modality, SlotSpec, SlotStatus, Visibility
 from service.slots.models import Slot
 
 UUIDS = ARRAY(UUID(as_uuid=True))
@@ -416,58 +415,78 @@ def list_query(
     return _after(query, after).order_by(Slot.start_at, Slot.id)
 
 
-def free_slots_query(
+_FREE_SLOTS = text(
+    """
+    SELECT s.id, s.start_at, s.end_at, s.modality, s.specialty, s.visibility, s.home_visit_communes,
+           p.id AS practitioner_id, p.family_name, p.given_name, p.profession,
+           p.specialty AS practitioner_specialty,
+           st.id AS site_id, st.name AS site_name, st.address, st.commune_insee, st.latitude, st.longitude
+    FROM slot s
+    JOIN practitioner p ON p.id = s.practitioner_id
+    JOIN site st ON st.id = s.site_id
+    WHERE s.cpts_id = :cpts_id
+      AND s.status IN ('free', 'held') AND (s.status = 'free' OR s.hold_expires_at <= :now)
+      AND s.start_at >= :start_from AND s.start_at < :start_to
+      AND s.visibility && ARRAY['CPTS', 'SNP'] AND p.active
+      AND (CAST(:profession AS text) IS NULL OR p.profession = :profession)
+      AND (CAST(:specialty AS text) IS NULL OR s.specialty = :specialty)
+      AND (CAST(:modalities AS text[]) IS NULL OR s.modality = ANY(:modalities))
+      -- search: in practice at a site of the commune; at home covering it; by video anywhere
+      AND (CAST(:commune AS text) IS NULL
+           OR (s.modality = 'AMB' AND st.commune_insee = :commune)
+           OR (s.modality = 'HH' AND :commune = ANY(s.home_visit_communes))
+           OR s.modality = 'VR')
+      -- suggestions: the patient travels to any practice or uses video; a home visit must cover them
+      AND (CAST(:home_visits_for AS text) IS NULL OR s.modality <> 'HH'
+           OR :home_visits_for = ANY(s.home_visit_communes))
+      AND (CAST(:after_start AS timestamptz) IS NULL OR (s.start_at, s.id) > (:after_start, :after_id))
+    ORDER BY s.start_at, s.id
+    LIMIT :limit
+    """
+).bindparams(bindparam("modalities", type_=TEXTS), bindparam("after_id", type_=UUID(as_uuid=True)))
+
+
+async def free_slots(
+    session: AsyncSession,
     cpts_id: uuid.UUID,
     now: datetime,
     *,
     start_from: datetime,
     start_to: datetime,
-    profession: str | None,
-    specialty: str | None,
-    modalities: Sequence[str] | None,
-    commune_insee: str | None,
+    limit: int,
+    profession: str | None = None,
+    specialty: str | None = None,
+    modalities: Sequence[str] | None = None,
+    commune_insee: str | None = None,
     home_visits_for: str | None = None,
     after: list[Any] | None = None,
-) -> Select[Slot, Practitioner, Site]:
-    """Free slots the CPTS's call handlers may offer, with their practitioner and site."""
-    query = (
-        select(Slot, Practitioner, Site)
-        .join(Practitioner, Practitioner.id == Slot.practitioner_id)
-        .join(Site, Site.id == Slot.site_id)
-        .where(
-            Slot.cpts_id == cpts_id,
-            Slot.status.in_([SlotStatus.free.value, SlotStatus.held.value]),
-            is_free(now),
-            Slot.start_at >= start_from,
-            Slot.start_at < start_to,
-            Slot.visibility.overlap(sorted(v.value for v in HANDLER_VISIBILITY)),
-            Practitioner.active,
-        )
+) -> list[Any]:
+    """Free slots the CPTS's call handlers may offer, earliest first, with their practitioner and
+    site: the columns an answer shows, from a statement compiled once (this is a hot path)."""
+    after_start = after_id = None
+    if after is not None:
+        try:
+            after_start, after_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+        except (TypeError, ValueError) as exc:
+            raise Invalid("invalid_cursor", "The cursor is not one this list returned.") from exc
+    rows = await session.execute(
+        _FREE_SLOTS,
+        {
+            "cpts_id": cpts_id,
+            "now": now,
+            "start_from": start_from,
+            "start_to": start_to,
+            "profession": profession,
+            "specialty": specialty,
+            "modalities": list(modalities) if modalities else None,
+            "commune": commune_insee,
+            "home_visits_for": home_visits_for,
+            "after_start": after_start,
+            "after_id": after_id,
+            "limit": limit,
+        },
     )
-    if profession is not None:
-        query = query.where(Practitioner.profession == profession)
-    if specialty is not None:
-        query = query.where(Slot.specialty == specialty)
-    if modalities:
-        query = query.where(Slot.modality.in_(list(modalities)))
-    if commune_insee is not None:
-        # In practice: at a site of the commune; at home: covering it; by video: anywhere.
-        query = query.where(
-            or_(
-                and_(Slot.modality == Modality.AMB.value, Site.commune_insee == commune_insee),
-                and_(Slot.modality == Modality.HH.value, literal(commune_insee) == any_(Slot.home_visit_communes)),
-                Slot.modality == Modality.VR.value,
-            )
-        )
-    if home_visits_for is not None:
-        # The patient may travel to any practice or use video; a home visit must cover the commune.
-        query = query.where(
-            or_(
-                Slot.modality != Modality.HH.value,
-                literal(home_visits_for) == any_(Slot.home_visit_communes),
-            )
-        )
-    return _after(query, after).order_by(Slot.start_at, Slot.id)
+    return list(rows)
 
 
 SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")

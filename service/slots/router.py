@@ -14,13 +14,11 @@ from service.idempotency import Idempotent
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
 from service.routing import api_router
 from service.slots import repository, service
-from service.slots.domain import Modality, Outcome, Visibility, effective_status
+from service.slots.domain import Modality, Outcome, effective_status
 from service.slots.schemas import (
     BatchIn,
     BatchOut,
     ExternalId,
-    PractitionerSummary,
-    SiteSummary,
     SlotBody,
     SlotFound,
     SlotOut,
@@ -76,36 +74,21 @@ async def search(
     """Free slots the CPTS's handlers may offer, earliest first (default: the next 7 days)."""
     begin = max(_aware(start_from, "start_from") or now, now)
     end = _aware(start_to, "start_to") or begin + timedelta(days=7)
-    query = repository.free_slots_query(
+    found = await repository.free_slots(
+        session,
         principal.cpts_id,
         now,
         start_from=begin,
         start_to=end,
+        limit=limit + 1,
         profession=profession,
         specialty=specialty,
         modalities=[modality.value] if modality else None,
         commune_insee=commune_insee,
         after=decode_cursor(cursor, 2),
     )
-    found = (await session.execute(query.limit(limit + 1))).all()
-    rows, next_cursor = page_of(list(found), limit, lambda r: [r[0].start_at.isoformat(), str(r[0].id)])
-    return Page(
-        items=[
-            SlotFound(
-                id=slot.id,
-                start=slot.start_at,
-                end=slot.end_at,
-                modality=Modality(slot.modality),
-                specialty=slot.specialty,
-                visibility=[Visibility(v) for v in sorted(slot.visibility)],
-                home_visit_communes=list(slot.home_visit_communes),
-                practitioner=PractitionerSummary.model_validate(practitioner, from_attributes=True),
-                site=SiteSummary.model_validate(site, from_attributes=True),
-            )
-            for slot, practitioner, site in rows
-        ],
-        next_cursor=next_cursor,
-    )
+    rows, next_cursor = page_of(found, limit, lambda r: [r.start_at.isoformat(), str(r.id)])
+    return Page(items=[service.found_of(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("", operation_id="slots-list")

@@ -33,7 +33,17 @@ from service.slots.domain import (
 )
 from service.slots.models import Slot
 from service.slots.repository import NewSlot, PractitionerContext, SlotChange
-from service.slots.schemas import ItemProblemOut, ItemResult, SlotItem, SlotOut, SlotRef, SyncOut
+from service.slots.schemas import (
+    ItemProblemOut,
+    ItemResult,
+    PractitionerSummary,
+    SiteSummary,
+    SlotFound,
+    SlotItem,
+    SlotOut,
+    SlotRef,
+    SyncOut,
+)
 
 _ITEM = TypeAdapter(SlotItem)
 EXCLUSION_VIOLATION = "23P01"
@@ -333,4 +343,32 @@ def to_out(slot: Slot, status: str) -> SlotOut:
         version=slot.version,
         published_at=slot.published_at,
         updated_at=slot.updated_at,
+    )
+
+
+def found_of(row: Any) -> SlotFound:
+    """A free slot as the search and the suggestions show it (a row of FREE_SLOT_COLUMNS)."""
+    return SlotFound(
+        id=row.id,
+        start=row.start_at,
+        end=row.end_at,
+        modality=Modality(row.modality),
+        specialty=row.specialty,
+        visibility=[Visibility(v) for v in sorted(row.visibility)],
+        home_visit_communes=list(row.home_visit_communes),
+        practitioner=PractitionerSummary(
+            id=row.practitioner_id,
+            family_name=row.family_name,
+            given_name=row.given_name,
+            profession=row.profession,
+            specialty=row.practitioner_specialty,
+        ),
+        site=SiteSummary(
+            id=row.site_id,
+            name=row.site_name,
+            address=row.address,
+            commune_insee=row.commune_insee,
+            latitude=row.latitude,
+            longitude=row.longitude,
+        ),
     )

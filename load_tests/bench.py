@@ -1,0 +1,481 @@
+"""`make bench`: the service against what PostgreSQL itself can do, in one run.
+
+On the embedded server (or DATABASE_URL): generates a large CPTS, then measures
+- the raw limit: pgbench running the service's own hold-then-release SQL on the same database;
+- confirmed bookings per second through the HTTP API, under contention (two patients per slot);
+- suggestions and search latency at a fixed arrival rate (open loop: latency counts from when
+  each request was due, so a slow answer cannot hide the ones queued behind it);
+- batch publication in slots per second, and the monthly report time;
+then checks the invariants in SQL and prints a table (JSON in load_tests/results/).
+
+    .venv/bin/python -m load_tests.bench [--workers 2] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import aiohttp
+import asyncpg
+import httpx
+
+from load_tests.bench_publish import batch_items, publish_all
+from load_tests.generator import PASSWORD, GeneratedCpts, generate
+from load_tests.harness import BenchTenant, bench_database, live_service, percentile
+from service import embedded_db, migrate
+from service.reporting.periods import Month
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = {
+    "bookings_per_s": 300,
+    "suggestions_p95_ms": 50,
+    "publication_slots_per_s": 5000,
+    "booking_to_raw_ratio": 0.20,
+}
+
+
+@dataclass
+class Tally:
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    booked: list[str] = field(default_factory=list)
+
+    @property
+    def server_errors(self) -> int:
+        """5xx answers, and requests that got no answer at all."""
+        return sum(n for status, n in self.statuses.items() if status >= 500 or status == 0)
+
+
+# --- the raw limit ---------------------------------------------------------------------------------
+
+PGBENCH_SCRIPT = """
+\\set n random(1, {slots})
+BEGIN;
+UPDATE slot SET status = 'held', hold_token = {token}, hold_expires_at = now() + interval '180 seconds'
+WHERE id = (SELECT id FROM bench_slot WHERE n = :n) AND cpts_id = '{cpts}' AND start_at > now()
+  AND visibility && '{{CPTS,SNP}}'
+  AND (status = 'free' OR (status = 'held' AND hold_expires_at <= now()))
+RETURNING id;
+UPDATE slot SET status = 'free', hold_token = NULL, hold_expires_at = NULL
+WHERE id = (SELECT id FROM bench_slot WHERE n = :n) AND status = 'held' AND hold_token = {token};
+END;
+"""
+# One token per pgbench client, so that a client releases only its own hold.
+TOKEN = "('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid"  # noqa: S105 - SQL, not a secret
+
+
+def pgbench_binary() -> str:
+    found = shutil.which("pgbench")
+    if not os.environ.get("DATABASE_URL"):
+        return str(embedded_db.bin_dir() / "pgbench")  # the server's own version
+    if found is None:
+        raise RuntimeError("pgbench not found: install the PostgreSQL client tools")
+    return found
+
+
+def libpq_args(url: str) -> tuple[list[str], str]:
+    parsed = urlparse(url)
+    args = ["-U", parsed.username or "postgres"]
+    host = parse_qs(parsed.query).get("host", [parsed.hostname or "127.0.0.1"])[0]
+    args += ["-h", host, "-p", str(parsed.port or 5432)]
+    env = {**os.environ}
+    if parsed.password:
+        env["PGPASSWORD"] = parsed.password
+    return args, parsed.path.lstrip("/")
+
+
+async def raw_hold_release(url: str, cpts: GeneratedCpts, seconds: int, clients: int) -> dict[str, Any]:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE bench_slot AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM slot "
+            "WHERE cpts_id = $1 AND status = 'free' AND start_at > now() + interval '1 day'",
+            cpts.cpts_id,
+        )
+        await conn.execute("ALTER TABLE bench_slot ADD PRIMARY KEY (n)")
+        count = await conn.fetchval("SELECT count(*) FROM bench_slot")
+    finally:
+        await conn.close()
+    script = PGBENCH_SCRIPT.format(slots=count, token=TOKEN, cpts=cpts.cpts_id)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        handle.write(script)
+    args, database = libpq_args(url)
+    command = [
+        pgbench_binary(),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-T",
+        str(seconds),
+        "-f",
+        handle.name,
+        *args,
+        database,
+    ]
+    out = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False)
+    os.unlink(handle.name)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+    if not match:
+        raise RuntimeError(f"pgbench failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+    return {
+        "transactions_per_s": round(float(match.group(1))),
+        "latency_avg_ms": float(latency.group(1)) if latency else None,
+        "clients": clients,
+        "slots": count,
+    }
+
+
+# --- the service -------------------------------------------------------------------------------------
+
+
+async def open_requests(url: str, cpts: GeneratedCpts, count: int) -> list[uuid.UUID]:
+    """Open requests waiting in the queue, as handlers would have created them."""
+    now = datetime.now(UTC)
+    rows = [
+        (uuid.uuid4(), cpts.cpts_id, now - timedelta(minutes=5), now + timedelta(hours=24) - timedelta(minutes=5),
+         "phone", "44109", "M19.05.00", "assess", "10", "SM54", ["AMB", "HH", "VR"], "open", "user",
+         cpts.handler_ids[0], now, now)
+        for _ in range(count)
+    ]  # fmt: skip
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.copy_records_to_table(
+            "care_request",
+            records=rows,
+            columns=["id", "cpts_id", "received_at", "deadline_at", "channel", "patient_commune_insee", "motif",
+                     "motif_classification", "needs_profession", "needs_specialty", "needs_modalities", "status",
+                     "created_by_kind", "created_by_id", "created_at", "updated_at"],
+        )  # fmt: skip
+        slots = await conn.fetch(
+            "SELECT id FROM slot WHERE cpts_id = $1 AND status = 'free' AND start_at > now() + interval '1 hour' "
+            "AND start_at < now() + interval '3 days' ORDER BY start_at",
+            cpts.cpts_id,
+        )
+    finally:
+        await conn.close()
+    return [r[0] for r in rows] + [s[0] for s in slots]  # requests, then candidate slots
+
+
+async def tokens(base: str, cpts: GeneratedCpts) -> dict[str, list[str]]:
+    async with httpx.AsyncClient(base_url=base) as http:
+        result: dict[str, list[str]] = {}
+        for role, emails in cpts.credentials.items():
+            if role in ("handler", "coordinator"):
+                result[role] = [
+                    (await http.post("/v1/auth/token", data={"username": e, "password": PASSWORD})).json()[
+                        "access_token"
+                    ]
+                    for e in emails
+                ]
+        return result
+
+
+def contended_pairs(
+    requests: list[uuid.UUID], slots: list[uuid.UUID], share: float
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """A request for each slot, and a second one racing for `share` of them (every 1/share-th)."""
+    pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
+    every = max(1, round(1 / share)) if share else 0
+    wanted = iter(requests)
+    for index, slot in enumerate(slots):
+        for _ in range(2 if every and index % every == 0 else 1):
+            request = next(wanted, None)
+            if request is None:
+                return pairs
+            pairs.append((request, slot))
+    return pairs
+
+
+async def bookings_under_contention(
+    base: str,
+    handler_tokens: list[str],
+    requests: list[uuid.UUID],
+    slots: list[uuid.UUID],
+    seconds: float,
+    concurrency: int,
+    contention: float = 0.25,
+) -> tuple[dict[str, Any], Tally]:
+    """Handlers booking at full speed; a quarter of the slots are wanted by two patients at once
+    (one gets it, the other a 409)."""
+    pairs = iter(contended_pairs(requests, slots, contention))
+    tally = Tally()
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(
+        base_url=base, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
+
+        async def worker(index: int) -> None:
+            headers = {"Authorization": f"Bearer {handler_tokens[index % len(handler_tokens)]}"}
+            for request_id, slot_id in pairs:
+                if time.perf_counter() > deadline:
+                    return
+                started = time.perf_counter()
+                try:
+                    async with http.post(
+                        f"/v1/requests/{request_id}/book", json={"slot_id": str(slot_id)}, headers=headers
+                    ) as answer:
+                        body = await answer.read()
+                        status = answer.status
+                except aiohttp.ClientError:
+                    tally.statuses[0] += 1  # no answer at all
+                    continue
+                tally.latencies.append(time.perf_counter() - started)
+                tally.statuses[status] += 1
+                if status == 201:
+                    tally.booked.append(json.loads(body)["booking_id"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return (
+        {
+            "confirmed_per_s": round(len(tally.booked) / elapsed),
+            "attempts_per_s": round(sum(tally.statuses.values()) / elapsed),
+            "refused_409": tally.statuses.get(409, 0),
+            "statuses": dict(tally.statuses),
+            "p50_ms": round(percentile(tally.latencies, 50) * 1000, 1),
+            "p95_ms": round(percentile(tally.latencies, 95) * 1000, 1),
+            "concurrency": concurrency,
+            "contended_share": contention,
+        },
+        tally,
+    )
+
+
+async def open_loop(
+    base: str, rate: float, seconds: float, call: Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+) -> tuple[dict[str, Any], Tally]:
+    """Send at a fixed rate whatever the answers do; latency counts from when each was due."""
+    tally = Tally()
+    total = int(rate * seconds)
+    connector = aiohttp.TCPConnector(limit=400)
+    async with aiohttp.ClientSession(
+        base_url=base, connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
+        start = time.perf_counter() + 0.2
+
+        async def one(i: int) -> None:
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            try:
+                status = await call(http, i)
+            except aiohttp.ClientError:
+                tally.statuses[0] += 1  # no answer at all
+                return
+            tally.latencies.append(time.perf_counter() - due)
+            tally.statuses[status] += 1
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+    return (
+        {
+            "rate_per_s": rate,
+            "requests": total,
+            "p50_ms": round(percentile(tally.latencies, 50) * 1000, 1),
+            "p95_ms": round(percentile(tally.latencies, 95) * 1000, 1),
+            "p99_ms": round(percentile(tally.latencies, 99) * 1000, 1),
+            "errors": sum(n for s, n in tally.statuses.items() if s != 200),
+            "statuses": dict(tally.statuses),
+        },
+        tally,
+    )
+
+
+async def _get(http: aiohttp.ClientSession, path: str, headers: dict[str, str], params: Any = None) -> int:
+    async with http.get(path, headers=headers, params=params) as answer:
+        await answer.read()
+        return answer.status
+
+
+async def invariants(url: str, cpts: GeneratedCpts, booked: list[str]) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        doubles = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT slot_id FROM booking WHERE status IN ('held', 'booked') "
+            "GROUP BY slot_id HAVING count(*) > 1) twice"
+        )
+        orphans = await conn.fetchval(
+            "SELECT count(*) FROM slot s WHERE s.cpts_id = $1 AND s.status = 'booked' AND NOT EXISTS "
+            "(SELECT 1 FROM booking b WHERE b.slot_id = s.id AND b.status = 'booked')",
+            cpts.cpts_id,
+        )
+        lost = await conn.fetchval(
+            "SELECT count(*) FROM unnest($1::uuid[]) AS answered(id) WHERE NOT EXISTS "
+            "(SELECT 1 FROM orientation_event e WHERE e.booking_id = answered.id AND e.kind = 'booked')",
+            [uuid.UUID(b) for b in booked],
+        )
+        outbox = await conn.fetchval(
+            "SELECT count(*) FROM unnest($1::uuid[]) AS answered(id) WHERE NOT EXISTS "
+            "(SELECT 1 FROM outbox_message m WHERE m.booking_id = answered.id)",
+            [uuid.UUID(b) for b in booked],
+        )
+    finally:
+        await conn.close()
+    return {
+        "slots_with_two_active_bookings": doubles,
+        "booked_slots_without_booking": orphans,
+        "answered_bookings_missing_from_the_log": lost,
+        "answered_bookings_missing_from_the_outbox": outbox,
+    }
+
+
+PHASES = ("raw", "bookings", "suggestions", "search", "publication", "report")
+
+
+async def measure(
+    url: str, base: str, cpts: GeneratedCpts, seconds: int, month: Month, phases: frozenset[str] = frozenset(PHASES)
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    if "raw" in phases:
+        figures["raw_hold_release"] = await raw_hold_release(url, cpts, seconds, clients=8)
+        progress("raw", figures["raw_hold_release"])
+    keys = await tokens(base, cpts)
+    pool = await open_requests(url, cpts, 12_000)
+    requests, slots = pool[:12_000], pool[12_000:]
+    booked = suggested = searched = Tally()
+    if "bookings" in phases:
+        figures["bookings"], booked = await bookings_under_contention(
+            base, keys["handler"], requests, slots, seconds, concurrency=24
+        )
+        progress("bookings", figures["bookings"])
+    handler = {"Authorization": f"Bearer {keys['handler'][0]}"}
+    waiting = requests[-2000:]  # still open: they were not reached by the booking phase
+
+    async def suggest(http: aiohttp.ClientSession, i: int) -> int:
+        return await _get(http, f"/v1/requests/{waiting[i % len(waiting)]}/suggestions", handler)
+
+    async def search(http: aiohttp.ClientSession, i: int) -> int:
+        params = {"profession": "10", "commune_insee": "44109" if i % 2 else "44143", "limit": "20"}
+        return await _get(http, "/v1/slots/search", handler, params)
+
+    if "suggestions" in phases:
+        figures["suggestions"], suggested = await open_loop(base, 100, seconds, suggest)
+        progress("suggestions", figures["suggestions"])
+    if "search" in phases:
+        figures["search"], searched = await open_loop(base, 100, seconds, search)
+        progress("search", figures["search"])
+    if "publication" in phases:
+        tenant = BenchTenant(str(cpts.cpts_id), keys["coordinator"][0], keys["handler"][0])
+        tenant.practitioners = [{"id": str(m.id), "sites": [{"id": str(m.site_id)}]} for m in cpts.members]
+        first_day = (datetime.now(UTC) + timedelta(days=20)).replace(hour=5, minute=0, second=0, microsecond=0)
+        batches = [batch_items(tenant, b, 1000, first_day) for b in range(10)]
+        elapsed, latencies, outcomes = await publish_all(base, cpts.credentials["api_key"], batches, 1)
+        figures["publication"] = {
+            "slots_per_s": round(10_000 / elapsed),
+            "batch_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+            "outcomes": outcomes,
+        }
+        progress("publication", figures["publication"])
+    if "report" in phases:
+        coordinator = {"Authorization": f"Bearer {keys['coordinator'][0]}"}
+        durations = []
+        async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+            for _ in range(3):
+                started = time.perf_counter()
+                answer = await http.get("/v1/reports/monthly", params={"month": str(month)}, headers=coordinator)
+                answer.raise_for_status()
+                durations.append(time.perf_counter() - started)
+        figures["monthly_report_ms"] = round(sorted(durations)[1] * 1000)
+    if "raw" in figures and "bookings" in figures:
+        figures["ratio_bookings_to_raw"] = round(
+            figures["bookings"]["confirmed_per_s"] / figures["raw_hold_release"]["transactions_per_s"], 3
+        )
+    figures["invariants"] = await invariants(url, cpts, booked.booked)
+    figures["server_errors"] = booked.server_errors + suggested.server_errors + searched.server_errors
+    return figures
+
+
+def progress(phase: str, figures: dict[str, Any]) -> None:
+    print(f"[bench] {phase}: {json.dumps(figures)}", file=sys.stderr, flush=True)
+
+
+def table(figures: dict[str, Any]) -> str:
+    rows = [
+        ("raw hold+release (pgbench, 8 clients)", f"{figures['raw_hold_release']['transactions_per_s']} tx/s", ""),
+        (
+            "confirmed bookings, HTTP, 2 patients per slot",
+            f"{figures['bookings']['confirmed_per_s']} /s",
+            f">= {TARGETS['bookings_per_s']}",
+        ),
+        ("  latency p50 / p95", f"{figures['bookings']['p50_ms']} / {figures['bookings']['p95_ms']} ms", ""),
+        ("bookings / raw", f"{figures['ratio_bookings_to_raw']:.1%}", f">= {TARGETS['booking_to_raw_ratio']:.0%}"),
+        (
+            "suggestions at 100/s p50/p95/p99",
+            _spread(figures["suggestions"]),
+            f"p95 < {TARGETS['suggestions_p95_ms']} ms",
+        ),
+        ("search at 100/s p50/p95/p99", _spread(figures["search"]), ""),
+        (
+            "batch publication",
+            f"{figures['publication']['slots_per_s']} slots/s",
+            f">= {TARGETS['publication_slots_per_s']}",
+        ),
+        ("monthly report (generated month)", f"{figures['monthly_report_ms']} ms", ""),
+        ("server errors (5xx)", str(figures["server_errors"]), "0"),
+        *((f"invariant: {k.replace('_', ' ')}", str(v), "0") for k, v in figures["invariants"].items()),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'measure'.ljust(width)}  {'figure':>26}  target", "-" * (width + 40)]
+    lines += [f"{name.ljust(width)}  {value:>26}  {target}" for name, value, target in rows]
+    return "\n".join(lines)
+
+
+def _spread(figures: dict[str, Any]) -> str:
+    return f"{figures['p50_ms']} / {figures['p95_ms']} / {figures['p99_ms']} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("SNP_WORKERS", "2")))
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--only", default=",".join(PHASES), help=f"comma-separated phases among {', '.join(PHASES)}")
+    args = parser.parse_args()
+    phases = frozenset(args.only.split(","))
+    started = time.perf_counter()
+    month = Month.of(datetime.now(UTC).date()).plus(-1)
+    with bench_database() as (_, url):
+        migrate.upgrade(url)
+        cpts = asyncio.run(generate(url, seed=7, history=month, future_days=14, future_slots_per_day=1200))
+        with live_service(url, workers=args.workers, SNP_RELAY_ENABLED="false", SNP_LOG_LEVEL="WARNING") as base:
+            figures = asyncio.run(measure(url, base, cpts, args.seconds, month, phases))
+    figures.update(
+        cores=os.cpu_count(),
+        server_workers=args.workers,
+        seconds_per_phase=args.seconds,
+        total_seconds=round(time.perf_counter() - started),
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    if phases != frozenset(PHASES):
+        print(json.dumps(figures, indent=2))
+        return
+    RESULTS.mkdir(exist_ok=True)
+    target = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    target.write_text(json.dumps(figures, indent=2))
+    print(table(figures))
+    print(f"\n{os.cpu_count()} cores, {args.workers} server workers; figures in {target}")
+
+
+if __name__ == "__main__":
+    main()
