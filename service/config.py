@@ -71,7 +71,7 @@ def get_settings() -> Settings:
     return Settings()  # values come from the environment
 
 
-def _app_settings(request: Request) -> Settings:
+async def _app_settings(request: Request) -> Settings:  # async: no thread-pool hop
     settings = request.app.state.settings
     assert isinstance(settings, Settings)
     return settings

@@ -73,7 +73,7 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
         yield session
 
 
-def get_session(request: Request) -> AsyncSession:
+async def get_session(request: Request) -> AsyncSession:  # async: no thread-pool hop
     session = getattr(request.state, "db_session", None)
     if session is None:  # pragma: no cover - a route outside TransactionalRoute
         raise RuntimeError("this route has no database session; use TransactionalRoute")

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import migrate
-from service.clock import utc_now
+from service.clock import request_now, utc_now
 from service.config import Environment, Settings
 from service.main import create_app
 from tests import dbserver
@@ -82,6 +82,6 @@ def clock(app: FastAPI) -> Iterator[Clock]:
     def now() -> datetime:
         return moving.now
 
-    app.dependency_overrides[utc_now] = now
+    app.dependency_overrides[request_now] = now
     yield moving
-    app.dependency_overrides.pop(utc_now, None)
+    app.dependency_overrides.pop(request_now, None)

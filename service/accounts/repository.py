@@ -4,12 +4,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
-from sqlalchemy.dialects.postgresql import array_agg, insert
+from sqlalchemy import delete, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import ClientPractitioner, SoftwareClient, StaffUser
-from service.cpts.models import Cpts
 from service.errors import NotFound
 
 
@@ -29,34 +28,35 @@ class ClientPrincipalRow:
     practitioner_ids: list[uuid.UUID]
 
 
+# Every authenticated request runs one of these two: compiled once, not rebuilt per request. The
+# database is asked each time so that deactivating a user or revoking a key takes effect at once.
+_USER_PRINCIPAL = text(
+    """
+    SELECT u.id, u.cpts_id, u.role, c.timezone
+    FROM staff_user AS u JOIN cpts AS c ON c.id = u.cpts_id
+    WHERE u.id = :user_id AND u.active
+    """
+)
+_CLIENT_PRINCIPAL = text(
+    """
+    SELECT k.id, k.cpts_id, c.timezone,
+           ARRAY(SELECT cp.practitioner_id FROM client_practitioner AS cp WHERE cp.client_id = k.id)
+    FROM software_client AS k JOIN cpts AS c ON c.id = k.cpts_id
+    WHERE k.key_digest = :key_digest AND k.active
+    """
+)
+
+
 async def principal_for_user(session: AsyncSession, user_id: uuid.UUID) -> UserPrincipalRow | None:
-    row = (
-        await session.execute(
-            select(StaffUser.id, StaffUser.cpts_id, StaffUser.role, Cpts.timezone)
-            .join(Cpts, Cpts.id == StaffUser.cpts_id)
-            .where(StaffUser.id == user_id, StaffUser.active)
-        )
-    ).first()
+    row = (await session.execute(_USER_PRINCIPAL, {"user_id": user_id})).first()
     return UserPrincipalRow(*row) if row else None
 
 
 async def principal_for_api_key(session: AsyncSession, key_digest: str) -> ClientPrincipalRow | None:
-    practitioners = select(array_agg(ClientPractitioner.practitioner_id))  # type: ignore[no-untyped-call]
-    row = (
-        await session.execute(
-            select(
-                SoftwareClient.id,
-                SoftwareClient.cpts_id,
-                Cpts.timezone,
-                practitioners.where(ClientPractitioner.client_id == SoftwareClient.id).scalar_subquery(),
-            )
-            .join(Cpts, Cpts.id == SoftwareClient.cpts_id)
-            .where(SoftwareClient.key_digest == key_digest, SoftwareClient.active)
-        )
-    ).first()
+    row = (await session.execute(_CLIENT_PRINCIPAL, {"key_digest": key_digest})).first()
     if row is None:
         return None
-    return ClientPrincipalRow(id=row[0], cpts_id=row[1], timezone=row[2], practitioner_ids=list(row[3] or []))
+    return ClientPrincipalRow(id=row[0], cpts_id=row[1], timezone=row[2], practitioner_ids=list(row[3]))
 
 
 async def user_by_email(session: AsyncSession, email: str) -> StaffUser | None:

@@ -29,7 +29,7 @@ from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from service.routing import api_router
 
 
-def _hasher(request: Request) -> PasswordHasher:
+async def _hasher(request: Request) -> PasswordHasher:
     hasher = request.app.state.password_hasher
     assert isinstance(hasher, PasswordHasher)
     return hasher

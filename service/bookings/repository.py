@@ -82,15 +82,6 @@ async def release_booked_slot(session: AsyncSession, slot_id: uuid.UUID, status:
     )
 
 
-async def expire_stale_holds(session: AsyncSession, slot_id: uuid.UUID, now: datetime) -> None:
-    """The slot was just taken: any hold still recorded on it had lapsed."""
-    await session.execute(
-        update(Booking)
-        .where(Booking.slot_id == slot_id, Booking.status == BookingStatus.held.value)
-        .values(status=BookingStatus.expired.value, ended_at=now)
-    )
-
-
 async def get(session: AsyncSession, cpts_id: uuid.UUID, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking:
     query = select(Booking).where(Booking.cpts_id == cpts_id, Booking.id == booking_id)
     if for_update:
@@ -140,34 +131,46 @@ async def with_slot(
 
 # --- the hot path: compiled statements, few round trips ------------------------------------------
 
-_LOCK_REQUEST = text("SELECT id, cpts_id, status FROM care_request WHERE id = :id AND cpts_id = :cpts_id FOR UPDATE")
+
+@dataclass(frozen=True)
+class RequestToBook:
+    request: LockedRequest
+    hold_ttl_seconds: int
 
 
-async def lock_request(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> LockedRequest:
-    row = (await session.execute(_LOCK_REQUEST, {"id": request_id, "cpts_id": cpts_id})).first()
-    if row is None:
-        raise NotFound("request")
-    return LockedRequest(row[0], row[1], row[2])
-
-
-# The request's previous hold ends, and its slot is free again if the hold on it was still this one.
-_END_ACTIVE_HOLD = text(
+# Locks the request (lock order: request first), and ends its current hold, if any, freeing the
+# slot when the hold on it is still this one: switching slots, or booking straight away. The
+# sub-statements that write run after the lock is taken (they read `locked`); an error raised
+# afterwards rolls them back with the rest.
+_LOCK_REQUEST_ENDING_HOLD = text(
     """
-    WITH ended AS (
+    WITH locked AS (
+        SELECT r.id, r.cpts_id, r.status, c.hold_ttl_seconds
+        FROM care_request AS r JOIN cpts AS c ON c.id = r.cpts_id
+        WHERE r.id = :id AND r.cpts_id = :cpts_id
+        FOR UPDATE OF r
+    ), ended AS (
         UPDATE booking
         SET status = CASE WHEN hold_expires_at <= :now THEN 'expired' ELSE 'released' END, ended_at = :now
-        WHERE request_id = :request_id AND status = 'held'
+        WHERE request_id = (SELECT id FROM locked) AND status = 'held'
         RETURNING slot_id, hold_token
+    ), freed AS (
+        UPDATE slot AS s SET status = 'free', hold_token = NULL, hold_expires_at = NULL
+        FROM ended
+        WHERE s.id = ended.slot_id AND s.status = 'held' AND s.hold_token = ended.hold_token
     )
-    UPDATE slot AS s SET status = 'free', hold_token = NULL, hold_expires_at = NULL
-    FROM ended
-    WHERE s.id = ended.slot_id AND s.status = 'held' AND s.hold_token = ended.hold_token
+    SELECT id, cpts_id, status, hold_ttl_seconds FROM locked
     """
 )
 
 
-async def end_active_hold(session: AsyncSession, request_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(_END_ACTIVE_HOLD, {"request_id": request_id, "now": now})
+async def lock_request_ending_hold(
+    session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID, now: datetime
+) -> RequestToBook:
+    row = (await session.execute(_LOCK_REQUEST_ENDING_HOLD, {"id": request_id, "cpts_id": cpts_id, "now": now})).first()
+    if row is None:
+        raise NotFound("request")
+    return RequestToBook(LockedRequest(row[0], row[1], row[2]), row[3])
 
 
 @dataclass(frozen=True)
@@ -191,18 +194,26 @@ class ClaimedSlot:
 
 
 # DESIGN rule 1: one conditional UPDATE; zero rows means someone else has the slot. It also
-# answers what the booking's answer and notification need of the slot, its practitioner and site.
+# answers what the booking's answer and notification need of the slot, its practitioner and site,
+# and expires any booking still recorded as holding the slot (its hold lapsed, or the slot moved).
 _CLAIM = text(
     """
-    UPDATE slot AS s SET status = :status, hold_token = :hold_token, hold_expires_at = :hold_expires_at
-    FROM practitioner AS p, site AS st
-    WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND s.start_at > :now
-      AND s.visibility && ARRAY['CPTS', 'SNP']
-      AND (s.status = 'free' OR (s.status = 'held' AND s.hold_expires_at <= :now))
-      AND p.id = s.practitioner_id AND st.id = s.site_id
-    RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
-              p.family_name, p.given_name, p.profession, p.specialty,
-              st.name, st.address, st.commune_insee, st.latitude, st.longitude
+    WITH claimed AS (
+        UPDATE slot AS s SET status = :status, hold_token = :hold_token, hold_expires_at = :hold_expires_at
+        FROM practitioner AS p, site AS st
+        WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND s.start_at > :now
+          AND s.visibility && ARRAY['CPTS', 'SNP']
+          AND (s.status = 'free' OR (s.status = 'held' AND s.hold_expires_at <= :now))
+          AND p.id = s.practitioner_id AND st.id = s.site_id
+        RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
+                  p.family_name, p.given_name, p.profession, p.specialty,
+                  st.name, st.address, st.commune_insee, st.latitude, st.longitude
+    ), stale AS (
+        UPDATE booking AS b SET status = 'expired', ended_at = :now
+        FROM claimed
+        WHERE b.slot_id = claimed.id AND b.status = 'held'
+    )
+    SELECT * FROM claimed
     """
 )
 

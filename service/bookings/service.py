@@ -27,7 +27,6 @@ from service.bookings.domain import (
 from service.bookings.models import Booking
 from service.bookings.repository import ClaimedSlot
 from service.bookings.schemas import CancelIn, OutcomeIn
-from service.cpts import repository as cpts_repository
 from service.errors import Conflict, Invalid, NotFound
 from service.notifications import service as notifications
 from service.notifications.domain import EventType
@@ -91,18 +90,16 @@ async def take_slot(
 ) -> BookingOut:
     """Hold a slot for a request (`confirm=False`), or hold and confirm it in one step. The hot
     path of the service: compiled statements and as few round trips as the rules allow."""
-    request = await repository.lock_request(session, principal.cpts_id, request_id)
-    # Refuses red-flagged (422), booked or closed (409) requests before touching any slot.
+    locked = await repository.lock_request_ending_hold(session, principal.cpts_id, request_id, now)
+    request = locked.request
+    # Refuses red-flagged (422), booked or closed (409) requests (rolling back the hold just ended).
     next_status(RequestStatus(request.status), EventKind.booked)
     token = expires = None
     if not confirm:
-        token = uuid.uuid4()
-        expires = now + timedelta(seconds=await cpts_repository.hold_ttl_seconds(session, principal.cpts_id))
-    await repository.end_active_hold(session, request.id, now)
+        token, expires = uuid.uuid4(), now + timedelta(seconds=locked.hold_ttl_seconds)
     slot = await repository.claim(session, principal.cpts_id, slot_id, now, hold_token=token, hold_expires_at=expires)
     if slot is None:
         raise await _unavailable(session, principal.cpts_id, slot_id)
-    await repository.expire_stale_holds(session, slot_id, now)
     booking_id = uuid.uuid4()
     status = BookingStatus.booked if confirm else BookingStatus.held
     inserted = await repository.insert_booking(

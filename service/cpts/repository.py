@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.cpts.models import Cpts
@@ -14,10 +13,3 @@ async def get(session: AsyncSession, cpts_id: uuid.UUID, *, for_update: bool = F
     if cpts is None:
         raise NotFound("cpts")
     return cpts
-
-
-async def hold_ttl_seconds(session: AsyncSession, cpts_id: uuid.UUID) -> int:
-    ttl = await session.scalar(text("SELECT hold_ttl_seconds FROM cpts WHERE id = :id"), {"id": cpts_id})
-    if ttl is None:
-        raise NotFound("cpts")
-    return int(ttl)

@@ -122,6 +122,30 @@ async def test_a_lapsed_hold_nobody_took_is_reclaimed_at_confirm(
     assert (confirmed.status_code, confirmed.json()["status"]) == (200, "booked")
 
 
+async def test_a_slot_moved_after_its_hold_lapsed_goes_to_the_next_patient(
+    client: httpx.AsyncClient, tenant: Tenant, clock: Clock
+) -> None:
+    """Moving a slot frees it but leaves the lapsed hold's booking behind: booking the slot must
+    expire that booking (one active booking per slot) rather than fail."""
+    clock.now = datetime.now(UTC)
+    agenda = await new_agenda(tenant, practitioners=1)
+    doctor = agenda.practitioners[0]
+    [slot_id] = await publish(agenda, [slot_item("moved", doctor, next_day_at(9, days=1))])
+    first, second = await open_request(tenant), await open_request(tenant)
+    hold = (
+        await client.post(f"/v1/requests/{first['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler)
+    ).json()
+    clock.advance(minutes=5)
+    [moved] = await agenda.batch([slot_item("moved", doctor, next_day_at(10, days=1))])
+    assert (moved["outcome"], moved["slot_id"]) == ("updated", slot_id)
+    booked = await client.post(f"/v1/requests/{second['id']}/book", json={"slot_id": slot_id}, headers=tenant.handler)
+    assert (booked.status_code, booked.json()["status"]) == (201, "booked")
+    late = await client.post(f"/v1/bookings/{hold['booking_id']}/confirm", headers=tenant.handler)
+    assert (late.status_code, late.json()["code"]) == (409, "hold_expired")
+    first_detail = (await client.get(f"/v1/requests/{first['id']}", headers=tenant.handler)).json()
+    assert [b["status"] for b in first_detail["bookings"]] == ["expired"]
+
+
 async def test_concurrent_confirms_of_one_hold_log_one_booking(
     client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
