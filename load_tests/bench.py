@@ -170,7 +170,7 @@ async def open_requests(url: str, cpts: GeneratedCpts, count: int) -> list[uuid.
         )  # fmt: skip
         slots = await conn.fetch(
             "SELECT id FROM slot WHERE cpts_id = $1 AND status = 'free' AND start_at > now() + interval '1 hour' "
-            "AND start_at < now() + interval '3 days' ORDER BY start_at",
+            "AND start_at < now() + interval '14 days' ORDER BY start_at",
             cpts.cpts_id,
         )
     finally:

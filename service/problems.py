@@ -95,6 +95,13 @@ async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
     # or a number out of range. The transaction is rolled back, so nothing changed.
     if sqlstate.startswith("22"):
         return problem(422, "invalid_value", "A value in the request cannot be stored (invalid characters or range).")
+    # The connection broke (the server restarted, or a pooled connection went stale): nothing was
+    # committed, so the client may simply retry (with the same Idempotency-Key for a POST).
+    if exc.connection_invalidated or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
+        _log.warning("http.database_unavailable", path=request.url.path, sqlstate=sqlstate or None)
+        response = problem(503, "database_unavailable", "The database connection was lost; retry in a moment.")
+        response.headers["Retry-After"] = "1"
+        return response
     return await _unexpected_error(request, exc)
 
 

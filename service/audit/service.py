@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -55,3 +56,39 @@ async def record(
     ]
     if rows:
         await session.execute(insert(AUDIT_TABLE), rows)
+
+
+# One audit row, as a statement to embed in a larger one (a hot path writing its consequences in
+# one round trip). Its parameters are those `one_row` answers; `cpts_id`, `now`, `actor_kind`
+# and `actor_id` mean the same in every fragment they are shared with.
+INSERT_ONE_SQL = """
+    INSERT INTO audit_event
+        (cpts_id, at, actor_kind, actor_id, action, object_type, object_id, ip, http_request_id, detail)
+    VALUES (:cpts_id, :now, :actor_kind, :actor_id, :audit_action, :audit_object_type, :audit_object_id, :audit_ip,
+            :audit_request_id, CAST(:audit_detail AS jsonb))
+"""
+
+
+def one_row(
+    principal: Principal,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID,
+    now: datetime,
+    request: Request | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters of `INSERT_ONE_SQL`."""
+    ip, request_id = _origin(request)
+    return {
+        "cpts_id": principal.cpts_id,
+        "now": now,
+        "actor_kind": principal.kind,
+        "actor_id": principal.id,
+        "audit_action": action,
+        "audit_object_type": object_type,
+        "audit_object_id": object_id,
+        "audit_ip": ip,
+        "audit_request_id": request_id,
+        "audit_detail": json.dumps(detail or {}),
+    }

@@ -11,9 +11,12 @@ from typing import Any
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.audit import service as audit
 from service.bookings.domain import BookingStatus
 from service.bookings.models import Booking
 from service.errors import NotFound
+from service.notifications import service as notifications
+from service.orientation import log
 from service.orientation.log import LockedRequest
 from service.practitioners.models import Practitioner, Site
 from service.slots.domain import HANDLER_VISIBILITY, SlotStatus
@@ -193,9 +196,12 @@ class ClaimedSlot:
     longitude: float | None
 
 
-# DESIGN rule 1: one conditional UPDATE; zero rows means someone else has the slot. It also
-# answers what the booking's answer and notification need of the slot, its practitioner and site,
-# and expires any booking still recorded as holding the slot (its hold lapsed, or the slot moved).
+# DESIGN rule 1: one conditional UPDATE; zero rows means someone else has the slot. The same
+# statement expires any booking still recorded as holding the slot (its hold lapsed, or the slot
+# moved), inserts ours, and answers what the booking's answer and notification need of the slot,
+# its practitioner and site. `inserted` reads `stale` so that the expiry runs first: the partial
+# unique indexes (one active booking per slot, one per request) are the last guard, and a
+# conflict there leaves `booking_id` NULL.
 _CLAIM = text(
     """
     WITH claimed AS (
@@ -212,53 +218,59 @@ _CLAIM = text(
         UPDATE booking AS b SET status = 'expired', ended_at = :now
         FROM claimed
         WHERE b.slot_id = claimed.id AND b.status = 'held'
+        RETURNING b.id
+    ), inserted AS (
+        INSERT INTO booking (id, cpts_id, request_id, slot_id, status, hold_token, hold_expires_at, held_by_id,
+                             booked_at, booked_by_id, created_at)
+        SELECT :booking_id, :cpts_id, :request_id, claimed.id, :status, :hold_token, :hold_expires_at, :actor_id,
+               :booked_at, :booked_by_id, :now
+        FROM claimed
+        WHERE (SELECT count(*) FROM stale) >= 0
+        ON CONFLICT DO NOTHING
+        RETURNING id
     )
-    SELECT * FROM claimed
+    SELECT claimed.*, inserted.id AS booking_id FROM claimed LEFT JOIN inserted ON true
     """
 )
 
 
-async def claim(
-    session: AsyncSession,
-    cpts_id: uuid.UUID,
-    slot_id: uuid.UUID,
-    now: datetime,
-    *,
-    hold_token: uuid.UUID | None,
-    hold_expires_at: datetime | None,
-) -> ClaimedSlot | None:
-    """Take a free slot (or one whose hold lapsed): held when a token is given, else booked."""
-    row = (
-        await session.execute(
-            _CLAIM,
-            {
-                "status": "held" if hold_token else "booked",
-                "hold_token": hold_token,
-                "hold_expires_at": hold_expires_at,
-                "slot_id": slot_id,
-                "cpts_id": cpts_id,
-                "now": now,
-            },
-        )
-    ).first()
-    return ClaimedSlot(*row) if row else None
+@dataclass(frozen=True)
+class Claim:
+    slot: ClaimedSlot
+    inserted: bool  # False: a concurrent hold or booking for the same request or slot won
 
 
-_INSERT_BOOKING = text(
-    """
-    INSERT INTO booking (id, cpts_id, request_id, slot_id, status, hold_token, hold_expires_at, held_by_id,
-                         booked_at, booked_by_id, created_at)
-    VALUES (:id, :cpts_id, :request_id, :slot_id, :status, :hold_token, :hold_expires_at, :actor_id,
-            :booked_at, :booked_by_id, :now)
-    -- The partial unique indexes (one active booking per slot, one per request) are the last guard.
-    ON CONFLICT DO NOTHING
-    RETURNING id
-    """
+async def claim(session: AsyncSession, values: dict[str, Any]) -> Claim | None:
+    """Take a free slot (or one whose hold lapsed) for the request, and record the booking: held
+    when a hold token is given, else booked. None when the slot cannot be taken."""
+    row = (await session.execute(_CLAIM, values)).first()
+    if row is None:
+        return None
+    return Claim(ClaimedSlot(*row[:-1]), inserted=row[-1] is not None)
+
+
+# What a confirmed booking writes besides itself, in one round trip: the orientation event and the
+# request's new status, the practice-software notifications, the audit row. Each fragment belongs
+# to its module (which also runs it alone); their shared parameters mean the same thing.
+_RECORD_BOOKED = text(
+    f"""
+    WITH {log.APPEND_CTES},
+    outboxed AS ({notifications.ENQUEUE_SQL}),
+    audited AS ({audit.INSERT_ONE_SQL})
+    SELECT id FROM logged
+    """  # noqa: S608 - module constants, no input
 )
 
 
-async def insert_booking(session: AsyncSession, values: dict[str, Any]) -> bool:
-    return (await session.execute(_INSERT_BOOKING, values)).first() is not None
+async def record_booked(session: AsyncSession, *values: dict[str, Any]) -> None:
+    merged: dict[str, Any] = {}
+    for part in values:
+        for key, value in part.items():
+            # A shared parameter must mean the same in every fragment.
+            if key in merged and merged[key] != value:
+                raise ValueError(f"parameter {key!r} differs between fragments")
+            merged[key] = value
+    (await session.execute(_RECORD_BOOKED, merged)).one()
 
 
 async def request_has_active_booking(session: AsyncSession, request_id: uuid.UUID) -> bool:

@@ -30,6 +30,7 @@ from service.bookings.schemas import CancelIn, OutcomeIn
 from service.errors import Conflict, Invalid, NotFound
 from service.notifications import service as notifications
 from service.notifications.domain import EventType
+from service.orientation import log
 from service.orientation import repository as requests_repository
 from service.orientation.domain import EventKind, RequestStatus, next_status
 from service.orientation.log import append_event
@@ -97,18 +98,15 @@ async def take_slot(
     token = expires = None
     if not confirm:
         token, expires = uuid.uuid4(), now + timedelta(seconds=locked.hold_ttl_seconds)
-    slot = await repository.claim(session, principal.cpts_id, slot_id, now, hold_token=token, hold_expires_at=expires)
-    if slot is None:
-        raise await _unavailable(session, principal.cpts_id, slot_id)
     booking_id = uuid.uuid4()
     status = BookingStatus.booked if confirm else BookingStatus.held
-    inserted = await repository.insert_booking(
+    claim = await repository.claim(
         session,
         {
-            "id": booking_id,
+            "slot_id": slot_id,
+            "booking_id": booking_id,
             "cpts_id": principal.cpts_id,
             "request_id": request.id,
-            "slot_id": slot_id,
             "status": status.value,
             "hold_token": token,
             "hold_expires_at": expires,
@@ -118,17 +116,27 @@ async def take_slot(
             "now": now,
         },
     )
-    if not inserted:  # a concurrent hold or booking for the same request or slot committed first
+    if claim is None:
+        raise await _unavailable(session, principal.cpts_id, slot_id)
+    if not claim.inserted:  # a concurrent hold or booking for the same request or slot committed first
         if await repository.request_has_active_booking(session, request.id):
             raise Conflict("request_booked", "This request already has a booking.")
         raise Conflict(*SLOT_UNAVAILABLE)
-    if confirm:
-        await append_event(session, principal, request, EventKind.booked, now, booking_id=booking_id)
-        await notifications.booking_event(
-            session, principal.cpts_id, booking_id, request.id, status.value, slot, EventType.booking_confirmed, now
-        )
+    slot = claim.slot
     action = "booking.book" if confirm else "booking.hold"
-    await audit.record(session, principal, action, "request", [request.id], now, http, {"booking_id": str(booking_id)})
+    audit_detail = {"booking_id": str(booking_id)}
+    if confirm:
+        # The hot path: the event, the notifications and the audit row in one round trip.
+        await repository.record_booked(
+            session,
+            log.event_values(principal, request, EventKind.booked, now, booking_id=booking_id),
+            notifications.booking_event_values(
+                principal.cpts_id, booking_id, request.id, status.value, slot, EventType.booking_confirmed, now
+            ),
+            audit.one_row(principal, action, "request", request.id, now, http, audit_detail),
+        )
+    else:
+        await audit.record(session, principal, action, "request", [request.id], now, http, audit_detail)
     return _answer(booking_id, request.id, status, slot, hold_expires_at=expires, booked_at=now if confirm else None)
 
 

@@ -53,18 +53,53 @@ class SlotFacts(Protocol):
 
 
 # One message per active software client of the practitioner; `feed_only` without a webhook URL.
-_ENQUEUE = text(
-    """
+# Also embedded in the booking's compound statement (`bookings.repository.record_booked`); the
+# parameters are those `booking_event_values` answers.
+ENQUEUE_SQL = """
     INSERT INTO outbox_message
         (event_id, cpts_id, client_id, event_type, booking_id, request_id, occurred_at, snapshot, status,
          next_attempt_at)
-    SELECT gen_random_uuid(), :cpts_id, c.id, :event_type, :booking_id, :request_id, :now, CAST(:snapshot AS jsonb),
+    SELECT gen_random_uuid(), :cpts_id, c.id, :outbox_event_type, :booking_id, :request_id, :now,
+           CAST(:outbox_snapshot AS jsonb),
            CASE WHEN c.webhook_url IS NULL THEN 'feed_only' ELSE 'pending' END,
            CASE WHEN c.webhook_url IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END
     FROM client_practitioner AS cp JOIN software_client AS c ON c.id = cp.client_id
     WHERE cp.cpts_id = :cpts_id AND cp.practitioner_id = :practitioner_id AND c.active
-    """
-)
+"""
+_ENQUEUE = text(ENQUEUE_SQL)
+
+
+def booking_event_values(
+    cpts_id: uuid.UUID,
+    booking_id: uuid.UUID,
+    request_id: uuid.UUID,
+    status: str,
+    slot: SlotFacts,
+    event_type: EventType,
+    now: datetime,
+) -> dict[str, Any]:
+    """The parameters of `ENQUEUE_SQL`: the event and what it says of the booking and slot."""
+    snapshot = {
+        "status": status,
+        "practitioner_id": str(slot.practitioner_id),
+        "slot": {
+            "id": str(slot.id),
+            "external_id": slot.external_id,
+            "start": slot.start_at.isoformat(),
+            "end": slot.end_at.isoformat(),
+            "modality": slot.modality,
+            "site_id": str(slot.site_id),
+        },
+    }
+    return {
+        "cpts_id": cpts_id,
+        "outbox_event_type": event_type.value,
+        "booking_id": booking_id,
+        "request_id": request_id,
+        "now": now,
+        "outbox_snapshot": json.dumps(snapshot),
+        "practitioner_id": slot.practitioner_id,
+    }
 
 
 async def booking_event(
@@ -78,29 +113,8 @@ async def booking_event(
     now: datetime,
 ) -> None:
     """Write the event for the practitioner's software in the caller's transaction (the outbox)."""
-    snapshot = {
-        "status": status,
-        "practitioner_id": str(slot.practitioner_id),
-        "slot": {
-            "id": str(slot.id),
-            "external_id": slot.external_id,
-            "start": slot.start_at.isoformat(),
-            "end": slot.end_at.isoformat(),
-            "modality": slot.modality,
-            "site_id": str(slot.site_id),
-        },
-    }
     await session.execute(
-        _ENQUEUE,
-        {
-            "cpts_id": cpts_id,
-            "event_type": event_type.value,
-            "booking_id": booking_id,
-            "request_id": request_id,
-            "now": now,
-            "snapshot": json.dumps(snapshot),
-            "practitioner_id": slot.practitioner_id,
-        },
+        _ENQUEUE, booking_event_values(cpts_id, booking_id, request_id, status, slot, event_type, now)
     )
 
 

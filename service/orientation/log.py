@@ -44,19 +44,62 @@ class LoggedEvent:
     note: str | None
 
 
-# The event and the request's derived status, in one statement.
-_APPEND = text(
-    """
-    WITH moved AS (
-        UPDATE care_request SET status = :status, updated_at = :now WHERE id = :request_id AND cpts_id = :cpts_id
+# The event and the request's derived status, written together. Kept as CTE fragments so that a hot
+# path can write them in the same statement as its own rows (`bookings.repository.record_booked`);
+# the parameters are those `event_values` answers.
+APPEND_CTES = """
+    moved AS (
+        UPDATE care_request SET status = :request_status, updated_at = :now
+        WHERE id = :request_id AND cpts_id = :cpts_id
+    ),
+    logged AS (
+        INSERT INTO orientation_event
+            (cpts_id, request_id, kind, at, actor_kind, actor_id, booking_id, regulating_physician, note, detail)
+        VALUES (:cpts_id, :request_id, :event_kind, :now, :actor_kind, :actor_id, :booking_id, :regulating_physician,
+                :note, CAST(:event_detail AS jsonb))
+        RETURNING id, kind, at, actor_kind, actor_id, booking_id, regulating_physician, note
     )
-    INSERT INTO orientation_event
-        (cpts_id, request_id, kind, at, actor_kind, actor_id, booking_id, regulating_physician, note, detail)
-    VALUES (:cpts_id, :request_id, :kind, :now, :actor_kind, :actor_id, :booking_id, :regulating_physician, :note,
-            CAST(:detail AS jsonb))
-    RETURNING id, kind, at, actor_kind, actor_id, booking_id, regulating_physician, note
-    """
-)
+"""
+_APPEND = text(f"WITH {APPEND_CTES} SELECT * FROM logged")  # noqa: S608 - constants, no input
+
+
+def event_values(
+    principal: Principal,
+    request: RequestState,
+    kind: EventKind,
+    now: datetime,
+    *,
+    booking_id: uuid.UUID | None = None,
+    note: str | None = None,
+    regulating_physician: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check the move (raising if the request's status does not allow it) and answer the
+    parameters of `APPEND_CTES`."""
+    status = next_status(RequestStatus(request.status), kind)
+    return {
+        "request_status": status.value,
+        "now": now,
+        "request_id": request.id,
+        "cpts_id": request.cpts_id,
+        "event_kind": kind.value,
+        "actor_kind": principal.kind,
+        "actor_id": principal.id,
+        "booking_id": booking_id,
+        "regulating_physician": regulating_physician,
+        "note": note,
+        "event_detail": json.dumps(detail or {}),
+    }
+
+
+def mark_moved(request: RequestState, values: dict[str, Any]) -> None:
+    """Keep the caller's copy of the request in step with what the statement wrote."""
+    if isinstance(request, CareRequest):
+        # The UPDATE already wrote it: no second write through the session.
+        set_committed_value(request, "status", values["request_status"])
+        set_committed_value(request, "updated_at", values["now"])
+    else:
+        request.status = values["request_status"]
 
 
 async def append_event(
@@ -72,29 +115,16 @@ async def append_event(
     detail: dict[str, Any] | None = None,
 ) -> LoggedEvent:
     """Check the move, log it, store the derived status. The caller holds the request's row lock."""
-    status = next_status(RequestStatus(request.status), kind)
-    row = (
-        await session.execute(
-            _APPEND,
-            {
-                "status": status.value,
-                "now": now,
-                "request_id": request.id,
-                "cpts_id": request.cpts_id,
-                "kind": kind.value,
-                "actor_kind": principal.kind,
-                "actor_id": principal.id,
-                "booking_id": booking_id,
-                "regulating_physician": regulating_physician,
-                "note": note,
-                "detail": json.dumps(detail or {}),
-            },
-        )
-    ).one()
-    if isinstance(request, CareRequest):
-        # The UPDATE already wrote it: keep the session's copy in step without a second write.
-        set_committed_value(request, "status", status.value)
-        set_committed_value(request, "updated_at", now)
-    else:
-        request.status = status.value
+    values = event_values(
+        principal,
+        request,
+        kind,
+        now,
+        booking_id=booking_id,
+        note=note,
+        regulating_physician=regulating_physician,
+        detail=detail,
+    )
+    row = (await session.execute(_APPEND, values)).one()
+    mark_moved(request, values)
     return LoggedEvent(*row)
