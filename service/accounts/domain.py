@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -84,18 +85,27 @@ def issue_access_token(secret: str, user_id: uuid.UUID, cpts_id: uuid.UUID, now:
 
 def decode_access_token(secret: str, token: str, now: datetime) -> TokenClaims | None:
     """The claims of a valid, unexpired token signed with `secret`; None otherwise."""
+    verified = _verified_claims(secret, token)
+    if verified is None or verified[0] <= now.timestamp():
+        return None
+    return verified[1]
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(secret: str, token: str) -> tuple[int, TokenClaims] | None:
+    """(expiry, claims) of a token whose signature and claims check out. A token's signature is
+    checked once per process, not on each of the many requests a handler's shift sends with it;
+    its expiry is checked against the injected clock on every request."""
     try:
         payload = jwt.decode(
             token,
             secret,
             algorithms=[TOKEN_ALGORITHM],
             audience=TOKEN_AUDIENCE,
-            # Times are checked against the injected clock below, not the wall clock.
+            # Times are checked against the injected clock, not the wall clock.
             options={"require": ["exp", "sub", "cpts"], "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
-        if int(payload["exp"]) <= now.timestamp():
-            return None
-        return TokenClaims(user_id=uuid.UUID(payload["sub"]), cpts_id=uuid.UUID(payload["cpts"]))
+        return int(payload["exp"]), TokenClaims(user_id=uuid.UUID(payload["sub"]), cpts_id=uuid.UUID(payload["cpts"]))
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         return None
 

@@ -229,24 +229,26 @@ _CLAIM = text(
         ON CONFLICT DO NOTHING
         RETURNING id
     )
-    SELECT claimed.*, inserted.id AS booking_id FROM claimed LEFT JOIN inserted ON true
+    SELECT claimed.*, inserted.id AS booking_id,
+           EXISTS (SELECT 1 FROM slot WHERE id = :slot_id AND cpts_id = :cpts_id) AS slot_exists
+    FROM (VALUES (1)) AS one LEFT JOIN claimed ON true LEFT JOIN inserted ON true
     """
 )
 
 
 @dataclass(frozen=True)
 class Claim:
-    slot: ClaimedSlot
+    slot: ClaimedSlot | None  # None: the slot cannot be taken (or does not exist: `slot_exists`)
     inserted: bool  # False: a concurrent hold or booking for the same request or slot won
+    slot_exists: bool  # in this CPTS, whatever its state
 
 
-async def claim(session: AsyncSession, values: dict[str, Any]) -> Claim | None:
+async def claim(session: AsyncSession, values: dict[str, Any]) -> Claim:
     """Take a free slot (or one whose hold lapsed) for the request, and record the booking: held
-    when a hold token is given, else booked. None when the slot cannot be taken."""
-    row = (await session.execute(_CLAIM, values)).first()
-    if row is None:
-        return None
-    return Claim(ClaimedSlot(*row[:-1]), inserted=row[-1] is not None)
+    when a hold token is given, else booked."""
+    row = (await session.execute(_CLAIM, values)).one()
+    taken = row[0] is not None
+    return Claim(ClaimedSlot(*row[:-2]) if taken else None, inserted=row[-2] is not None, slot_exists=row[-1])
 
 
 # What a confirmed booking writes besides itself, in one round trip: the orientation event and the

@@ -73,12 +73,6 @@ async def end_active_hold(session: AsyncSession, care_request: CareRequest, now:
     await session.flush()
 
 
-async def _unavailable(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID) -> Conflict | NotFound:
-    if await slots_repository.get(session, cpts_id, slot_id) is None:
-        return NotFound("slot")
-    return Conflict(*SLOT_UNAVAILABLE)
-
-
 async def take_slot(
     session: AsyncSession,
     principal: Principal,
@@ -116,8 +110,8 @@ async def take_slot(
             "now": now,
         },
     )
-    if claim is None:
-        raise await _unavailable(session, principal.cpts_id, slot_id)
+    if claim.slot is None:
+        raise Conflict(*SLOT_UNAVAILABLE) if claim.slot_exists else NotFound("slot")
     if not claim.inserted:  # a concurrent hold or booking for the same request or slot committed first
         if await repository.request_has_active_booking(session, request.id):
             raise Conflict("request_booked", "This request already has a booking.")
