@@ -398,7 +398,7 @@ async def measure(
                 answer.raise_for_status()
                 durations.append(time.perf_counter() - started)
         figures["monthly_report_ms"] = round(sorted(durations)[1] * 1000)
-    if "raw" in figures and "bookings" in figures:
+    if "raw_hold_release" in figures and "bookings" in figures:
         figures["ratio_bookings_to_raw"] = round(
             figures["bookings"]["confirmed_per_s"] / figures["raw_hold_release"]["transactions_per_s"], 3
         )

@@ -434,3 +434,60 @@ async def generate(
     finally:
         await conn.close()
     return generated
+
+
+def credentials_document(generated: GeneratedCpts, history: Month | None) -> dict[str, Any]:
+    """What the load scenarios need to act as the CPTS's staff and practice software (no patient
+    data, no pseudonym key)."""
+    return {
+        "cpts_id": str(generated.cpts_id),
+        "password": PASSWORD,
+        "handlers": generated.credentials.get("handler", []),
+        "coordinators": generated.credentials.get("coordinator", []),
+        "api_key": generated.credentials["api_key"],
+        "practitioners": [
+            {
+                "id": str(m.id),
+                "site_id": str(m.site_id),
+                "profession": m.profession,
+                "specialty": m.specialty,
+                "minutes": m.minutes,
+                "modality": m.modality,
+            }
+            for m in generated.members
+        ],
+        "communes": sorted({c[0] for c in COMMUNES}),
+        "history_month": str(history) if history else None,
+    }
+
+
+def main() -> None:
+    """Generate a large CPTS in the service's database (DATABASE_URL, or the embedded server that
+    `make run` uses) and write the credentials the locust scenarios read."""
+    import argparse
+    import asyncio
+    import json
+    import os
+    from pathlib import Path
+
+    from service import migrate
+    from service.cli import database
+    from service.config import get_settings
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--practitioners", type=int, default=200)
+    parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" / "credentials.json")
+    args = parser.parse_args()
+    history = Month.of(datetime.now(UTC).date()).plus(-1)
+    with database(get_settings()) as url:
+        migrate.upgrade(url)
+        generated = asyncio.run(generate(url, seed=args.seed, practitioners=args.practitioners, history=history))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(credentials_document(generated, history), indent=2))
+    os.chmod(args.output, 0o600)  # an API key and passwords, if only for load-test accounts
+    print(f"CPTS {generated.cpts_id}: {len(generated.members)} practitioners; credentials in {args.output}")
+
+
+if __name__ == "__main__":
+    main()
