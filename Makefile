@@ -60,4 +60,4 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 bench: $(STAMP)
-	$(BIN)/python -m load_tests.bench_publish
+	$(BIN)/python -m load_tests.bench

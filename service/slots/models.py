@@ -41,6 +41,14 @@ class Slot(Base):
         Index("ix_slot_cpts_id_status_start_at", "cpts_id", "status", "start_at"),
         Index("ix_slot_cpts_id_publisher_id_start_at", "cpts_id", "publisher_id", "start_at"),
         Index("ix_slot_cpts_id_start_at", "cpts_id", "start_at"),
+        # What handlers may still offer, by time: searches and suggestions skip the booked slots
+        # of the coming hours instead of reading past them.
+        Index(
+            "ix_slot_offerable_cpts_id_start_at",
+            "cpts_id",
+            "start_at",
+            postgresql_where=text("status IN ('free', 'held')"),
+        ),
         CheckConstraint("end_at > start_at", name="end_after_start"),
         CheckConstraint("status IN ('free', 'held', 'booked', 'withdrawn')", name="status_known"),
         CheckConstraint("modality IN ('AMB', 'VR', 'HH')", name="modality_known"),
