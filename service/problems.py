@@ -97,6 +97,17 @@ async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
         return problem(422, "invalid_value", "A value in the request cannot be stored (invalid characters or range).")
     # The connection broke (the server restarted, or a pooled connection went stale): nothing was
     # committed, so the client may simply retry (with the same Idempotency-Key for a POST).
+    # A deadlock or serialization failure between concurrent requests: PostgreSQL rolled this one
+    # back whole, so a retry is safe and will most likely go through.
+    if sqlstate in ("40001", "40P01"):
+        _log.warning("http.concurrency_conflict", path=request.url.path, sqlstate=sqlstate)
+        response = problem(
+            503,
+            "concurrency_conflict",
+            "The request collided with a concurrent one and nothing was saved; retry it (same Idempotency-Key).",
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     if exc.connection_invalidated or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
         _log.warning("http.database_unavailable", path=request.url.path, sqlstate=sqlstate or None)
         response = problem(503, "database_unavailable", "The database connection was lost; retry in a moment.")

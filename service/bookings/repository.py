@@ -199,25 +199,30 @@ class ClaimedSlot:
 # DESIGN rule 1: one conditional UPDATE; zero rows means someone else has the slot. The same
 # statement expires any booking still recorded as holding the slot (its hold lapsed, or the slot
 # moved), inserts ours, and answers what the booking's answer and notification need of the slot,
-# its practitioner and site. `inserted` reads `stale` so that the expiry runs first: the partial
-# unique indexes (one active booking per slot, one per request) are the last guard, and a
-# conflict there leaves `booking_id` NULL.
+# its practitioner and site. Order inside the statement, forced by each step reading the previous:
+# lock the slot's held bookings first (lock order: booking before slot, as in confirm and release,
+# or a confirm of that lapsed hold and this claim could deadlock), claim the slot, expire them,
+# insert ours. The partial unique indexes (one active booking per slot, one per request) are the
+# last guard: a conflict there leaves `booking_id` NULL.
 _CLAIM = text(
     """
-    WITH claimed AS (
+    WITH held_on_slot AS (
+        SELECT id FROM booking WHERE slot_id = :slot_id AND cpts_id = :cpts_id AND status = 'held' FOR UPDATE
+    ), claimed AS (
         UPDATE slot AS s SET status = :status, hold_token = :hold_token, hold_expires_at = :hold_expires_at
         FROM practitioner AS p, site AS st
         WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND s.start_at > :now
           AND s.visibility && ARRAY['CPTS', 'SNP']
           AND (s.status = 'free' OR (s.status = 'held' AND s.hold_expires_at <= :now))
           AND p.id = s.practitioner_id AND st.id = s.site_id
+          AND (SELECT count(*) FROM held_on_slot) >= 0
         RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
                   p.family_name, p.given_name, p.profession, p.specialty,
                   st.name, st.address, st.commune_insee, st.latitude, st.longitude
     ), stale AS (
         UPDATE booking AS b SET status = 'expired', ended_at = :now
         FROM claimed
-        WHERE b.slot_id = claimed.id AND b.status = 'held'
+        WHERE b.id IN (SELECT id FROM held_on_slot) AND b.status = 'held'
         RETURNING b.id
     ), inserted AS (
         INSERT INTO booking (id, cpts_id, request_id, slot_id, status, hold_token, hold_expires_at, held_by_id,

@@ -146,6 +146,46 @@ async def test_a_slot_moved_after_its_hold_lapsed_goes_to_the_next_patient(
     assert [b["status"] for b in first_detail["bookings"]] == ["expired"]
 
 
+async def test_confirming_lapsed_holds_while_others_book_their_slots_deadlocks_nothing(
+    client: httpx.AsyncClient, tenant: Tenant, clock: Clock, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A confirm locks its booking then the slot; a claim of the same slot expires that booking.
+    Both take the locks in the same order, so each slot goes to exactly one of them, without a 5xx."""
+    clock.now = datetime.now(UTC)
+    agenda = await new_agenda(tenant, practitioners=1)
+    starts = [next_day_at(8, days=2) + timedelta(minutes=30 * i) for i in range(12)]
+    slot_ids = await publish(
+        agenda, [slot_item(f"lapse-{i}", agenda.practitioners[0], s) for i, s in enumerate(starts)]
+    )
+    holds = []
+    for slot_id in slot_ids:
+        request = await open_request(tenant)
+        held = await client.post(
+            f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
+        )
+        holds.append(held.json()["booking_id"])
+    others = [await open_request(tenant) for _ in slot_ids]
+    clock.advance(minutes=4)  # every hold has lapsed; nobody took the slots yet
+    answers = await asyncio.gather(
+        *(client.post(f"/v1/bookings/{booking}/confirm", headers=tenant.handler) for booking in holds),
+        *(
+            client.post(f"/v1/requests/{other['id']}/book", json={"slot_id": slot_id}, headers=tenant.handler)
+            for other, slot_id in zip(others, slot_ids, strict=True)
+        ),
+    )
+    confirms, books = answers[: len(holds)], answers[len(holds) :]
+    assert all(a.status_code < 500 for a in answers), [a.text for a in answers if a.status_code >= 500]
+    for confirm, book in zip(confirms, books, strict=True):
+        assert sorted([confirm.status_code, book.status_code]) in ([200, 409], [201, 409])
+    async with sessionmaker() as session:
+        active = await session.execute(
+            select(Booking.slot_id, func.count())
+            .where(Booking.slot_id.in_(slot_ids), Booking.status == "booked")
+            .group_by(Booking.slot_id)
+        )
+        assert sorted(str(slot) for slot, count in active if count == 1) == sorted(slot_ids)
+
+
 async def test_concurrent_confirms_of_one_hold_log_one_booking(
     client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:

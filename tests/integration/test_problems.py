@@ -1,7 +1,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from sqlalchemy import text
 
+from service.config import Settings
+from service.db import SessionDep
+from service.main import create_app
+from service.routing import api_router
 from tests.builders import Tenant
 
 
@@ -53,3 +59,28 @@ async def test_nul_characters_are_refused_with_a_4xx_wherever_they_come(
     assert login.json()["code"] == "invalid_value"
     query = await client.get("/v1/practitioners", params={"profession": "1\u0000"}, headers=tenant.handler)
     assert query.status_code == 422
+
+
+@pytest.mark.parametrize("errcode", ["deadlock_detected", "serialization_failure"])
+async def test_a_deadlock_or_serialization_failure_is_a_503_to_retry(settings: Settings, errcode: str) -> None:
+    """PostgreSQL rolls such a transaction back whole: the client is told to retry, not that the
+    service failed. The error is raised by the real server, through the real session."""
+    app = create_app(settings)
+    router = api_router()
+
+    @router.get("/test/collide")
+    async def collide(session: SessionDep) -> dict[str, str]:
+        await session.execute(text(f"DO $$ BEGIN RAISE EXCEPTION 'collision' USING ERRCODE = '{errcode}'; END $$"))
+        return {}
+
+    app.include_router(router)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://snp.test") as http:
+            answer = await http.get("/test/collide")
+    assert (answer.status_code, answer.json()["code"], answer.headers["retry-after"]) == (
+        503,
+        "concurrency_conflict",
+        "1",
+    )
+    assert answer.headers["content-type"] == "application/problem+json"
