@@ -443,6 +443,11 @@ async def measure(
             figures["bookings"]["confirmed_per_s"] / figures["raw_hold_release"]["transactions_per_s"], 3
         )
     figures["invariants"] = await invariants(url, cpts, booked.booked)
+    conn = await asyncpg.connect(url)
+    try:
+        figures["postgresql"] = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
     figures["server_errors"] = booked.server_errors + suggested.server_errors + searched.server_errors
     return figures
 
@@ -540,7 +545,10 @@ def main() -> None:
     target = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     target.write_text(json.dumps(figures, indent=2))
     print(table(figures))
-    print(f"\n{os.cpu_count()} cores, {args.workers} server workers; figures in {target}")
+    print(
+        f"\n{os.cpu_count()} cores shared by PostgreSQL {figures['postgresql']}, {args.workers} server workers and "
+        f"the load; {figures['total_seconds']} s; figures in {target}"
+    )
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@ it. No check-then-insert, no serializable retries."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit
@@ -19,40 +20,8 @@ from service.notifications import service as notifications
 from service.orientation import log
 from service.orientation.log import LockedRequest
 from service.practitioners.models import Practitioner, Site
-from service.slots.domain import HANDLER_VISIBILITY, SlotStatus
+from service.slots.domain import SlotStatus
 from service.slots.models import Slot
-
-
-async def claim_slot(
-    session: AsyncSession,
-    cpts_id: uuid.UUID,
-    slot_id: uuid.UUID,
-    now: datetime,
-    *,
-    hold_token: uuid.UUID | None,
-    hold_expires_at: datetime | None,
-) -> bool:
-    """Take a free slot (or one whose hold lapsed): held when a token is given, else booked."""
-    result = await session.execute(
-        update(Slot)
-        .where(
-            Slot.id == slot_id,
-            Slot.cpts_id == cpts_id,
-            Slot.start_at > now,
-            Slot.visibility.overlap(sorted(v.value for v in HANDLER_VISIBILITY)),
-            or_(
-                Slot.status == SlotStatus.free.value,
-                and_(Slot.status == SlotStatus.held.value, Slot.hold_expires_at <= now),
-            ),
-        )
-        .values(
-            status=SlotStatus.held.value if hold_token else SlotStatus.booked.value,
-            hold_token=hold_token,
-            hold_expires_at=hold_expires_at,
-        )
-        .returning(Slot.id)
-    )
-    return result.scalar_one_or_none() is not None
 
 
 async def confirm_slot(session: AsyncSession, slot_id: uuid.UUID, hold_token: uuid.UUID) -> bool:
@@ -204,21 +173,27 @@ class ClaimedSlot:
 # or a confirm of that lapsed hold and this claim could deadlock), claim the slot, expire them,
 # insert ours. The partial unique indexes (one active booking per slot, one per request) are the
 # last guard: a conflict there leaves `booking_id` NULL.
-_CLAIM = text(
-    """
-    WITH held_on_slot AS (
-        SELECT id FROM booking WHERE slot_id = :slot_id AND cpts_id = :cpts_id AND status = 'held' FOR UPDATE
+# `{guard}` makes the claim depend on an earlier step of the statement; `{hold_seconds}` says where
+# the hold's duration comes from.
+_CLAIM_STEPS = """
+    held_on_slot AS (
+        SELECT id FROM booking
+        WHERE slot_id = :slot_id AND cpts_id = :cpts_id AND status = 'held' AND {guard}
+        FOR UPDATE
     ), claimed AS (
-        UPDATE slot AS s SET status = :status, hold_token = :hold_token, hold_expires_at = :hold_expires_at
+        UPDATE slot AS s
+        SET status = :status, hold_token = :hold_token,
+            hold_expires_at = CASE WHEN CAST(:hold_token AS uuid) IS NULL THEN NULL
+                                   ELSE CAST(:now AS timestamptz) + make_interval(secs => {hold_seconds}) END
         FROM practitioner AS p, site AS st
         WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND s.start_at > :now
           AND s.visibility && ARRAY['CPTS', 'SNP']
           AND (s.status = 'free' OR (s.status = 'held' AND s.hold_expires_at <= :now))
           AND p.id = s.practitioner_id AND st.id = s.site_id
-          AND (SELECT count(*) FROM held_on_slot) >= 0
+          AND {guard} AND (SELECT count(*) FROM held_on_slot) >= 0
         RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
                   p.family_name, p.given_name, p.profession, p.specialty,
-                  st.name, st.address, st.commune_insee, st.latitude, st.longitude
+                  st.name, st.address, st.commune_insee, st.latitude, st.longitude, s.hold_expires_at
     ), stale AS (
         UPDATE booking AS b SET status = 'expired', ended_at = :now
         FROM claimed
@@ -227,33 +202,82 @@ _CLAIM = text(
     ), inserted AS (
         INSERT INTO booking (id, cpts_id, request_id, slot_id, status, hold_token, hold_expires_at, held_by_id,
                              booked_at, booked_by_id, created_at)
-        SELECT :booking_id, :cpts_id, :request_id, claimed.id, :status, :hold_token, :hold_expires_at, :actor_id,
-               :booked_at, :booked_by_id, :now
+        SELECT :booking_id, :cpts_id, :request_id, claimed.id, :status, :hold_token, claimed.hold_expires_at,
+               :actor_id, :booked_at, :booked_by_id, :now
         FROM claimed
         WHERE (SELECT count(*) FROM stale) >= 0
         ON CONFLICT DO NOTHING
         RETURNING id
     )
-    SELECT claimed.*, inserted.id AS booking_id,
-           EXISTS (SELECT 1 FROM slot WHERE id = :slot_id AND cpts_id = :cpts_id) AS slot_exists
+"""
+_CLAIM_ANSWER = """
+    claimed.*, inserted.id AS booking_id,
+    EXISTS (SELECT 1 FROM slot WHERE id = :slot_id AND cpts_id = :cpts_id) AS slot_exists
+"""
+_CLAIM = text(
+    f"""
+    WITH {_CLAIM_STEPS.format(guard="true", hold_seconds=":hold_seconds")}
+    SELECT {_CLAIM_ANSWER}
     FROM (VALUES (1)) AS one LEFT JOIN claimed ON true LEFT JOIN inserted ON true
-    """
+    """  # noqa: S608 - module constants, no input
 )
+# The usual case in one round trip: lock the request (lock order: request first) and, if its
+# status allows a booking and it holds no other slot, claim. Otherwise nothing is written, and the
+# caller refuses (status) or ends the other hold first (`lock_request_ending_hold`, then `claim`).
+_LOCK_AND_CLAIM = text(
+    f"""
+    WITH locked AS (
+        SELECT r.status, c.hold_ttl_seconds,
+               EXISTS (SELECT 1 FROM booking AS b WHERE b.request_id = r.id AND b.status = 'held') AS holding
+        FROM care_request AS r JOIN cpts AS c ON c.id = r.cpts_id
+        WHERE r.id = :request_id AND r.cpts_id = :cpts_id
+        FOR UPDATE OF r
+    ), go AS (
+        SELECT 1 FROM locked WHERE status = ANY(CAST(:bookable AS text[])) AND NOT holding
+    ),
+    {_CLAIM_STEPS.format(guard="EXISTS (SELECT 1 FROM go)", hold_seconds="(SELECT hold_ttl_seconds FROM locked)")}
+    SELECT locked.status, locked.holding, {_CLAIM_ANSWER}
+    FROM (VALUES (1)) AS one LEFT JOIN locked ON true LEFT JOIN claimed ON true LEFT JOIN inserted ON true
+    """  # noqa: S608 - module constants, no input
+)
+_SLOT_FIELDS = len(fields(ClaimedSlot))
 
 
 @dataclass(frozen=True)
 class Claim:
     slot: ClaimedSlot | None  # None: the slot cannot be taken (or does not exist: `slot_exists`)
+    hold_expires_at: datetime | None
     inserted: bool  # False: a concurrent hold or booking for the same request or slot won
     slot_exists: bool  # in this CPTS, whatever its state
 
 
-async def claim(session: AsyncSession, values: dict[str, Any]) -> Claim:
-    """Take a free slot (or one whose hold lapsed) for the request, and record the booking: held
-    when a hold token is given, else booked."""
-    row = (await session.execute(_CLAIM, values)).one()
+def _claim_of(row: Sequence[Any]) -> Claim:
     taken = row[0] is not None
-    return Claim(ClaimedSlot(*row[:-2]) if taken else None, inserted=row[-2] is not None, slot_exists=row[-1])
+    return Claim(
+        slot=ClaimedSlot(*row[:_SLOT_FIELDS]) if taken else None,
+        hold_expires_at=row[_SLOT_FIELDS],
+        inserted=row[_SLOT_FIELDS + 1] is not None,
+        slot_exists=row[_SLOT_FIELDS + 2],
+    )
+
+
+async def claim(session: AsyncSession, values: dict[str, Any], hold_seconds: int) -> Claim:
+    """Take a free slot (or one whose hold lapsed) for the request, and record the booking: held
+    for `hold_seconds` when a hold token is given, else booked. The caller holds the request's lock."""
+    row = (await session.execute(_CLAIM, {**values, "hold_seconds": hold_seconds})).one()
+    return _claim_of(row)
+
+
+@dataclass(frozen=True)
+class LockedClaim:
+    request_status: str | None  # None: no such request in this CPTS
+    holding: bool  # the request holds another slot: nothing was claimed
+    claim: Claim
+
+
+async def lock_and_claim(session: AsyncSession, values: dict[str, Any], bookable: Sequence[str]) -> LockedClaim:
+    row = (await session.execute(_LOCK_AND_CLAIM, {**values, "bookable": list(bookable)})).one()
+    return LockedClaim(request_status=row[0], holding=bool(row[1]), claim=_claim_of(row[2:]))
 
 
 # What a confirmed booking writes besides itself, in one round trip: the orientation event and the

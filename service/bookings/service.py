@@ -32,8 +32,8 @@ from service.notifications import service as notifications
 from service.notifications.domain import EventType
 from service.orientation import log
 from service.orientation import repository as requests_repository
-from service.orientation.domain import EventKind, RequestStatus, next_status
-from service.orientation.log import append_event
+from service.orientation.domain import EventKind, RequestStatus, next_status, statuses_allowing
+from service.orientation.log import LockedRequest, append_event
 from service.orientation.models import CareRequest
 from service.orientation.schemas import BookingOut, BookingSlot
 from service.practitioners.models import Practitioner, Site
@@ -47,6 +47,8 @@ ONE_ACTIVE_PER_SLOT = "uq_booking_one_active_per_slot"
 ONE_ACTIVE_PER_REQUEST = "uq_booking_one_active_per_request"
 
 SLOT_UNAVAILABLE = ("slot_unavailable", "This slot is no longer free: choose another one.")
+# The request statuses from which a booking may be made (the orientation log's transitions).
+BOOKABLE = statuses_allowing(EventKind.booked)
 
 
 async def _audit(
@@ -85,31 +87,30 @@ async def take_slot(
 ) -> BookingOut:
     """Hold a slot for a request (`confirm=False`), or hold and confirm it in one step. The hot
     path of the service: compiled statements and as few round trips as the rules allow."""
-    locked = await repository.lock_request_ending_hold(session, principal.cpts_id, request_id, now)
-    request = locked.request
-    # Refuses red-flagged (422), booked or closed (409) requests (rolling back the hold just ended).
-    next_status(RequestStatus(request.status), EventKind.booked)
-    token = expires = None
-    if not confirm:
-        token, expires = uuid.uuid4(), now + timedelta(seconds=locked.hold_ttl_seconds)
     booking_id = uuid.uuid4()
     status = BookingStatus.booked if confirm else BookingStatus.held
-    claim = await repository.claim(
-        session,
-        {
-            "slot_id": slot_id,
-            "booking_id": booking_id,
-            "cpts_id": principal.cpts_id,
-            "request_id": request.id,
-            "status": status.value,
-            "hold_token": token,
-            "hold_expires_at": expires,
-            "actor_id": principal.id,
-            "booked_at": now if confirm else None,
-            "booked_by_id": principal.id if confirm else None,
-            "now": now,
-        },
-    )
+    values = {
+        "slot_id": slot_id,
+        "booking_id": booking_id,
+        "cpts_id": principal.cpts_id,
+        "request_id": request_id,
+        "status": status.value,
+        "hold_token": None if confirm else uuid.uuid4(),
+        "actor_id": principal.id,
+        "booked_at": now if confirm else None,
+        "booked_by_id": principal.id if confirm else None,
+        "now": now,
+    }
+    attempt = await repository.lock_and_claim(session, values, BOOKABLE)
+    if attempt.request_status is None:
+        raise NotFound("request")
+    # Refuses red-flagged (422), booked or closed (409) requests; nothing was written.
+    next_status(RequestStatus(attempt.request_status), EventKind.booked)
+    request = LockedRequest(request_id, principal.cpts_id, attempt.request_status)
+    claim = attempt.claim
+    if attempt.holding:  # switching slots: the current hold ends first, then the claim
+        locked = await repository.lock_request_ending_hold(session, principal.cpts_id, request_id, now)
+        claim = await repository.claim(session, values, hold_seconds=locked.hold_ttl_seconds)
     if claim.slot is None:
         raise Conflict(*SLOT_UNAVAILABLE) if claim.slot_exists else NotFound("slot")
     if not claim.inserted:  # a concurrent hold or booking for the same request or slot committed first
@@ -131,7 +132,9 @@ async def take_slot(
         )
     else:
         await audit.record(session, principal, action, "request", [request.id], now, http, audit_detail)
-    return _answer(booking_id, request.id, status, slot, hold_expires_at=expires, booked_at=now if confirm else None)
+    return _answer(
+        booking_id, request.id, status, slot, hold_expires_at=claim.hold_expires_at, booked_at=now if confirm else None
+    )
 
 
 def _answer(

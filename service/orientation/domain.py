@@ -95,6 +95,11 @@ def initial_status(red_flagged: bool) -> RequestStatus:
     return RequestStatus.transfer_required if red_flagged else RequestStatus.open
 
 
+def statuses_allowing(kind: EventKind) -> list[str]:
+    """The statuses from which `kind` may be logged (for a statement that checks it in SQL)."""
+    return sorted(status.value for status, moves in TRANSITIONS.items() if kind in moves)
+
+
 def next_status(status: RequestStatus, kind: EventKind) -> RequestStatus:
     """Where `kind` leads from `status`, or the refusal a caller should get."""
     target = TRANSITIONS[status].get(kind)
