@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt openapi fuzz seed-demo migrate bench clean
+.PHONY: help run test lint fmt openapi fuzz seed-demo migrate bench load clean
 
 help:
 	@echo "make run        start the service on http://127.0.0.1:8000 (embedded PostgreSQL unless DATABASE_URL)"
@@ -15,7 +15,8 @@ help:
 	@echo "make fmt        format and auto-fix"
 	@echo "make openapi    regenerate openapi/openapi.json"
 	@echo "make fuzz       schemathesis against the app's OpenAPI"
-	@echo "make bench      benchmarks (see README)"
+	@echo "make bench      the benchmark: the service against raw PostgreSQL, in one run (see README)"
+	@echo "make load       locust scenarios for a minute against a running service (see README)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required") if sys.version_info < (3, 11) else None'
@@ -61,3 +62,13 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m load_tests.bench
+
+# Against a service already running (`make run` in another terminal, or LOAD_HOST): a generated
+# large CPTS in its database, then a winter day of locust users for LOAD_TIME.
+LOAD_HOST  ?= http://127.0.0.1:8000
+LOAD_USERS ?= 28
+LOAD_TIME  ?= 1m
+load: $(STAMP) .env
+	$(BIN)/python -m load_tests.generator
+	$(BIN)/locust -f load_tests/locustfile.py --headless -u $(LOAD_USERS) -r 7 -t $(LOAD_TIME) \
+		--host $(LOAD_HOST) --only-summary --csv load_tests/results/locust
