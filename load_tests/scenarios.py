@@ -99,8 +99,9 @@ class Schedule:
     intended: float = 0.0  # when the activity being run was due
 
     def __post_init__(self) -> None:
-        # A random phase, so that people started together do not act in step.
-        self.due = {name: self.start + self.rng.expovariate(1 / mean) for name, mean in self.mean_seconds.items()}
+        # A random phase within the first interval: people started together do not act in step,
+        # and even a one-minute run sees every activity.
+        self.due = {name: self.start + self.rng.uniform(0, mean) for name, mean in self.mean_seconds.items()}
 
     def wait(self, now: float) -> float:
         """Seconds until the next activity is due (0 when one is overdue)."""

@@ -91,15 +91,17 @@ def fact_of(row: Sequence[Any]) -> RequestFact:
     )
 
 
-async def request_facts(session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime) -> list[RequestFact]:
-    rows = await session.execute(_FACTS, _params(cpts_id, start, end))
-    return [fact_of(row) for row in rows]
+# Rows per fetch when streaming facts: small enough that turning a batch into lines (a pseudonym
+# HMAC each) holds the worker's event loop for ~20 ms, not ~150 ms as 2000 rows did; a month's
+# export takes as long either way.
+STREAM_BATCH = 250
 
 
 async def stream_request_facts(
-    session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime, batch: int = 2000
+    session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime, batch: int = STREAM_BATCH
 ) -> AsyncIterator[RequestFact]:
-    """The same facts through a server-side cursor: memory does not grow with the month."""
+    """The facts through a server-side cursor: memory does not grow with the month, and other
+    requests are answered between batches."""
     result = await session.stream(_FACTS.execution_options(yield_per=batch), _params(cpts_id, start, end))
     async for partition in result.partitions(batch):
         for row in partition:

@@ -149,6 +149,7 @@ def test_practice_software_publish_and_sync_the_same_plan_without_overlaps() -> 
 def test_a_schedule_paces_by_arrival_rate_whatever_the_answers_take() -> None:
     schedule = Schedule({"call": 2.0, "feed": 0.5}, random.Random(6), start=1000.0)
     first_due = min(schedule.due.values())
+    assert 1000.0 <= first_due < 1000.5  # each activity's first occurrence falls within its interval
     assert schedule.wait(now=900.0) == first_due - 900.0
     taken: Counter[str] = Counter()
     intended = []
