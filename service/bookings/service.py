@@ -351,30 +351,28 @@ SUGGESTION_CANDIDATES_PER_RESULT, SUGGESTION_CANDIDATES_MIN = 6, 60
 
 async def suggest(
     session: AsyncSession, principal: Principal, request_id: uuid.UUID, limit: int, now: datetime
-) -> tuple[CareRequest, list[tuple[Ranked, SlotFound]]]:
-    """Free slots that fit the request's needs, ranked: before the deadline first (earliest, then
-    nearest), then the best ones after it."""
-    care_request = await requests_repository.get(session, principal.cpts_id, request_id)
-    modalities = list(care_request.needs_modalities)
-    commune = care_request.patient_commune_insee
-    if commune is None and Modality.HH.value in modalities:
+) -> tuple[datetime, list[tuple[Ranked, SlotFound]]]:
+    """The request's deadline and the free slots that fit its needs, ranked: before the deadline
+    first (earliest, then nearest), then the best ones after it."""
+    needs = await requests_repository.suggestion_needs(session, principal.cpts_id, request_id)
+    modalities = needs.modalities
+    if needs.commune_insee is None and Modality.HH.value in modalities:
         modalities.remove(Modality.HH.value)  # a home visit needs to know where the patient is
     if not modalities:
-        return care_request, []
+        return needs.deadline_at, []
     found = await slots_repository.free_slots(
         session,
         principal.cpts_id,
         now,
         start_from=now,
-        start_to=care_request.deadline_at + SUGGESTION_HORIZON_AFTER_DEADLINE,
+        start_to=needs.deadline_at + SUGGESTION_HORIZON_AFTER_DEADLINE,
         limit=max(SUGGESTION_CANDIDATES_MIN, limit * SUGGESTION_CANDIDATES_PER_RESULT),
-        profession=care_request.needs_profession,
-        specialty=care_request.needs_specialty,
+        profession=needs.profession,
+        specialty=needs.specialty,
         modalities=modalities,
-        home_visits_for=commune,
+        home_visits_for=needs.commune_insee,
     )
     rows = {row.id: row for row in found}
-    patient_point = await requests_repository.commune_point(session, principal.cpts_id, commune)
     candidates = [
         Candidate(
             slot_id=row.id,
@@ -384,8 +382,8 @@ async def suggest(
         )
         for row in rows.values()
     ]
-    ranked = rank(candidates, care_request.deadline_at, patient_point)[:limit]
-    return care_request, [(r, slots_service.found_of(rows[r.candidate.slot_id])) for r in ranked]
+    ranked = rank(candidates, needs.deadline_at, needs.patient_point)[:limit]
+    return needs.deadline_at, [(r, slots_service.found_of(rows[r.candidate.slot_id])) for r in ranked]
 
 
 def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: Site) -> BookingOut:

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.bookings.models import Booking
@@ -77,17 +78,44 @@ async def bookings_with_slots(
     return [(b, s, p, site) for b, s, p, site in rows]
 
 
-async def commune_point(
-    session: AsyncSession, cpts_id: uuid.UUID, commune_insee: str | None
-) -> tuple[float, float] | None:
-    """Where a commune is, as the centre of the CPTS's sites in it (no commune table is kept)."""
-    if commune_insee is None:
-        return None
-    row = (
-        await session.execute(
-            select(func.avg(Site.latitude), func.avg(Site.longitude)).where(
-                Site.cpts_id == cpts_id, Site.commune_insee == commune_insee, Site.latitude.is_not(None)
-            )
-        )
-    ).one()
-    return (float(row[0]), float(row[1])) if row[0] is not None else None
+@dataclass(frozen=True)
+class SuggestionNeeds:
+    """What the suggestions of a request need to know of it."""
+
+    deadline_at: datetime
+    profession: str | None
+    specialty: str | None
+    modalities: list[str]
+    commune_insee: str | None
+    patient_point: tuple[float, float] | None
+
+
+# One statement on a hot path, compiled once. Where the patient is: the centre of the CPTS's
+# sites in the patient's commune (no commune table is kept).
+_SUGGESTION_NEEDS = text(
+    """
+    SELECT r.deadline_at, r.needs_profession, r.needs_specialty, r.needs_modalities, r.patient_commune_insee,
+           point.latitude, point.longitude
+    FROM care_request r
+    LEFT JOIN LATERAL (
+        SELECT avg(st.latitude) AS latitude, avg(st.longitude) AS longitude
+        FROM site st
+        WHERE st.cpts_id = r.cpts_id AND st.commune_insee = r.patient_commune_insee AND st.latitude IS NOT NULL
+    ) point ON true
+    WHERE r.cpts_id = :cpts_id AND r.id = :request_id
+    """
+)
+
+
+async def suggestion_needs(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> SuggestionNeeds:
+    row = (await session.execute(_SUGGESTION_NEEDS, {"cpts_id": cpts_id, "request_id": request_id})).first()
+    if row is None:
+        raise NotFound("request")
+    return SuggestionNeeds(
+        deadline_at=row.deadline_at,
+        profession=row.needs_profession,
+        specialty=row.needs_specialty,
+        modalities=list(row.needs_modalities),
+        commune_insee=row.patient_commune_insee,
+        patient_point=None if row.latitude is None else (float(row.latitude), float(row.longitude)),
+    )

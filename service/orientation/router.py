@@ -111,9 +111,9 @@ async def suggestions(
 ) -> Suggestions:
     """Free slots that fit the request's needs, ranked; those after the deadline come last,
     flagged `within_deadline: false`."""
-    care_request, ranked = await bookings_service.suggest(session, principal, request_id, limit, now)
+    deadline_at, ranked = await bookings_service.suggest(session, principal, request_id, limit, now)
     return Suggestions(
-        deadline_at=care_request.deadline_at,
+        deadline_at=deadline_at,
         items=[
             Suggestion(
                 slot_id=found.id,
