@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import xlsxwriter
 
 from service.reporting.indicators import (
+    OUTCOMES,
     WEEKDAYS,
     RequestFact,
     appointment_status,
@@ -239,18 +240,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "by_channel",
         "via_sas",
         "imported",
-        "booked",
-        "transfer_15",
-        "emergency_department",
-        "advice",
-        "pharmacy",
-        "own_gp",
-        "no_solution",
-        "patient_declined",
-        "unreachable",
-        "duplicate",
-        "open",
-        "unresolved_past_deadline",
+        *OUTCOMES,
         "by_profession",
         "by_specialty",
         "by_modality",
