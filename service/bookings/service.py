@@ -355,7 +355,7 @@ async def suggest(
     """The request's deadline and the free slots that fit its needs, ranked: before the deadline
     first (earliest, then nearest), then the best ones after it."""
     needs = await requests_repository.suggestion_needs(session, principal.cpts_id, request_id)
-    modalities = needs.modalities
+    modalities = list(needs.modalities)
     if needs.commune_insee is None and Modality.HH.value in modalities:
         modalities.remove(Modality.HH.value)  # a home visit needs to know where the patient is
     if not modalities:

@@ -293,6 +293,7 @@ async def test_suggestions_fit_the_needs_and_rank_by_deadline(
     request = await open_request(tenant)  # GP, patient in 44109, any modality
     answer = await client.get(f"/v1/requests/{request['id']}/suggestions", headers=tenant.handler)
     assert answer.status_code == 200
+    assert answer.json()["deadline_at"] == request["deadline_at"]
     items = answer.json()["items"]
     by_id = dict(zip(ids, ["far", "near", "video", "later", "hh", "after"], strict=True))
     # Same hour: the practice in the patient's commune (0 km) and the video call tie on travel, so
