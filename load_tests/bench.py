@@ -43,6 +43,7 @@ from load_tests.generator import PASSWORD, GeneratedCpts, generate
 from load_tests.harness import BenchTenant, bench_database, live_service, percentile
 from service import embedded_db, migrate
 from service.reporting.periods import Month
+from service.slots.predicates import OFFERABLE_SQL
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {
@@ -67,13 +68,13 @@ class Tally:
 
 # --- the raw limit ---------------------------------------------------------------------------------
 
+# The service's own rule of an offerable slot (pgbench reads `:name` as its variables: the clock
+# is the server's).
 PGBENCH_SCRIPT = """
 \\set n random(1, {slots})
 BEGIN;
-UPDATE slot SET status = 'held', hold_token = {token}, hold_expires_at = now() + interval '180 seconds'
-WHERE id = (SELECT id FROM bench_slot WHERE n = :n) AND cpts_id = '{cpts}' AND start_at > now()
-  AND visibility && '{{CPTS,SNP}}'
-  AND (status = 'free' OR (status = 'held' AND hold_expires_at <= now()))
+UPDATE slot AS s SET status = 'held', hold_token = {token}, hold_expires_at = now() + interval '180 seconds'
+WHERE s.id = (SELECT id FROM bench_slot WHERE n = :n) AND s.cpts_id = '{cpts}' AND {offerable}
 RETURNING id;
 UPDATE slot SET status = 'free', hold_token = NULL, hold_expires_at = NULL
 WHERE id = (SELECT id FROM bench_slot WHERE n = :n) AND status = 'held' AND hold_token = {token};
@@ -92,7 +93,9 @@ def pgbench_binary() -> str:
     return found
 
 
-def libpq_args(url: str) -> tuple[list[str], str]:
+def libpq_args(url: str) -> tuple[list[str], str, dict[str, str]]:
+    """pgbench's connection arguments, database and environment (the password goes in PGPASSWORD,
+    never on the command line)."""
     parsed = urlparse(url)
     args = ["-U", parsed.username or "postgres"]
     host = parse_qs(parsed.query).get("host", [parsed.hostname or "127.0.0.1"])[0]
@@ -100,7 +103,7 @@ def libpq_args(url: str) -> tuple[list[str], str]:
     env = {**os.environ}
     if parsed.password:
         env["PGPASSWORD"] = parsed.password
-    return args, parsed.path.lstrip("/")
+    return args, parsed.path.lstrip("/"), env
 
 
 async def raw_hold_release(url: str, cpts: GeneratedCpts, seconds: int, clients: int) -> dict[str, Any]:
@@ -115,10 +118,11 @@ async def raw_hold_release(url: str, cpts: GeneratedCpts, seconds: int, clients:
         count = await conn.fetchval("SELECT count(*) FROM bench_slot")
     finally:
         await conn.close()
-    script = PGBENCH_SCRIPT.format(slots=count, token=TOKEN, cpts=cpts.cpts_id)
+    offerable = OFFERABLE_SQL.replace(":now", "now()")
+    script = PGBENCH_SCRIPT.format(slots=count, token=TOKEN, cpts=cpts.cpts_id, offerable=offerable)
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
         handle.write(script)
-    args, database = libpq_args(url)
+    args, database, env = libpq_args(url)
     command = [
         pgbench_binary(),
         "-n",
@@ -135,7 +139,7 @@ async def raw_hold_release(url: str, cpts: GeneratedCpts, seconds: int, clients:
         *args,
         database,
     ]
-    out = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False)
+    out = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, check=False, env=env)
     os.unlink(handle.name)
     conn = await asyncpg.connect(url)
     try:
@@ -411,7 +415,7 @@ async def measure(
     pool = await open_requests(url, cpts, 12_000)
     await settle(url)
     requests, slots = pool[:12_000], pool[12_000:]
-    booked = suggested = searched = Tally()
+    booked, suggested, searched = Tally(), Tally(), Tally()
     if "ceiling" in phases:
         figures["ceiling"] = await ceiling(base, keys["handler"][0], seconds=min(seconds, 10))
         progress("ceiling", figures["ceiling"])

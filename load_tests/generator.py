@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.demo import COMMUNES, rpps_with_key
-from service.orientation.domain import age_band, identity_key, motif_classification, pseudonym
+from service.orientation.domain import age_band, identity_key, pseudonym
+from service.reference.codes import motif_classification
 from service.reporting.periods import Month
 
 TZ = "Europe/Paris"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from service.orientation.domain import motif_classification
+from service.reference.codes import motif_classification
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CREDENTIALS = RESULTS / "credentials.json"

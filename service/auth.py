@@ -43,11 +43,16 @@ class Principal:
     def is_software(self) -> bool:
         return self.role is Role.software
 
+    @property
+    def visible_practitioners(self) -> frozenset[uuid.UUID] | None:
+        """The practitioners this principal may see; None: the whole CPTS's."""
+        return self.practitioner_ids if self.is_software else None
+
     def may_act_for(self, practitioner_id: uuid.UUID) -> bool:
         return not self.is_software or practitioner_id in self.practitioner_ids
 
     def ensure_may_act_for(self, practitioner_id: uuid.UUID) -> None:
-        # Another client's practitioner is answered like a missing one (DESIGN rule 6).
+        # Another client's practitioner is answered like a missing one (docs/domain-rules.md).
         if not self.may_act_for(practitioner_id):
             raise NotFound("practitioner")
 

@@ -12,12 +12,17 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from service import embedded_db, migrate
 from service.config import Environment, Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from service.reporting.schemas import CompensationStatement, MonthlyReport
 
 app = typer.Typer(help="SNP orientation and slot-booking service.", no_args_is_help=True, add_completion=False)
 cpts_app = typer.Typer(help="Manage CPTS (tenants).", no_args_is_help=True)
@@ -43,7 +48,7 @@ def database(settings: Settings) -> Iterator[str]:
             yield url
 
 
-def run_with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+def run_with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work(session)` in one committed transaction on the service's migrated database."""
     from service.db import create_engine, create_sessionmaker, session_scope
 
@@ -259,12 +264,12 @@ def report_monthly(
 
     _check_format(fmt)
 
-    async def work(session: Any) -> Any:
+    async def work(session: AsyncSession) -> MonthlyReport:
         period = await reporting.period(session, cpts, reporting.parse_month(month), utc_now())
         return await reporting.monthly(session, period)
 
     report = _or_exit(lambda: run_with_session(get_settings(), work))
-    text = export.monthly_csv(report) if fmt == "csv" else iter([json.dumps(report, indent=2) + "\n"])
+    text = export.monthly_csv(report) if fmt == "csv" else iter([report.model_dump_json(indent=2) + "\n"])
     _write(output, fmt, text, lambda handle: export.monthly_xlsx(report, handle))
 
 
@@ -279,12 +284,12 @@ def report_compensation(
 
     _check_format(fmt)
 
-    async def work(session: Any) -> Any:
+    async def work(session: AsyncSession) -> CompensationStatement:
         period = await reporting.period(session, cpts, reporting.parse_month(month), utc_now())
-        return reporting.compensation_json(await reporting.compensation(session, period))
+        return await reporting.compensation(session, period)
 
     report = _or_exit(lambda: run_with_session(get_settings(), work))
-    text = export.statement_csv(report) if fmt == "csv" else iter([json.dumps(report, indent=2) + "\n"])
+    text = export.statement_csv(report) if fmt == "csv" else iter([report.model_dump_json(indent=2) + "\n"])
     _write(output, fmt, text, lambda handle: export.statement_xlsx(report, handle))
 
 

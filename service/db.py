@@ -13,11 +13,19 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import ColumnElement, DateTime, ForeignKey, MetaData, func
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import Integer, Text
+
+# Array parameters of the set-based statements (`unnest` of arrays instead of a round trip per row).
+UUIDS = ARRAY(UUID(as_uuid=True))
+TEXTS = ARRAY(Text)
+TIMES = ARRAY(DateTime(timezone=True))
+INTS = ARRAY(Integer)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,9 +36,22 @@ NAMING_CONVENTION = {
 }
 
 
+def sql_fragment(expression: ColumnElement[Any]) -> str:
+    """An expression as SQL text, for a compiled statement of a hot path: a rule written once as a
+    SQLAlchemy expression (the `predicates` modules) serves the ORM queries and those statements."""
+    rendered = expression.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})  # type: ignore[no-untyped-call]
+    return f"({rendered})"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True), uuid.UUID: UUID(as_uuid=True)}
+
+
+class TenantOwned:
+    """Mixin of every table whose rows belong to one CPTS: `service.tenancy` scopes its queries."""
+
+    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
 
 
 def uuid_pk() -> Mapped[uuid.UUID]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -59,6 +60,15 @@ class PayloadTooLarge(DomainError):
 class ServiceUnavailable(DomainError):
     status = 503
     title = "Service unavailable"
+
+
+@dataclass(frozen=True)
+class ItemProblem:
+    """Why one item of a batch was rejected (rendered by `service.batches`)."""
+
+    status: int
+    code: str
+    detail: str
 
 
 def field_error(loc: list[str | int], msg: str, error_type: str = "value_error") -> dict[str, Any]:

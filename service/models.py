@@ -3,7 +3,8 @@
 from service.accounts.models import ClientPractitioner, SoftwareClient, StaffUser
 from service.audit.models import AuditEvent
 from service.bookings.models import Booking
-from service.cpts.models import CompensationRate, Cpts
+from service.compensation.models import CompensationRate
+from service.cpts.models import Cpts
 from service.db import Base
 from service.idempotency import IdempotencyRecord
 from service.notifications.models import DeliveryAttempt, OutboxMessage

@@ -6,17 +6,16 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, ForeignKeyConstraint, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, created_at_column, uuid_pk
+from service.db import Base, TenantOwned, created_at_column, uuid_pk
 
 
-class StaffUser(Base):
+class StaffUser(TenantOwned, Base):
     """A person working for a CPTS: call handler, coordinator or admin."""
 
     __tablename__ = "staff_user"
     __table_args__ = (Index("ix_staff_user_cpts_id_email", "cpts_id", "email"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     # Stored lower-case; the login name, unique across the platform.
     email: Mapped[str] = mapped_column(String(254), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
@@ -28,14 +27,13 @@ class StaffUser(Base):
     last_login_at: Mapped[datetime | None]
 
 
-class SoftwareClient(Base):
+class SoftwareClient(TenantOwned, Base):
     """A practice-software integration publishing slots for some of the CPTS's practitioners."""
 
     __tablename__ = "software_client"
     __table_args__ = (Index("ix_software_client_cpts_id_created_at", "cpts_id", "created_at"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     key_prefix: Mapped[str] = mapped_column(String(16))
     key_digest: Mapped[str] = mapped_column(String(64), unique=True)

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import ClientPractitioner, SoftwareClient, StaffUser
-from service.errors import NotFound
+from service.tenancy import get_or_raise, scoped
 
 
 @dataclass(frozen=True)
@@ -64,41 +64,37 @@ async def user_by_email(session: AsyncSession, email: str) -> StaffUser | None:
 
 
 async def get_user(session: AsyncSession, cpts_id: uuid.UUID, user_id: uuid.UUID) -> StaffUser:
-    user = await session.scalar(select(StaffUser).where(StaffUser.cpts_id == cpts_id, StaffUser.id == user_id))
-    if user is None:
-        raise NotFound("user")
-    return user
+    return await get_or_raise(session, StaffUser, cpts_id, user_id, "user")
 
 
-async def list_users(session: AsyncSession, cpts_id: uuid.UUID, after: list[Any] | None, limit: int) -> list[StaffUser]:
-    query = select(StaffUser).where(StaffUser.cpts_id == cpts_id)
+async def list_users(
+    session: AsyncSession, cpts_id: uuid.UUID, after: tuple[Any, ...] | None, limit: int
+) -> list[StaffUser]:
+    query = scoped(StaffUser, cpts_id)
     if after is not None:
-        query = query.where(tuple_(StaffUser.email, StaffUser.id) > (after[0], uuid.UUID(after[1])))
+        query = query.where(tuple_(StaffUser.email, StaffUser.id) > after)
     return list(await session.scalars(query.order_by(StaffUser.email, StaffUser.id).limit(limit + 1)))
 
 
 async def get_client(session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID) -> SoftwareClient:
-    client = await session.scalar(
-        select(SoftwareClient).where(SoftwareClient.cpts_id == cpts_id, SoftwareClient.id == client_id)
-    )
-    if client is None:
-        raise NotFound("client")
-    return client
+    return await get_or_raise(session, SoftwareClient, cpts_id, client_id, "client")
 
 
 async def list_clients(
-    session: AsyncSession, cpts_id: uuid.UUID, after: list[Any] | None, limit: int
+    session: AsyncSession, cpts_id: uuid.UUID, after: tuple[Any, ...] | None, limit: int
 ) -> list[SoftwareClient]:
-    query = select(SoftwareClient).where(SoftwareClient.cpts_id == cpts_id)
+    query = scoped(SoftwareClient, cpts_id)
     if after is not None:
-        query = query.where(tuple_(SoftwareClient.name, SoftwareClient.id) > (after[0], uuid.UUID(after[1])))
+        query = query.where(tuple_(SoftwareClient.name, SoftwareClient.id) > after)
     return list(await session.scalars(query.order_by(SoftwareClient.name, SoftwareClient.id).limit(limit + 1)))
 
 
-async def client_practitioners(session: AsyncSession, client_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+async def client_practitioners(
+    session: AsyncSession, cpts_id: uuid.UUID, client_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
     rows = await session.execute(
         select(ClientPractitioner.client_id, ClientPractitioner.practitioner_id)
-        .where(ClientPractitioner.client_id.in_(client_ids))
+        .where(ClientPractitioner.cpts_id == cpts_id, ClientPractitioner.client_id.in_(client_ids))
         .order_by(ClientPractitioner.practitioner_id)
     )
     result: dict[uuid.UUID, list[uuid.UUID]] = {client_id: [] for client_id in client_ids}
@@ -110,7 +106,11 @@ async def client_practitioners(session: AsyncSession, client_ids: list[uuid.UUID
 async def set_client_practitioners(
     session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, practitioner_ids: list[uuid.UUID]
 ) -> None:
-    await session.execute(delete(ClientPractitioner).where(ClientPractitioner.client_id == client_id))
+    await session.execute(
+        delete(ClientPractitioner).where(
+            ClientPractitioner.cpts_id == cpts_id, ClientPractitioner.client_id == client_id
+        )
+    )
     if practitioner_ids:
         await session.execute(
             insert(ClientPractitioner),

@@ -25,7 +25,7 @@ from service.clock import Now
 from service.config import SettingsDep
 from service.db import SessionDep
 from service.idempotency import Idempotent
-from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from service.routing import api_router
 
 
@@ -71,9 +71,7 @@ async def create_user(data: UserCreate, principal: Coordinator, session: Session
 async def list_users(
     principal: Coordinator, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[UserOut]:
-    rows = await repository.list_users(session, principal.cpts_id, decode_cursor(cursor, 2), limit)
-    users, next_cursor = page_of(rows, limit, lambda u: [u.email, str(u.id)])
-    return Page(items=[service.user_out(u) for u in users], next_cursor=next_cursor)
+    return await service.list_users(session, principal.cpts_id, limit, cursor)
 
 
 @router.get("/users/{user_id}", operation_id="users-get")
@@ -98,12 +96,7 @@ async def create_client(data: ClientCreate, principal: Coordinator, session: Ses
 async def list_clients(
     principal: Coordinator, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[ClientOut]:
-    rows = await repository.list_clients(session, principal.cpts_id, decode_cursor(cursor, 2), limit)
-    clients, next_cursor = page_of(rows, limit, lambda c: [c.name, str(c.id)])
-    practitioners = await repository.client_practitioners(session, [c.id for c in clients])
-    return Page(
-        items=[ClientOut(**service.client_out(c, practitioners[c.id])) for c in clients], next_cursor=next_cursor
-    )
+    return await service.list_clients(session, principal.cpts_id, limit, cursor)
 
 
 @router.get("/clients/{client_id}", operation_id="clients-get")

@@ -25,6 +25,7 @@ from service.accounts.schemas import (
     WebhookSecretRotated,
 )
 from service.errors import Conflict, Forbidden, Invalid, Unauthenticated, field_error
+from service.pagination import BY_NAME, Page
 from service.practitioners import repository as practitioners_repository
 
 # Verified when the e-mail is unknown, so that a wrong e-mail costs as long as a wrong password.
@@ -161,9 +162,22 @@ async def create_client(session: AsyncSession, cpts_id: uuid.UUID, data: ClientC
     return ClientCreated(**client_out(client, practitioner_ids), api_key=key.key, webhook_secret=client.webhook_secret)
 
 
+async def list_users(session: AsyncSession, cpts_id: uuid.UUID, limit: int, cursor: str | None) -> Page[UserOut]:
+    rows = await repository.list_users(session, cpts_id, BY_NAME.decode(cursor), limit)
+    users, next_cursor = BY_NAME.page(rows, limit, lambda u: (u.email, u.id))
+    return Page(items=[user_out(u) for u in users], next_cursor=next_cursor)
+
+
+async def list_clients(session: AsyncSession, cpts_id: uuid.UUID, limit: int, cursor: str | None) -> Page[ClientOut]:
+    rows = await repository.list_clients(session, cpts_id, BY_NAME.decode(cursor), limit)
+    clients, next_cursor = BY_NAME.page(rows, limit, lambda c: (c.name, c.id))
+    practitioners = await repository.client_practitioners(session, cpts_id, [c.id for c in clients])
+    return Page(items=[ClientOut(**client_out(c, practitioners[c.id])) for c in clients], next_cursor=next_cursor)
+
+
 async def get_client(session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID) -> ClientOut:
     client = await repository.get_client(session, cpts_id, client_id)
-    practitioners = await repository.client_practitioners(session, [client.id])
+    practitioners = await repository.client_practitioners(session, cpts_id, [client.id])
     return ClientOut(**client_out(client, practitioners[client.id]))
 
 

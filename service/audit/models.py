@@ -3,14 +3,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, String, text
+from sqlalchemy import BigInteger, Identity, Index, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, TenantOwned
 
 
-class AuditEvent(Base):
+class AuditEvent(TenantOwned, Base):
     """Append-only trace of every read or change of patient data: who, what, when, from where."""
 
     __tablename__ = "audit_event"
@@ -20,7 +20,6 @@ class AuditEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     at: Mapped[datetime]
     actor_kind: Mapped[str] = mapped_column(String(10))
     actor_id: Mapped[uuid.UUID]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from service.errors import Conflict
-from service.slots.domain import Modality
+from service.slots.domain import Modality, SlotStatus
 
 
 class BookingStatus(StrEnum):
@@ -42,6 +42,11 @@ _REFUSALS = {
 }
 
 
+def ended_hold_status(hold_expires_at: datetime | None, now: datetime) -> BookingStatus:
+    """A hold that ends is `expired` if its time was up, else `released` (SQL: bookings.predicates)."""
+    return BookingStatus.expired if hold_expires_at is not None and hold_expires_at <= now else BookingStatus.released
+
+
 def check_transition(current: BookingStatus, target: BookingStatus) -> None:
     if target not in TRANSITIONS[current]:
         code, detail = _REFUSALS[current]
@@ -54,10 +59,10 @@ class CancelSide(StrEnum):
     handler = "handler"
 
 
-def slot_status_after_cancel(side: CancelSide) -> str:
+def slot_status_after_cancel(side: CancelSide) -> SlotStatus:
     """A practitioner who cancels is no longer available: the slot is withdrawn. Otherwise the
     slot is free for another patient."""
-    return "withdrawn" if side is CancelSide.practitioner else "free"
+    return SlotStatus.withdrawn if side is CancelSide.practitioner else SlotStatus.free
 
 
 EARTH_RADIUS_KM = 6371.0

@@ -6,10 +6,10 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, created_at_column, uuid_pk
+from service.db import Base, TenantOwned, created_at_column, uuid_pk
 
 
-class Booking(Base):
+class Booking(TenantOwned, Base):
     """A patient's place in a slot: held while the handler talks, then booked."""
 
     __tablename__ = "booking"
@@ -34,7 +34,6 @@ class Booking(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_request.id", ondelete="CASCADE"))
     slot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slot.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(10))

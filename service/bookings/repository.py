@@ -9,12 +9,13 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit
-from service.bookings.domain import BookingStatus
+from service.bookings.domain import ACTIVE, BookingStatus
 from service.bookings.models import Booking
+from service.bookings.predicates import ENDED_HOLD_STATUS_SQL
 from service.errors import NotFound
 from service.notifications import service as notifications
 from service.orientation import log
@@ -22,83 +23,94 @@ from service.orientation.log import LockedRequest
 from service.practitioners.models import Practitioner, Site
 from service.slots.domain import SlotStatus
 from service.slots.models import Slot
+from service.slots.predicates import OFFERABLE_SQL
+from service.tenancy import get_or_raise, locked, scoped
 
 
-async def confirm_slot(session: AsyncSession, slot_id: uuid.UUID, hold_token: uuid.UUID) -> bool:
+async def confirm_slot(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, hold_token: uuid.UUID) -> bool:
     """Turn our hold into a booking. The token must still be ours: an expired hold nobody took
     is re-claimed here; one another handler took over (or a slot moved or withdrawn) is not."""
     result = await session.execute(
         update(Slot)
-        .where(Slot.id == slot_id, Slot.status == SlotStatus.held.value, Slot.hold_token == hold_token)
+        .where(
+            Slot.cpts_id == cpts_id,
+            Slot.id == slot_id,
+            Slot.status == SlotStatus.held.value,
+            Slot.hold_token == hold_token,
+        )
         .values(status=SlotStatus.booked.value, hold_token=None, hold_expires_at=None)
         .returning(Slot.id)
     )
     return result.scalar_one_or_none() is not None
 
 
-async def free_held_slot(session: AsyncSession, slot_id: uuid.UUID, hold_token: uuid.UUID | None) -> None:
+async def free_held_slot(
+    session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, hold_token: uuid.UUID | None
+) -> None:
     """Give the slot back, if the hold on it is still this one."""
     await session.execute(
         update(Slot)
-        .where(Slot.id == slot_id, Slot.status == SlotStatus.held.value, Slot.hold_token == hold_token)
+        .where(
+            Slot.cpts_id == cpts_id,
+            Slot.id == slot_id,
+            Slot.status == SlotStatus.held.value,
+            Slot.hold_token == hold_token,
+        )
         .values(status=SlotStatus.free.value, hold_token=None, hold_expires_at=None)
     )
 
 
-async def release_booked_slot(session: AsyncSession, slot_id: uuid.UUID, status: str, now: datetime) -> None:
-    values: dict[str, object] = {"status": status}
-    if status == SlotStatus.withdrawn.value:
-        values.update(withdrawn_at=now, version=Slot.version + 1, updated_at=now)
+async def free_booked_slot(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID) -> None:
+    """A cancelled appointment's slot is free for another patient."""
     await session.execute(
-        update(Slot).where(Slot.id == slot_id, Slot.status == SlotStatus.booked.value).values(**values)
+        update(Slot)
+        .where(Slot.cpts_id == cpts_id, Slot.id == slot_id, Slot.status == SlotStatus.booked.value)
+        .values(status=SlotStatus.free.value)
     )
 
 
 async def get(session: AsyncSession, cpts_id: uuid.UUID, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking:
-    query = select(Booking).where(Booking.cpts_id == cpts_id, Booking.id == booking_id)
-    if for_update:
-        # Re-read the row once locked: the session may hold an older copy.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    booking = await session.scalar(query)
-    if booking is None:
-        raise NotFound("booking")
-    return booking
+    return await get_or_raise(session, Booking, cpts_id, booking_id, "booking", for_update=for_update)
 
 
-async def active_hold_of_request(session: AsyncSession, request_id: uuid.UUID) -> Booking | None:
-    return await session.scalar(
-        select(Booking)
-        .where(Booking.request_id == request_id, Booking.status == BookingStatus.held.value)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+async def active_hold_of_request(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> Booking | None:
+    query = scoped(Booking, cpts_id).where(Booking.request_id == request_id, Booking.status == BookingStatus.held)
+    found: Booking | None = await session.scalar(locked(query))
+    return found
+
+
+async def active_of_slot(
+    session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, *, for_update: bool = False
+) -> Booking | None:
+    query = scoped(Booking, cpts_id).where(Booking.slot_id == slot_id, Booking.status.in_([s.value for s in ACTIVE]))
+    found: Booking | None = await session.scalar(locked(query) if for_update else query)
+    return found
+
+
+def _with_slots(cpts_id: uuid.UUID) -> Select[Booking, Slot, Practitioner, Site]:
+    return (
+        select(Booking, Slot, Practitioner, Site)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .join(Practitioner, Practitioner.id == Slot.practitioner_id)
+        .join(Site, Site.id == Slot.site_id)
+        .where(Booking.cpts_id == cpts_id)
     )
-
-
-async def active_of_slot(session: AsyncSession, slot_id: uuid.UUID, *, for_update: bool = False) -> Booking | None:
-    query = select(Booking).where(
-        Booking.slot_id == slot_id, Booking.status.in_([BookingStatus.held.value, BookingStatus.booked.value])
-    )
-    if for_update:
-        # Re-read the row once locked: the session may hold an older copy.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(query)
 
 
 async def with_slot(
     session: AsyncSession, cpts_id: uuid.UUID, booking_id: uuid.UUID
 ) -> tuple[Booking, Slot, Practitioner, Site]:
-    row = (
-        await session.execute(
-            select(Booking, Slot, Practitioner, Site)
-            .join(Slot, Slot.id == Booking.slot_id)
-            .join(Practitioner, Practitioner.id == Slot.practitioner_id)
-            .join(Site, Site.id == Slot.site_id)
-            .where(Booking.cpts_id == cpts_id, Booking.id == booking_id)
-        )
-    ).first()
+    row = (await session.execute(_with_slots(cpts_id).where(Booking.id == booking_id))).first()
     if row is None:
         raise NotFound("booking")
     return row[0], row[1], row[2], row[3]
+
+
+async def of_request(
+    session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID
+) -> list[tuple[Booking, Slot, Practitioner, Site]]:
+    query = _with_slots(cpts_id).where(Booking.request_id == request_id).order_by(Booking.created_at, Booking.id)
+    return [(b, s, p, site) for b, s, p, site in await session.execute(query)]
 
 
 # --- the hot path: compiled statements, few round trips ------------------------------------------
@@ -115,7 +127,7 @@ class RequestToBook:
 # sub-statements that write run after the lock is taken (they read `locked`); an error raised
 # afterwards rolls them back with the rest.
 _LOCK_REQUEST_ENDING_HOLD = text(
-    """
+    f"""
     WITH locked AS (
         SELECT r.id, r.cpts_id, r.status, c.hold_ttl_seconds
         FROM care_request AS r JOIN cpts AS c ON c.id = r.cpts_id
@@ -123,16 +135,16 @@ _LOCK_REQUEST_ENDING_HOLD = text(
         FOR UPDATE OF r
     ), ended AS (
         UPDATE booking
-        SET status = CASE WHEN hold_expires_at <= :now THEN 'expired' ELSE 'released' END, ended_at = :now
-        WHERE request_id = (SELECT id FROM locked) AND status = 'held'
+        SET status = {ENDED_HOLD_STATUS_SQL}, ended_at = :now
+        WHERE request_id = (SELECT id FROM locked) AND cpts_id = :cpts_id AND status = 'held'
         RETURNING slot_id, hold_token
     ), freed AS (
         UPDATE slot AS s SET status = 'free', hold_token = NULL, hold_expires_at = NULL
         FROM ended
-        WHERE s.id = ended.slot_id AND s.status = 'held' AND s.hold_token = ended.hold_token
+        WHERE s.id = ended.slot_id AND s.cpts_id = :cpts_id AND s.status = 'held' AND s.hold_token = ended.hold_token
     )
     SELECT id, cpts_id, status, hold_ttl_seconds FROM locked
-    """
+    """  # noqa: S608 - module constants, no input
 )
 
 
@@ -165,16 +177,17 @@ class ClaimedSlot:
     longitude: float | None
 
 
-# DESIGN rule 1: one conditional UPDATE; zero rows means someone else has the slot. The same
-# statement expires any booking still recorded as holding the slot (its hold lapsed, or the slot
-# moved), inserts ours, and answers what the booking's answer and notification need of the slot,
-# its practitioner and site. Order inside the statement, forced by each step reading the previous:
+# Never two patients in one slot (docs/domain-rules.md): one conditional UPDATE of an offerable slot
+# (`slots.predicates`); zero rows means someone else has it. The same statement expires any booking
+# still recorded as holding the slot (its hold lapsed, or the slot moved), inserts ours, and answers
+# what the booking's answer and notification need of the slot, its practitioner and site.
+# Order inside the statement, forced by each step reading the previous:
 # lock the slot's held bookings first (lock order: booking before slot, as in confirm and release,
 # or a confirm of that lapsed hold and this claim could deadlock), claim the slot, expire them,
 # insert ours. The partial unique indexes (one active booking per slot, one per request) are the
 # last guard: a conflict there leaves `booking_id` NULL.
 # `{guard}` makes the claim depend on an earlier step of the statement; `{hold_seconds}` says where
-# the hold's duration comes from.
+# the hold's duration comes from; `{offerable}` is the rule.
 _CLAIM_STEPS = """
     held_on_slot AS (
         SELECT id FROM booking
@@ -186,10 +199,8 @@ _CLAIM_STEPS = """
             hold_expires_at = CASE WHEN CAST(:hold_token AS uuid) IS NULL THEN NULL
                                    ELSE CAST(:now AS timestamptz) + make_interval(secs => {hold_seconds}) END
         FROM practitioner AS p, site AS st
-        WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND s.start_at > :now
-          AND s.visibility && ARRAY['CPTS', 'SNP']
-          AND (s.status = 'free' OR (s.status = 'held' AND s.hold_expires_at <= :now))
-          AND p.id = s.practitioner_id AND st.id = s.site_id
+        WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND {offerable}
+          AND p.id = s.practitioner_id AND p.active AND st.id = s.site_id
           AND {guard} AND (SELECT count(*) FROM held_on_slot) >= 0
         RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
                   p.family_name, p.given_name, p.profession, p.specialty,
@@ -216,7 +227,7 @@ _CLAIM_ANSWER = """
 """
 _CLAIM = text(
     f"""
-    WITH {_CLAIM_STEPS.format(guard="true", hold_seconds=":hold_seconds")}
+    WITH {_CLAIM_STEPS.format(guard="true", hold_seconds=":hold_seconds", offerable=OFFERABLE_SQL)}
     SELECT {_CLAIM_ANSWER}
     FROM (VALUES (1)) AS one LEFT JOIN claimed ON true LEFT JOIN inserted ON true
     """  # noqa: S608 - module constants, no input
@@ -235,7 +246,13 @@ _LOCK_AND_CLAIM = text(
     ), go AS (
         SELECT 1 FROM locked WHERE status = ANY(CAST(:bookable AS text[])) AND NOT holding
     ),
-    {_CLAIM_STEPS.format(guard="EXISTS (SELECT 1 FROM go)", hold_seconds="(SELECT hold_ttl_seconds FROM locked)")}
+    {
+        _CLAIM_STEPS.format(
+            guard="EXISTS (SELECT 1 FROM go)",
+            hold_seconds="(SELECT hold_ttl_seconds FROM locked)",
+            offerable=OFFERABLE_SQL,
+        )
+    }
     SELECT locked.status, locked.holding, {_CLAIM_ANSWER}
     FROM (VALUES (1)) AS one LEFT JOIN locked ON true LEFT JOIN claimed ON true LEFT JOIN inserted ON true
     """  # noqa: S608 - module constants, no input
@@ -304,11 +321,11 @@ async def record_booked(session: AsyncSession, *values: dict[str, Any]) -> None:
     (await session.execute(_RECORD_BOOKED, merged)).one()
 
 
-async def request_has_active_booking(session: AsyncSession, request_id: uuid.UUID) -> bool:
-    found = await session.execute(
-        text("SELECT 1 FROM booking WHERE request_id = :id AND status IN ('held', 'booked')"), {"id": request_id}
+async def request_has_active_booking(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> bool:
+    query = scoped(Booking, cpts_id).where(
+        Booking.request_id == request_id, Booking.status.in_([s.value for s in ACTIVE])
     )
-    return found.first() is not None
+    return (await session.scalar(query.limit(1))) is not None
 
 
 _SITE_AND_PRACTITIONER = text(
@@ -317,11 +334,11 @@ _SITE_AND_PRACTITIONER = text(
            p.family_name, p.given_name, p.profession, p.specialty,
            st.name, st.address, st.commune_insee, st.latitude, st.longitude
     FROM slot s JOIN practitioner p ON p.id = s.practitioner_id JOIN site st ON st.id = s.site_id
-    WHERE s.id = :slot_id
+    WHERE s.id = :slot_id AND s.cpts_id = :cpts_id
     """
 )
 
 
-async def slot_details(session: AsyncSession, slot_id: uuid.UUID) -> ClaimedSlot:
-    row = (await session.execute(_SITE_AND_PRACTITIONER, {"slot_id": slot_id})).one()
+async def slot_details(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID) -> ClaimedSlot:
+    row = (await session.execute(_SITE_AND_PRACTITIONER, {"slot_id": slot_id, "cpts_id": cpts_id})).one()
     return ClaimedSlot(*row)

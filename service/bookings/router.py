@@ -1,31 +1,76 @@
+"""The booking journey: suggestions, hold, confirm or book in one step, release, cancel, outcome."""
+
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request, status
 
 from service.accounts.domain import Role
 from service.auth import Handler, Principal, Staff, require_roles
-from service.bookings import repository, service
-from service.bookings.schemas import CancelIn, OutcomeIn
+from service.bookings import service
+from service.bookings.schemas import BookingOut, CancelIn, OutcomeIn, SlotChoice, Suggestions
 from service.clock import Now
 from service.db import SessionDep
 from service.idempotency import Idempotent
-from service.orientation.schemas import BookingOut
 from service.routing import api_router
 
-router = api_router(prefix="/v1/bookings", tags=["bookings"])
+router = api_router(prefix="/v1")
 
 OutcomeReporter = Annotated[Principal, Depends(require_roles(Role.software, Role.coordinator, Role.admin))]
 
 
-@router.get("/{booking_id}", operation_id="bookings-get")
+@router.get("/requests/{request_id}/suggestions", operation_id="requests-suggestions", tags=["orientation"])
+async def suggestions(
+    request_id: uuid.UUID,
+    principal: Staff,
+    session: SessionDep,
+    now: Now,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Suggestions:
+    """Free slots that fit the request's needs, ranked; those after the deadline come last,
+    flagged `within_deadline: false`."""
+    return await service.suggestions(session, principal, request_id, limit, now)
+
+
+@router.post(
+    "/requests/{request_id}/hold",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="requests-hold",
+    dependencies=[Idempotent],
+    tags=["orientation"],
+)
+async def hold(
+    request_id: uuid.UUID, choice: SlotChoice, principal: Handler, session: SessionDep, now: Now, http: Request
+) -> BookingOut:
+    """Hold a slot while talking with the patient (the CPTS's hold TTL, default 180 s); 409
+    `slot_unavailable` when someone else has it. Holding another slot drops the previous hold."""
+    return await service.take_slot(session, principal, request_id, choice.slot_id, now, confirm=False, http=http)
+
+
+@router.post(
+    "/requests/{request_id}/book",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="requests-book",
+    dependencies=[Idempotent],
+    tags=["orientation"],
+)
+async def book(
+    request_id: uuid.UUID, choice: SlotChoice, principal: Handler, session: SessionDep, now: Now, http: Request
+) -> BookingOut:
+    """Hold and confirm in one step."""
+    return await service.take_slot(session, principal, request_id, choice.slot_id, now, confirm=True, http=http)
+
+
+@router.get("/bookings/{booking_id}", operation_id="bookings-get", tags=["bookings"])
 async def get_booking(booking_id: uuid.UUID, principal: Staff, session: SessionDep) -> BookingOut:
-    return service.booking_out(*(await repository.with_slot(session, principal.cpts_id, booking_id)))
+    return await service.get(session, principal, booking_id)
 
 
-@router.post("/{booking_id}/confirm", operation_id="bookings-confirm", dependencies=[Idempotent])
+@router.post(
+    "/bookings/{booking_id}/confirm", operation_id="bookings-confirm", dependencies=[Idempotent], tags=["bookings"]
+)
 async def confirm(
     booking_id: uuid.UUID, principal: Handler, session: SessionDep, now: Now, http: Request
 ) -> BookingOut:
@@ -33,30 +78,33 @@ async def confirm(
     return await service.confirm(session, principal, booking_id, now, http)
 
 
-@router.post("/{booking_id}/release", operation_id="bookings-release", dependencies=[Idempotent])
+@router.post(
+    "/bookings/{booking_id}/release", operation_id="bookings-release", dependencies=[Idempotent], tags=["bookings"]
+)
 async def release(
     booking_id: uuid.UUID, principal: Handler, session: SessionDep, now: Now, http: Request
 ) -> BookingOut:
     """Drop a hold: the slot is free again."""
-    booking = await service.release(session, principal, booking_id, now, http)
-    return await service.answer(session, principal, booking)
+    return await service.release(session, principal, booking_id, now, http)
 
 
-@router.post("/{booking_id}/cancel", operation_id="bookings-cancel", dependencies=[Idempotent])
+@router.post(
+    "/bookings/{booking_id}/cancel", operation_id="bookings-cancel", dependencies=[Idempotent], tags=["bookings"]
+)
 async def cancel(
     booking_id: uuid.UUID, data: CancelIn, principal: Handler, session: SessionDep, now: Now, http: Request
 ) -> BookingOut:
     """Cancel a booked appointment: the slot is free again (withdrawn when the practitioner
     cancels) and the request reopens with its original deadline."""
-    booking = await service.cancel(session, principal, booking_id, data, now, http)
-    return await service.answer(session, principal, booking)
+    return await service.cancel(session, principal, booking_id, data, now, http)
 
 
-@router.post("/{booking_id}/outcome", operation_id="bookings-outcome", dependencies=[Idempotent])
+@router.post(
+    "/bookings/{booking_id}/outcome", operation_id="bookings-outcome", dependencies=[Idempotent], tags=["bookings"]
+)
 async def outcome(
     booking_id: uuid.UUID, data: OutcomeIn, principal: OutcomeReporter, session: SessionDep, now: Now, http: Request
 ) -> BookingOut:
     """Fulfilled or no-show, by the practitioner's software (once) or a coordinator (who may
     correct it), after the appointment has started."""
-    booking = await service.report_outcome(session, principal, booking_id, data, now, http)
-    return await service.answer(session, principal, booking)
+    return await service.report_outcome(session, principal, booking_id, data, now, http)

@@ -3,9 +3,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from service.fields import InputModel
+from service.fields import InputModel, LocalDatetime
+from service.slots.domain import Modality
+from service.slots.schemas import PractitionerSummary, SiteSummary
 
 CancelSide = Literal["patient", "practitioner", "handler"]
 
@@ -21,3 +23,41 @@ class CancelIn(InputModel):
 
 class OutcomeIn(InputModel):
     outcome: Literal["fulfilled", "noshow"]
+
+
+class BookingSlot(BaseModel):
+    id: uuid.UUID
+    start: LocalDatetime
+    end: LocalDatetime
+    modality: Modality
+    practitioner: PractitionerSummary
+    site: SiteSummary
+
+
+class BookingOut(BaseModel):
+    booking_id: uuid.UUID
+    request_id: uuid.UUID
+    slot_id: uuid.UUID
+    status: Literal["held", "booked", "released", "expired", "cancelled"]
+    hold_expires_at: LocalDatetime | None
+    booked_at: LocalDatetime | None
+    cancelled_side: str | None
+    cancel_reason: str | None
+    outcome: str | None
+    slot: BookingSlot
+
+
+class Suggestion(BaseModel):
+    slot_id: uuid.UUID
+    start: LocalDatetime
+    end: LocalDatetime
+    modality: Modality
+    practitioner: PractitionerSummary
+    site: SiteSummary
+    within_deadline: bool
+    distance_km: float | None
+
+
+class Suggestions(BaseModel):
+    deadline_at: LocalDatetime
+    items: list[Suggestion]

@@ -19,14 +19,14 @@ from service.bookings.domain import (
     BookingStatus,
     CancelSide,
     Candidate,
-    Ranked,
     check_transition,
+    ended_hold_status,
     rank,
     slot_status_after_cancel,
 )
 from service.bookings.models import Booking
 from service.bookings.repository import ClaimedSlot
-from service.bookings.schemas import CancelIn, OutcomeIn
+from service.bookings.schemas import BookingOut, BookingSlot, CancelIn, OutcomeIn, Suggestion, Suggestions
 from service.errors import Conflict, Invalid, NotFound
 from service.notifications import service as notifications
 from service.notifications.domain import EventType
@@ -35,13 +35,12 @@ from service.orientation import repository as requests_repository
 from service.orientation.domain import EventKind, RequestStatus, next_status, statuses_allowing
 from service.orientation.log import LockedRequest, append_event
 from service.orientation.models import CareRequest
-from service.orientation.schemas import BookingOut, BookingSlot
 from service.practitioners.models import Practitioner, Site
 from service.slots import repository as slots_repository
 from service.slots import service as slots_service
-from service.slots.domain import Modality
+from service.slots.domain import Modality, SlotStatus
 from service.slots.models import Slot
-from service.slots.schemas import PractitionerSummary, SiteSummary, SlotFound
+from service.slots.schemas import PractitionerSummary, SiteSummary
 
 ONE_ACTIVE_PER_SLOT = "uq_booking_one_active_per_slot"
 ONE_ACTIVE_PER_REQUEST = "uq_booking_one_active_per_request"
@@ -63,14 +62,13 @@ async def _audit(
     await audit.record(session, principal, action, "request", [request_id], now, http, {"booking_id": str(booking.id)})
 
 
-async def end_active_hold(session: AsyncSession, care_request: CareRequest, now: datetime) -> None:
-    """Drop the request's current hold, if any (switching slots, or closing the request)."""
-    booking = await repository.active_hold_of_request(session, care_request.id)
+async def end_active_hold(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID, now: datetime) -> None:
+    """Drop the request's current hold, if any (closing the request). The caller holds its lock."""
+    booking = await repository.active_hold_of_request(session, cpts_id, request_id)
     if booking is None:
         return
-    await repository.free_held_slot(session, booking.slot_id, booking.hold_token)
-    lapsed = booking.hold_expires_at is not None and booking.hold_expires_at <= now
-    booking.status = (BookingStatus.expired if lapsed else BookingStatus.released).value
+    await repository.free_held_slot(session, cpts_id, booking.slot_id, booking.hold_token)
+    booking.status = ended_hold_status(booking.hold_expires_at, now).value
     booking.ended_at = now
     await session.flush()
 
@@ -114,7 +112,7 @@ async def take_slot(
     if claim.slot is None:
         raise Conflict(*SLOT_UNAVAILABLE) if claim.slot_exists else NotFound("slot")
     if not claim.inserted:  # a concurrent hold or booking for the same request or slot committed first
-        if await repository.request_has_active_booking(session, request.id):
+        if await repository.request_has_active_booking(session, principal.cpts_id, request.id):
             raise Conflict("request_booked", "This request already has a booking.")
         raise Conflict(*SLOT_UNAVAILABLE)
     slot = claim.slot
@@ -195,14 +193,14 @@ async def confirm(
         check_transition(BookingStatus(booking.status), BookingStatus.booked)
         next_status(RequestStatus(care_request.status), EventKind.booked)
         assert booking.hold_token is not None
-        if not await repository.confirm_slot(session, booking.slot_id, booking.hold_token):
+        if not await repository.confirm_slot(session, principal.cpts_id, booking.slot_id, booking.hold_token):
             raise Conflict("hold_expired", "The hold expired and the slot went to someone else: choose another slot.")
         booking.status = BookingStatus.booked.value
         booking.booked_at, booking.booked_by_id = now, principal.id
         booking.hold_token, booking.hold_expires_at = None, None
         await session.flush()
         await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
-        slot = await repository.slot_details(session, booking.slot_id)
+        slot = await repository.slot_details(session, principal.cpts_id, booking.slot_id)
         await notifications.booking_event(
             session,
             principal.cpts_id,
@@ -215,22 +213,22 @@ async def confirm(
         )
         await _audit(session, principal, "booking.confirm", care_request.id, booking, now, http)
     else:
-        slot = await repository.slot_details(session, booking.slot_id)
+        slot = await repository.slot_details(session, principal.cpts_id, booking.slot_id)
     return _answer(booking.id, care_request.id, BookingStatus.booked, slot, booked_at=booking.booked_at)
 
 
 async def release(
     session: AsyncSession, principal: Principal, booking_id: uuid.UUID, now: datetime, http: Request | None = None
-) -> Booking:
+) -> BookingOut:
     care_request, booking = await _locked(session, principal, booking_id)
     if booking.status in (BookingStatus.released, BookingStatus.expired):
-        return booking  # already gone
+        return await answer(session, principal, booking)  # already gone
     check_transition(BookingStatus(booking.status), BookingStatus.released)
-    await repository.free_held_slot(session, booking.slot_id, booking.hold_token)
+    await repository.free_held_slot(session, principal.cpts_id, booking.slot_id, booking.hold_token)
     booking.status, booking.ended_at = BookingStatus.released.value, now
     await session.flush()
     await _audit(session, principal, "booking.release", care_request.id, booking, now, http)
-    return booking
+    return await answer(session, principal, booking)
 
 
 async def _cancel_booked(
@@ -246,7 +244,10 @@ async def _cancel_booked(
     assert slot is not None
     if slot.start_at <= now:
         raise Conflict("appointment_started", "The appointment has started: report a no-show instead.")
-    await repository.release_booked_slot(session, booking.slot_id, slot_status_after_cancel(side), now)
+    if slot_status_after_cancel(side) is SlotStatus.withdrawn:
+        await slots_repository.withdraw_booked(session, booking.cpts_id, booking.slot_id, now)
+    else:
+        await repository.free_booked_slot(session, booking.cpts_id, booking.slot_id)
     booking.status, booking.ended_at = BookingStatus.cancelled.value, now
     booking.cancelled_side, booking.cancel_reason = side.value, reason
     booking.cancelled_by_kind, booking.cancelled_by_id = principal.kind, principal.id
@@ -266,22 +267,22 @@ async def cancel(
     data: CancelIn,
     now: datetime,
     http: Request | None = None,
-) -> Booking:
+) -> BookingOut:
     care_request, booking = await _locked(session, principal, booking_id)
     if booking.status == BookingStatus.cancelled:
-        return booking
+        return await answer(session, principal, booking)
     check_transition(BookingStatus(booking.status), BookingStatus.cancelled)
     if booking.status == BookingStatus.held:
         raise Conflict("booking_not_booked", "This booking is only held: release it instead.")
     await _cancel_booked(session, principal, care_request, booking, CancelSide(data.cancelled_by), data.reason, now)
     await _audit(session, principal, "booking.cancel", care_request.id, booking, now, http)
-    return booking
+    return await answer(session, principal, booking)
 
 
 async def cancel_for_withdrawn_slot(session: AsyncSession, principal: Principal, slot: Slot, now: datetime) -> None:
     """The practitioner's software withdraws a booked slot: the booking is cancelled on the
     practitioner's side and the request reopens."""
-    found = await repository.active_of_slot(session, slot.id)
+    found = await repository.active_of_slot(session, slot.cpts_id, slot.id)
     if found is None:
         return
     care_request, active = await _locked(session, principal, found.id)
@@ -295,7 +296,7 @@ async def cancel_for_withdrawn_slot(session: AsyncSession, principal: Principal,
 
 async def void_hold_of_withdrawn_slot(session: AsyncSession, slot: Slot, now: datetime) -> None:
     """A held slot is withdrawn: the hold ends, and the handler's confirm will say so."""
-    active = await repository.active_of_slot(session, slot.id, for_update=True)
+    active = await repository.active_of_slot(session, slot.cpts_id, slot.id, for_update=True)
     if active is not None and active.status == BookingStatus.held:
         active.status, active.ended_at = BookingStatus.expired.value, now
         await session.flush()
@@ -308,7 +309,7 @@ async def report_outcome(
     data: OutcomeIn,
     now: datetime,
     http: Request | None = None,
-) -> Booking:
+) -> BookingOut:
     """Fulfilled or no-show, by the practitioner's software once; a coordinator may correct it."""
     booking = await repository.get(session, principal.cpts_id, booking_id, for_update=True)
     slot = await slots_repository.get(session, principal.cpts_id, booking.slot_id)
@@ -323,7 +324,7 @@ async def report_outcome(
         raise Invalid("appointment_not_started", "The appointment has not started yet.")
     if booking.outcome is not None and principal.is_software:
         if booking.outcome == data.outcome:
-            return booking  # the same report twice changes nothing
+            return await answer(session, principal, booking)  # the same report twice changes nothing
         raise Conflict(
             "outcome_already_reported", "The outcome was already reported; ask the CPTS coordinator to correct it."
         )
@@ -341,7 +342,7 @@ async def report_outcome(
         http,
         {"booking_id": str(booking.id), "outcome": data.outcome, "correction": correction},
     )
-    return booking
+    return await answer(session, principal, booking)
 
 
 SUGGESTION_HORIZON_AFTER_DEADLINE = timedelta(days=3)
@@ -349,9 +350,9 @@ SUGGESTION_HORIZON_AFTER_DEADLINE = timedelta(days=3)
 SUGGESTION_CANDIDATES_PER_RESULT, SUGGESTION_CANDIDATES_MIN = 6, 60
 
 
-async def suggest(
+async def suggestions(
     session: AsyncSession, principal: Principal, request_id: uuid.UUID, limit: int, now: datetime
-) -> tuple[datetime, list[tuple[Ranked, SlotFound]]]:
+) -> Suggestions:
     """The request's deadline and the free slots that fit its needs, ranked: before the deadline
     first (earliest, then nearest), then the best ones after it."""
     needs = await requests_repository.suggestion_needs(session, principal.cpts_id, request_id)
@@ -359,7 +360,7 @@ async def suggest(
     if needs.commune_insee is None and Modality.HH.value in modalities:
         modalities.remove(Modality.HH.value)  # a home visit needs to know where the patient is
     if not modalities:
-        return needs.deadline_at, []
+        return Suggestions(deadline_at=needs.deadline_at, items=[])
     found = await slots_repository.free_slots(
         session,
         principal.cpts_id,
@@ -382,8 +383,22 @@ async def suggest(
         )
         for row in rows.values()
     ]
-    ranked = rank(candidates, needs.deadline_at, needs.patient_point)[:limit]
-    return needs.deadline_at, [(r, slots_service.found_of(rows[r.candidate.slot_id])) for r in ranked]
+    items = []
+    for ranked in rank(candidates, needs.deadline_at, needs.patient_point)[:limit]:
+        slot = slots_service.found_of(rows[ranked.candidate.slot_id])
+        items.append(
+            Suggestion(
+                slot_id=slot.id,
+                start=slot.start,
+                end=slot.end,
+                modality=slot.modality,
+                practitioner=slot.practitioner,
+                site=slot.site,
+                within_deadline=ranked.within_deadline,
+                distance_km=round(ranked.distance_km, 1) if ranked.distance_km is not None else None,
+            )
+        )
+    return Suggestions(deadline_at=needs.deadline_at, items=items)
 
 
 def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: Site) -> BookingOut:
@@ -411,3 +426,12 @@ def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: 
 async def answer(session: AsyncSession, principal: Principal, booking: Booking) -> BookingOut:
     await session.flush()
     return booking_out(*(await repository.with_slot(session, principal.cpts_id, booking.id)))
+
+
+async def of_request(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> list[BookingOut]:
+    """A request's bookings (holds included), oldest first."""
+    return [booking_out(*row) for row in await repository.of_request(session, cpts_id, request_id)]
+
+
+async def get(session: AsyncSession, principal: Principal, booking_id: uuid.UUID) -> BookingOut:
+    return booking_out(*(await repository.with_slot(session, principal.cpts_id, booking_id)))

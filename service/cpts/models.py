@@ -4,7 +4,7 @@ import secrets
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text, text
+from sqlalchemy import CheckConstraint, LargeBinary, SmallInteger, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,23 +43,4 @@ class Cpts(Base):
     motif_overrides: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'"))
     # Keys the HMAC that pseudonymises patients in exports; never leaves the database.
     pseudonym_key: Mapped[bytes] = mapped_column(LargeBinary, default=lambda: secrets.token_bytes(32))
-    created_at: Mapped[datetime] = created_at_column()
-
-
-class CompensationRate(Base):
-    """Compensation settings in force from a date: earlier months keep the settings they had."""
-
-    __tablename__ = "compensation_rate"
-    __table_args__ = (
-        CheckConstraint("hourly_rate_unfilled_cents >= 0 AND hourly_rate_filled_cents >= 0", name="rates_positive"),
-        CheckConstraint("min_notice_hours BETWEEN 0 AND 720", name="min_notice_range"),
-    )
-
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"), primary_key=True)
-    effective_from: Mapped[date] = mapped_column(Date, primary_key=True)
-    hourly_rate_unfilled_cents: Mapped[int] = mapped_column(Integer)
-    hourly_rate_filled_cents: Mapped[int] = mapped_column(Integer)
-    min_notice_hours: Mapped[int] = mapped_column(Integer)
-    annual_envelope_cents: Mapped[int | None] = mapped_column(Integer)
-    annual_cap_per_professional_cents: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()

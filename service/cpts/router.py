@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from service.auth import Coordinator, CurrentPrincipal
 from service.clock import Now
-from service.cpts import repository, service
+from service.cpts import service
 from service.cpts.schemas import CptsOut, CptsPatch
 from service.db import SessionDep
 from service.routing import api_router
@@ -12,10 +12,10 @@ router = api_router(prefix="/v1/cpts", tags=["cpts"])
 
 @router.get("/current", operation_id="cpts-get_current")
 async def get_current(principal: CurrentPrincipal, session: SessionDep, now: Now) -> CptsOut:
-    return await service.to_out(session, await repository.get(session, principal.cpts_id), now)
+    return await service.current(session, principal.cpts_id, now)
 
 
 @router.patch("/current", operation_id="cpts-update_current")
 async def update_current(patch: CptsPatch, principal: Coordinator, session: SessionDep, now: Now) -> CptsOut:
     """Settings. `compensation` is effective-dated: earlier months keep the settings they had."""
-    return await service.to_out(session, await service.update(session, principal.cpts_id, patch, now), now)
+    return await service.update(session, principal.cpts_id, patch, now)

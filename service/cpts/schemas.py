@@ -2,36 +2,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from service.compensation.schemas import CompensationIn, CompensationOut
 from service.fields import InputModel, InseeCode, Label, LocalDatetime, Timezone
-from service.orientation.domain import motif_classification
-
-Amount = Annotated[str, StringConstraints(pattern=r"^\d{1,7}(?:\.\d{1,2})?$")]
-
-
-class CompensationIn(InputModel):
-    """Compensation settings from `effective_from` on (default: the first day of the current month);
-    absent fields keep the values in force on that date."""
-
-    hourly_rate_unfilled: Amount | None = Field(default=None, description='Euros per hour, e.g. "45.00"')
-    hourly_rate_filled: Amount | None = Field(default=None, description="Euros per hour of booked slots")
-    min_notice_hours: int | None = Field(default=None, ge=0, le=720)
-    annual_envelope: Amount | None = Field(default=None, description="null: the ACI amount of the CPTS's size")
-    annual_cap_per_professional: Amount | None = Field(default=None, description="null: no cap")
-    effective_from: date | None = None
-
-
-class CompensationOut(BaseModel):
-    effective_from: date | None
-    hourly_rate_unfilled: str
-    hourly_rate_filled: str
-    min_notice_hours: int
-    annual_envelope: str
-    annual_envelope_is_default: bool
-    annual_cap_per_professional: str | None
+from service.reference.codes import motif_classification
 
 
 class CptsOut(BaseModel):

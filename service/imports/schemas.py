@@ -5,10 +5,10 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, Field, SkipValidation, StringConstraints, model_validator
 
+from service.batches import ItemProblemOut
 from service.fields import InputModel, InseeCode
 from service.orientation.schemas import Channel, MotifCode, NeedsIn, Sex
 from service.slots.domain import Modality
-from service.slots.schemas import ItemProblemOut
 
 MAX_RECORDS = 5000
 ExternalRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

@@ -18,16 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit
 from service.auth import Principal
+from service.batches import invalid_item, problem_out
 from service.cpts import repository as cpts_repository
+from service.db import TEXTS
+from service.errors import ItemProblem
 from service.imports.schemas import ImportItemResult, ImportRecord
-from service.orientation.domain import age_band, classify, deadline
+from service.orientation.domain import age_band, classify, deadline, default_needs
 from service.orientation.models import CareRequest, OrientationEvent
-from service.orientation.service import default_needs
 from service.practitioners import repository as practitioners_repository
-from service.problems import validation_errors
-from service.slots.domain import ItemProblem
-from service.slots.repository import TEXTS
-from service.slots.service import problem_out
 
 _RECORD = TypeAdapter(ImportRecord)
 
@@ -63,8 +61,7 @@ async def import_activity(
         try:
             record = _RECORD.validate_python(raw)
         except ValidationError as exc:
-            errors = validation_errors(exc.errors())
-            results[index] = _rejected(ref, ItemProblem(422, "validation_error", "The record is invalid."), errors)
+            results[index] = _rejected(ref, *invalid_item(exc, "record"))
             continue
         if record.received_at > now:
             results[index] = _rejected(

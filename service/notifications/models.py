@@ -7,10 +7,10 @@ from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, SmallIn
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base
+from service.db import Base, TenantOwned
 
 
-class OutboxMessage(Base):
+class OutboxMessage(TenantOwned, Base):
     """An event for one software client, written in the same transaction as the change that
     caused it: a crash can neither lose nor invent a notification. The feed reads these in
     `id` order; the relay delivers them to the client's webhook URL."""
@@ -23,7 +23,6 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("software_client.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(30))
     booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))

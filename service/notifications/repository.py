@@ -2,30 +2,41 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import column, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import SoftwareClient
-from service.bookings.models import Booking
 from service.notifications.models import DeliveryAttempt, OutboxMessage
 from service.orientation.models import CareRequest
+
+# What an event reads of its booking when it is rendered (the cancellation may name the patient,
+# so it is read then, not copied into the outbox). The bookings package writes the events; this
+# one only reads these columns, by name, so that it needs nothing of that package.
+BOOKING = table("booking", column("id"), column("cancelled_side"), column("cancel_reason"))
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    cancelled_side: str | None
+    cancel_reason: str | None
 
 
 async def feed_page(
     session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, after: int, limit: int
-) -> list[tuple[OutboxMessage, CareRequest, Booking]]:
+) -> list[tuple[OutboxMessage, CareRequest, BookingFacts]]:
     rows = await session.execute(
-        select(OutboxMessage, CareRequest, Booking)
+        select(OutboxMessage, CareRequest, BOOKING.c.cancelled_side, BOOKING.c.cancel_reason)
         .join(CareRequest, CareRequest.id == OutboxMessage.request_id)
-        .join(Booking, Booking.id == OutboxMessage.booking_id)
+        .join(BOOKING, BOOKING.c.id == OutboxMessage.booking_id)
         .where(OutboxMessage.cpts_id == cpts_id, OutboxMessage.client_id == client_id, OutboxMessage.id > after)
         .order_by(OutboxMessage.id)
         .limit(limit + 1)
     )
-    return [(m, r, b) for m, r, b in rows]
+    return [(m, r, BookingFacts(side, reason)) for m, r, side, reason in rows]
 
 
 _CLAIM = text(
@@ -51,16 +62,16 @@ async def claim(session: AsyncSession, now: datetime, lease_until: datetime, bat
 
 async def to_deliver(
     session: AsyncSession, ids: Sequence[int]
-) -> list[tuple[OutboxMessage, CareRequest, Booking, SoftwareClient]]:
+) -> list[tuple[OutboxMessage, CareRequest, BookingFacts, SoftwareClient]]:
     rows = await session.execute(
-        select(OutboxMessage, CareRequest, Booking, SoftwareClient)
+        select(OutboxMessage, CareRequest, BOOKING.c.cancelled_side, BOOKING.c.cancel_reason, SoftwareClient)
         .join(CareRequest, CareRequest.id == OutboxMessage.request_id)
-        .join(Booking, Booking.id == OutboxMessage.booking_id)
+        .join(BOOKING, BOOKING.c.id == OutboxMessage.booking_id)
         .join(SoftwareClient, SoftwareClient.id == OutboxMessage.client_id)
         .where(OutboxMessage.id.in_(list(ids)))
         .order_by(OutboxMessage.id)
     )
-    return [(m, r, b, c) for m, r, b, c in rows]
+    return [(m, r, BookingFacts(side, reason), c) for m, r, side, reason, c in rows]
 
 
 async def record_attempt(

@@ -3,16 +3,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 
-from service.accounts import repository as accounts_repository
 from service.auth import Coordinator, Software
 from service.clock import Now
 from service.db import SessionDep
 from service.idempotency import Idempotent
-from service.notifications import repository, service
+from service.notifications import service
 from service.notifications.schemas import DeliveryOut, Feed
-from service.pagination import DEFAULT_LIMIT, Limit, Page
+from service.pagination import DEFAULT_LIMIT, MAX_BIGINT, Limit, Page
 from service.routing import api_router
 
 feed_router = api_router(prefix="/v1/bookings", tags=["notifications"])
@@ -40,18 +39,13 @@ async def deliveries(
     principal: Coordinator,
     session: SessionDep,
     status: Literal["pending", "delivered", "dead", "feed_only"] | None = None,
-    before: Annotated[int | None, Query(ge=1, description="`message_id` below which to list (pages)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_BIGINT, description="`message_id` below which to list (pages)")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[DeliveryOut]:
     """Webhook deliveries to a client, newest first, with each attempt."""
-    await accounts_repository.get_client(session, principal.cpts_id, client_id)
-    rows = await repository.deliveries(session, principal.cpts_id, client_id, status, before, limit)
-    page = rows[:limit]
-    attempts = await repository.attempts_of(session, [m.id for m in page])
-    return Page(
-        items=[service.delivery_out(m, attempts[m.id]) for m in page],
-        next_cursor=str(page[-1].id) if len(rows) > limit else None,
-    )
+    return await service.deliveries(session, principal.cpts_id, client_id, status, before, limit)
 
 
 @deliveries_router.post(
@@ -59,13 +53,10 @@ async def deliveries(
 )
 async def redeliver(
     client_id: uuid.UUID,
-    message_id: int,
+    message_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)],
     principal: Coordinator,
     session: SessionDep,
     now: Now,
 ) -> DeliveryOut:
     """Send a message again: a new series of attempts starts now."""
-    await accounts_repository.get_client(session, principal.cpts_id, client_id)
-    message = await service.redeliver(session, principal.cpts_id, client_id, message_id, now)
-    attempts = await repository.attempts_of(session, [message.id])
-    return service.delivery_out(message, attempts[message.id])
+    return await service.redeliver(session, principal.cpts_id, client_id, message_id, now)

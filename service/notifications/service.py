@@ -3,7 +3,6 @@ what the coordinator sees of deliveries."""
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import datetime
@@ -13,13 +12,14 @@ from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.accounts import repository as accounts_repository
 from service.audit import service as audit
 from service.auth import Principal
-from service.bookings.models import Booking
-from service.errors import Conflict, Invalid, NotFound
+from service.errors import Conflict, NotFound
 from service.notifications import repository
 from service.notifications.domain import EventType, MessageStatus
 from service.notifications.models import DeliveryAttempt, OutboxMessage
+from service.notifications.repository import BookingFacts
 from service.notifications.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -30,6 +30,8 @@ from service.notifications.schemas import (
     FeedSlot,
 )
 from service.orientation.models import CareRequest
+from service.pagination import BY_FEED_SEQUENCE as FEED
+from service.pagination import Page
 from service.reference.codes import motifs
 
 
@@ -118,7 +120,7 @@ async def booking_event(
     )
 
 
-def render(message: OutboxMessage, care_request: CareRequest, booking: Booking) -> FeedEvent:
+def render(message: OutboxMessage, care_request: CareRequest, booking: BookingFacts) -> FeedEvent:
     """The event as the practitioner's software receives it (feed and webhook alike)."""
     snapshot: dict[str, Any] = message.snapshot
     slot = snapshot["slot"]
@@ -129,7 +131,7 @@ def render(message: OutboxMessage, care_request: CareRequest, booking: Booking) 
         type=message.event_type,
         occurred_at=message.occurred_at,
         booking=FeedBooking(
-            booking_id=booking.id,
+            booking_id=message.booking_id,
             status=snapshot["status"],
             practitioner_id=uuid.UUID(snapshot["practitioner_id"]),
             slot=FeedSlot(
@@ -156,35 +158,19 @@ def render(message: OutboxMessage, care_request: CareRequest, booking: Booking) 
     )
 
 
-def _cursor(sequence: int) -> str:
-    return base64.urlsafe_b64encode(f"feed:{sequence}".encode()).decode().rstrip("=")
-
-
-def _after(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind != "feed":
-            raise ValueError(kind)
-        return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid("invalid_cursor", "The cursor is not one this feed returned.") from exc
-
-
 async def feed(
     session: AsyncSession, principal: Principal, cursor: str | None, limit: int, now: datetime, http: Request | None
 ) -> Feed:
     """The calling client's booking events, in order, resuming exactly after `cursor`. Reading it
     discloses patient data, so it is audited like any other access."""
-    rows = await repository.feed_page(session, principal.cpts_id, principal.id, _after(cursor), limit)
+    after = FEED.decode(cursor)
+    rows = await repository.feed_page(session, principal.cpts_id, principal.id, after[0] if after else 0, limit)
     page = rows[:limit]
     events = [render(message, care_request, booking) for message, care_request, booking in page]
     if page:
         await audit.record(session, principal, "feed.read", "request", [r.id for _, r, _ in page], now, http)
     # An empty page keeps the cursor: the client polls again from the same place.
-    next_cursor = _cursor(page[-1][0].id) if page else cursor
+    next_cursor = FEED.encode([page[-1][0].id]) if page else cursor
     return Feed(items=events, next_cursor=next_cursor)
 
 
@@ -205,11 +191,26 @@ def delivery_out(message: OutboxMessage, attempts: list[DeliveryAttempt]) -> Del
     )
 
 
+async def deliveries(
+    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, status: str | None, before: int | None, limit: int
+) -> Page[DeliveryOut]:
+    """Webhook deliveries to a client, newest first, with each attempt."""
+    await accounts_repository.get_client(session, cpts_id, client_id)
+    rows = await repository.deliveries(session, cpts_id, client_id, status, before, limit)
+    page = rows[:limit]
+    attempts = await repository.attempts_of(session, [m.id for m in page])
+    return Page(
+        items=[delivery_out(m, attempts[m.id]) for m in page],
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
 async def redeliver(
     session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, message_id: int, now: datetime
-) -> OutboxMessage:
+) -> DeliveryOut:
     """Send a message again (after a dead end, or to resend a delivered one): a new series of
     attempts; the history of the earlier ones stays."""
+    await accounts_repository.get_client(session, cpts_id, client_id)
     message = await repository.get_message(session, cpts_id, client_id, message_id)
     if message is None:
         raise NotFound("delivery")
@@ -220,4 +221,5 @@ async def redeliver(
     message.next_attempt_at = now
     message.lease_until = None
     await session.flush()
-    return message
+    attempts = await repository.attempts_of(session, [message.id])
+    return delivery_out(message, attempts[message.id])

@@ -6,19 +6,16 @@ status is derived from its append-only orientation log, folded through a transit
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from functools import cache
-from pathlib import Path
 
 from service.errors import Conflict, Invalid
+from service.reference.codes import PHYSICIAN, Classification, motif_classification
 
-DATA_DIR = Path(__file__).parent
 MAX_BACKDATING = timedelta(hours=24)
 
 
@@ -135,6 +132,18 @@ def final_outcome(kinds: Iterable[EventKind]) -> EventKind | None:
     return last
 
 
+# Unless told otherwise, unscheduled care is a general practitioner's consultation.
+GENERAL_MEDICINE = "SM54"
+
+
+def default_needs(profession: str | None, specialty: str | None) -> tuple[str, str | None]:
+    """Unless told otherwise, unscheduled care is a general practitioner's consultation."""
+    profession = profession or PHYSICIAN
+    if profession == PHYSICIAN and specialty is None:
+        specialty = GENERAL_MEDICINE
+    return profession, specialty
+
+
 def deadline(received_at: datetime, window_hours: int) -> datetime:
     """Elapsed time, not clock time: across a daylight-saving change the 24 h are 23 or 25 clock
     hours. Computed in UTC: adding to a datetime in a ZoneInfo zone would add wall-clock hours."""
@@ -147,28 +156,6 @@ def received_at_problem(received_at: datetime, now: datetime) -> str | None:
     if now - received_at > MAX_BACKDATING:
         return "received_at may be back-dated by 24 hours at most"
     return None
-
-
-class Classification(StrEnum):
-    transfer_15 = "transfer_15"
-    assess = "assess"
-    snp = "snp"
-
-
-@cache
-def motif_classification() -> dict[str, Classification]:
-    """The project's classification of every Hub Santé motif (motif_classification.csv)."""
-    with (DATA_DIR / "motif_classification.csv").open(encoding="utf-8", newline="") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        return {row["code"]: Classification(row["classification"]) for row in rows}
-
-
-@cache
-def red_flags() -> dict[str, str]:
-    """Red-flag questions the handler ticks: code -> French label."""
-    with (DATA_DIR / "red_flags.csv").open(encoding="utf-8", newline="") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        return {row["code"]: row["label_fr"] for row in rows}
 
 
 def classify(motif: str, overrides: Mapping[str, str] | None = None) -> Classification:

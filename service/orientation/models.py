@@ -7,10 +7,10 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Identit
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, created_at_column, uuid_pk
+from service.db import Base, TenantOwned, created_at_column, uuid_pk
 
 
-class CareRequest(Base):
+class CareRequest(TenantOwned, Base):
     """A request for unscheduled care (demande de soins non programmés)."""
 
     __tablename__ = "care_request"
@@ -31,7 +31,6 @@ class CareRequest(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     # The 24-hour clock starts here.
     received_at: Mapped[datetime]
     deadline_at: Mapped[datetime]
@@ -79,14 +78,13 @@ class CareRequest(Base):
     updated_at: Mapped[datetime] = created_at_column()
 
 
-class OrientationEvent(Base):
+class OrientationEvent(TenantOwned, Base):
     """Append-only log of every decision on a request (a trigger refuses updates and deletes)."""
 
     __tablename__ = "orientation_event"
     __table_args__ = (Index("ix_orientation_event_cpts_id_request_id_id", "cpts_id", "request_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_request.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(24))
     at: Mapped[datetime]

@@ -6,38 +6,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.bookings.models import Booking
-from service.errors import Invalid, NotFound
+from service.errors import NotFound
 from service.orientation.domain import EventKind
 from service.orientation.models import CareRequest, OrientationEvent
-from service.practitioners.models import Practitioner, Site
-from service.slots.models import Slot
+from service.tenancy import get_or_raise, scoped
 
 
 async def get(
     session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID, *, for_update: bool = False
 ) -> CareRequest:
-    query = select(CareRequest).where(CareRequest.cpts_id == cpts_id, CareRequest.id == request_id)
-    if for_update:
-        # Re-read the row once locked: the session may hold an older copy.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    care_request = await session.scalar(query)
-    if care_request is None:
-        raise NotFound("request")
-    return care_request
+    return await get_or_raise(session, CareRequest, cpts_id, request_id, "request", for_update=for_update)
 
 
 async def events_of(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> list[OrientationEvent]:
-    return list(
-        await session.scalars(
-            select(OrientationEvent)
-            .where(OrientationEvent.cpts_id == cpts_id, OrientationEvent.request_id == request_id)
-            .order_by(OrientationEvent.id)
-        )
-    )
+    query = scoped(OrientationEvent, cpts_id).where(OrientationEvent.request_id == request_id)
+    return list(await session.scalars(query.order_by(OrientationEvent.id)))
 
 
 async def event_kinds(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> list[EventKind]:
@@ -49,33 +35,21 @@ async def event_kinds(session: AsyncSession, cpts_id: uuid.UUID, request_id: uui
     return [EventKind(kind) for kind in rows]
 
 
-def queue_query(
-    cpts_id: uuid.UUID, statuses: Sequence[str], due_before: datetime | None, after: list[Any] | None
-) -> Select[CareRequest]:
-    query = select(CareRequest).where(CareRequest.cpts_id == cpts_id, CareRequest.status.in_(list(statuses)))
+async def queue_page(
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    statuses: Sequence[str],
+    due_before: datetime | None,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> list[CareRequest]:
+    """Requests of the given statuses, most urgent deadline first (`limit + 1` rows)."""
+    query = scoped(CareRequest, cpts_id).where(CareRequest.status.in_(list(statuses)))
     if due_before is not None:
         query = query.where(CareRequest.deadline_at < due_before)
     if after is not None:
-        try:
-            deadline, request_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-        except (TypeError, ValueError) as exc:
-            raise Invalid("invalid_cursor", "The cursor is not one this list returned.") from exc
-        query = query.where(tuple_(CareRequest.deadline_at, CareRequest.id) > (deadline, request_id))
-    return query.order_by(CareRequest.deadline_at, CareRequest.id)
-
-
-async def bookings_with_slots(
-    session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID
-) -> list[tuple[Booking, Slot, Practitioner, Site]]:
-    rows = await session.execute(
-        select(Booking, Slot, Practitioner, Site)
-        .join(Slot, Slot.id == Booking.slot_id)
-        .join(Practitioner, Practitioner.id == Slot.practitioner_id)
-        .join(Site, Site.id == Slot.site_id)
-        .where(Booking.cpts_id == cpts_id, Booking.request_id == request_id)
-        .order_by(Booking.created_at, Booking.id)
-    )
-    return [(b, s, p, site) for b, s, p, site in rows]
+        query = query.where(tuple_(CareRequest.deadline_at, CareRequest.id) > after)
+    return list(await session.scalars(query.order_by(CareRequest.deadline_at, CareRequest.id).limit(limit + 1)))
 
 
 @dataclass(frozen=True)

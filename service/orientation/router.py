@@ -7,21 +7,17 @@ from typing import Annotated, Literal
 from fastapi import Query, Request, status
 from pydantic import BaseModel
 
-from service.audit import service as audit
 from service.auth import Handler, Staff
-from service.bookings import service as bookings_service
-from service.bookings.schemas import SlotChoice
 from service.clock import Now
-from service.cpts import repository as cpts_repository
 from service.db import SessionDep
 from service.errors import Invalid, field_error
+from service.flows import orientation as flows
+from service.flows.schemas import RequestOut
 from service.idempotency import Idempotent
-from service.orientation import repository, service
-from service.orientation.domain import RequestStatus, motif_classification, red_flags
+from service.orientation import service
 from service.orientation.log import LoggedEvent
 from service.orientation.models import CareRequest
 from service.orientation.schemas import (
-    BookingOut,
     EventOut,
     MotifOut,
     OrientationIn,
@@ -29,13 +25,10 @@ from service.orientation.schemas import (
     QueueItem,
     RedFlag,
     RequestCreate,
-    RequestOut,
     RequestSummary,
-    Suggestion,
-    Suggestions,
 )
-from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
-from service.reference.codes import motifs
+from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from service.reference.codes import red_flags
 from service.routing import api_router
 
 router = api_router(prefix="/v1", tags=["orientation"])
@@ -85,12 +78,8 @@ async def queue(
             "due_before needs a UTC offset.",
             errors=[field_error(["query", "due_before"], "datetime without an offset", "timezone_aware")],
         )
-    statuses = status_filter or [RequestStatus.open.value, RequestStatus.transfer_required.value]
-    query = repository.queue_query(principal.cpts_id, statuses, due_before, decode_cursor(cursor, 2))
-    rows = list(await session.scalars(query.limit(limit + 1)))
-    page, next_cursor = page_of(rows, limit, lambda r: [r.deadline_at.isoformat(), str(r.id)])
-    await audit.record(session, principal, "request.list", "request", [r.id for r in page], now, http)
-    return Page(items=[service.queue_item(r) for r in page], next_cursor=next_cursor)
+    statuses = [str(s) for s in status_filter] if status_filter else None
+    return await service.queue(session, principal, statuses, due_before, limit, cursor, now, http)
 
 
 @router.get("/requests/{request_id}", operation_id="requests-get")
@@ -98,67 +87,7 @@ async def get_request(
     request_id: uuid.UUID, principal: Staff, session: SessionDep, now: Now, http: Request
 ) -> RequestOut:
     """The request with its bookings and its orientation events (the read is audited)."""
-    return await service.detail(session, principal, request_id, now, http)
-
-
-@router.get("/requests/{request_id}/suggestions", operation_id="requests-suggestions")
-async def suggestions(
-    request_id: uuid.UUID,
-    principal: Staff,
-    session: SessionDep,
-    now: Now,
-    limit: Annotated[int, Query(ge=1, le=50)] = 10,
-) -> Suggestions:
-    """Free slots that fit the request's needs, ranked; those after the deadline come last,
-    flagged `within_deadline: false`."""
-    deadline_at, ranked = await bookings_service.suggest(session, principal, request_id, limit, now)
-    return Suggestions(
-        deadline_at=deadline_at,
-        items=[
-            Suggestion(
-                slot_id=found.id,
-                start=found.start,
-                end=found.end,
-                modality=found.modality,
-                practitioner=found.practitioner,
-                site=found.site,
-                within_deadline=r.within_deadline,
-                distance_km=round(r.distance_km, 1) if r.distance_km is not None else None,
-            )
-            for r, found in ranked
-        ],
-    )
-
-
-@router.post(
-    "/requests/{request_id}/hold",
-    status_code=status.HTTP_201_CREATED,
-    operation_id="requests-hold",
-    dependencies=[Idempotent],
-)
-async def hold(
-    request_id: uuid.UUID, choice: SlotChoice, principal: Handler, session: SessionDep, now: Now, http: Request
-) -> BookingOut:
-    """Hold a slot while talking with the patient (the CPTS's hold TTL, default 180 s); 409
-    `slot_unavailable` when someone else has it. Holding another slot drops the previous hold."""
-    return await bookings_service.take_slot(
-        session, principal, request_id, choice.slot_id, now, confirm=False, http=http
-    )
-
-
-@router.post(
-    "/requests/{request_id}/book",
-    status_code=status.HTTP_201_CREATED,
-    operation_id="requests-book",
-    dependencies=[Idempotent],
-)
-async def book(
-    request_id: uuid.UUID, choice: SlotChoice, principal: Handler, session: SessionDep, now: Now, http: Request
-) -> BookingOut:
-    """Hold and confirm in one step."""
-    return await bookings_service.take_slot(
-        session, principal, request_id, choice.slot_id, now, confirm=True, http=http
-    )
+    return await flows.request_detail(session, principal, request_id, now, http)
 
 
 @router.post(
@@ -171,7 +100,7 @@ async def orient(
     request_id: uuid.UUID, data: OrientationIn, principal: Handler, session: SessionDep, now: Now, http: Request
 ) -> OrientationRecorded:
     """Record where the patient was oriented; closes the request (on a closed one: a correction)."""
-    care_request, event = await service.orient(session, principal, request_id, data, now, http)
+    care_request, event = await flows.orient(session, principal, request_id, data, now, http)
     return recorded(care_request, event)
 
 
@@ -192,18 +121,7 @@ async def override(
 @router.get("/motifs", operation_id="motifs-list")
 async def list_motifs(principal: Staff, session: SessionDep) -> list[MotifOut]:
     """The Hub Santé motifs with this CPTS's red-flag classification."""
-    overrides = (await cpts_repository.get(session, principal.cpts_id)).motif_overrides or {}
-    defaults = motif_classification()
-    return [
-        MotifOut(
-            code=m.code,
-            label=m.label,
-            level=m.level,
-            classification=overrides.get(m.code, defaults[m.code].value),
-            overridden=m.code in overrides,
-        )
-        for m in motifs().values()
-    ]
+    return await service.motifs_of(session, principal)
 
 
 @router.get("/red-flags", operation_id="red_flags-list")

@@ -15,11 +15,10 @@ from pydantic import (
 )
 
 from service.fields import InputModel, InseeCode, LocalDatetime, Name, Phone
-from service.orientation.domain import EventKind, RequestStatus, ins_problem, motif_classification, red_flags
+from service.orientation.domain import EventKind, RequestStatus, ins_problem
 from service.practitioners.schemas import ProfessionCode, Rpps, SpecialtyCode
-from service.reference.codes import PHYSICIAN
+from service.reference.codes import PHYSICIAN, motif_classification, red_flags
 from service.slots.domain import Modality
-from service.slots.schemas import PractitionerSummary, SiteSummary
 
 Channel = Literal["phone", "sas", "pharmacy", "professional", "other"]
 CallerRelation = Literal["self", "parent", "relative", "carer", "professional", "other"]
@@ -188,55 +187,6 @@ class OrientationIn(InputModel):
 class OverrideIn(InputModel):
     regulating_physician: Rpps = Field(description="RPPS of the physician who lifts the red flag")
     note: Note | None = None
-
-
-class BookingSlot(BaseModel):
-    id: uuid.UUID
-    start: LocalDatetime
-    end: LocalDatetime
-    modality: Modality
-    practitioner: PractitionerSummary
-    site: SiteSummary
-
-
-class BookingOut(BaseModel):
-    booking_id: uuid.UUID
-    request_id: uuid.UUID
-    slot_id: uuid.UUID
-    status: Literal["held", "booked", "released", "expired", "cancelled"]
-    hold_expires_at: LocalDatetime | None
-    booked_at: LocalDatetime | None
-    cancelled_side: str | None
-    cancel_reason: str | None
-    outcome: str | None
-    slot: BookingSlot
-
-
-class RequestOut(RequestSummary):
-    regulating_physician: str | None
-    caller: CallerOut
-    patient: PatientOut
-    note: str | None
-    identity_purged: bool
-    created_at: LocalDatetime
-    bookings: list[BookingOut]
-    events: list[EventOut]
-
-
-class Suggestion(BaseModel):
-    slot_id: uuid.UUID
-    start: LocalDatetime
-    end: LocalDatetime
-    modality: Modality
-    practitioner: PractitionerSummary
-    site: SiteSummary
-    within_deadline: bool
-    distance_km: float | None
-
-
-class Suggestions(BaseModel):
-    deadline_at: LocalDatetime
-    items: list[Suggestion]
 
 
 class RedFlag(BaseModel):

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.audit import service as audit
 from service.auth import Principal
-from service.bookings import service as bookings_service
 from service.cpts import repository as cpts_repository
 from service.errors import Conflict, Invalid, field_error
 from service.orientation import repository
@@ -22,6 +21,7 @@ from service.orientation.domain import (
     age_band,
     classify,
     deadline,
+    default_needs,
     final_outcome,
     identity_key,
     initial_status,
@@ -32,29 +32,18 @@ from service.orientation.domain import (
 from service.orientation.log import LoggedEvent, append_event
 from service.orientation.models import CareRequest
 from service.orientation.schemas import (
-    CallerOut,
-    EventOut,
+    MotifOut,
     NeedsOut,
     OrientationIn,
     OverrideIn,
     PatientOut,
     QueueItem,
     RequestCreate,
-    RequestOut,
     RequestSummary,
 )
-from service.reference.codes import PHYSICIAN, motifs
+from service.pagination import BY_DEADLINE, Page
+from service.reference.codes import motifs
 from service.slots.domain import Modality
-
-GENERAL_MEDICINE = "SM54"
-
-
-def default_needs(profession: str | None, specialty: str | None) -> tuple[str, str | None]:
-    """Unless told otherwise, unscheduled care is a general practitioner's consultation."""
-    profession = profession or PHYSICIAN
-    if profession == PHYSICIAN and specialty is None:
-        specialty = GENERAL_MEDICINE
-    return profession, specialty
 
 
 async def create(
@@ -116,21 +105,18 @@ async def create(
     return care_request
 
 
-async def orient(
+async def record_orientation(
     session: AsyncSession,
     principal: Principal,
-    request_id: uuid.UUID,
+    care_request: CareRequest,
     data: OrientationIn,
     now: datetime,
     http: Request | None = None,
-) -> tuple[CareRequest, LoggedEvent]:
-    """Record where the patient was oriented; closes the request (or corrects a closed one)."""
-    care_request = await repository.get(session, principal.cpts_id, request_id, for_update=True)
+) -> LoggedEvent:
+    """Record where the patient was oriented on a request the caller has locked: closes it (or
+    corrects a closed one). Ending its hold first is the caller's (`flows.orientation`)."""
     kind = EventKind(data.outcome)
-    was = RequestStatus(care_request.status)
-    if was is RequestStatus.open:
-        await bookings_service.end_active_hold(session, care_request, now)
-    detail = {"correction": True} if was is RequestStatus.closed else None
+    detail = {"correction": True} if care_request.status == RequestStatus.closed else None
     event = await append_event(
         session,
         principal,
@@ -144,7 +130,7 @@ async def orient(
     await audit.record(
         session, principal, "request.orient", "request", [care_request.id], now, http, {"outcome": kind.value}
     )
-    return care_request, event
+    return event
 
 
 async def override_red_flag(
@@ -222,22 +208,37 @@ def queue_item(care_request: CareRequest) -> QueueItem:
     return QueueItem(**summary_fields(care_request), patient=patient_out(care_request))
 
 
-async def detail(
-    session: AsyncSession, principal: Principal, request_id: uuid.UUID, now: datetime, http: Request | None = None
-) -> RequestOut:
-    """The whole request with its bookings and orientation log; the read is audited."""
-    care_request = await repository.get(session, principal.cpts_id, request_id)
-    bookings = await repository.bookings_with_slots(session, principal.cpts_id, request_id)
-    events = await repository.events_of(session, principal.cpts_id, request_id)
-    await audit.record(session, principal, "request.read", "request", [care_request.id], now, http)
-    return RequestOut(
-        **summary_fields(care_request),
-        regulating_physician=care_request.regulating_physician,
-        caller=CallerOut(relation=care_request.caller_relation, phone=care_request.caller_phone),
-        patient=patient_out(care_request),
-        note=care_request.note,
-        identity_purged=care_request.identity_purged_at is not None,
-        created_at=care_request.created_at,
-        bookings=[bookings_service.booking_out(*row) for row in bookings],
-        events=[EventOut.model_validate(e, from_attributes=True) for e in events],
+async def queue(
+    session: AsyncSession,
+    principal: Principal,
+    statuses: list[str] | None,
+    due_before: datetime | None,
+    limit: int,
+    cursor: str | None,
+    now: datetime,
+    http: Request | None = None,
+) -> Page[QueueItem]:
+    """The queue, most urgent deadline first (default: open and transfer-required requests). It
+    shows patients' identities, so the read is audited."""
+    wanted = statuses or [RequestStatus.open.value, RequestStatus.transfer_required.value]
+    rows = await repository.queue_page(
+        session, principal.cpts_id, wanted, due_before, BY_DEADLINE.decode(cursor), limit
     )
+    page, next_cursor = BY_DEADLINE.page(rows, limit, lambda r: (r.deadline_at, r.id))
+    await audit.record(session, principal, "request.list", "request", [r.id for r in page], now, http)
+    return Page(items=[queue_item(r) for r in page], next_cursor=next_cursor)
+
+
+async def motifs_of(session: AsyncSession, principal: Principal) -> list[MotifOut]:
+    """The Hub Santé motifs with this CPTS's red-flag classification."""
+    overrides = (await cpts_repository.get(session, principal.cpts_id)).motif_overrides or {}
+    return [
+        MotifOut(
+            code=m.code,
+            label=m.label,
+            level=m.level,
+            classification=classify(m.code, overrides).value,
+            overridden=m.code in overrides,
+        )
+        for m in motifs().values()
+    ]

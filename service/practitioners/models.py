@@ -7,10 +7,10 @@ from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Strin
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, created_at_column, uuid_pk
+from service.db import Base, TenantOwned, created_at_column, uuid_pk
 
 
-class Practitioner(Base):
+class Practitioner(TenantOwned, Base):
     """A health professional member of the CPTS."""
 
     __tablename__ = "practitioner"
@@ -21,7 +21,6 @@ class Practitioner(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     id_type: Mapped[str] = mapped_column(String(5))
     national_id: Mapped[str] = mapped_column(String(11))
     # The national professional id: "8" + RPPS or "0" + ADELI.
@@ -37,7 +36,7 @@ class Practitioner(Base):
     updated_at: Mapped[datetime] = created_at_column()
 
 
-class Site(Base):
+class Site(TenantOwned, Base):
     """A place of practice of one practitioner (FHIR PractitionerRole + Location)."""
 
     __tablename__ = "site"
@@ -48,7 +47,6 @@ class Site(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioner.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(String(300))

@@ -3,28 +3,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.errors import NotFound
 from service.practitioners.models import Practitioner, Site
+from service.tenancy import get_or_raise, scoped
 
 
 async def get(session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID) -> Practitioner:
-    practitioner = await session.scalar(
-        select(Practitioner).where(Practitioner.cpts_id == cpts_id, Practitioner.id == practitioner_id)
-    )
-    if practitioner is None:
-        raise NotFound("practitioner")
-    return practitioner
+    return await get_or_raise(session, Practitioner, cpts_id, practitioner_id, "practitioner")
 
 
-async def sites_of(session: AsyncSession, practitioner_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Site]]:
+async def sites_of(
+    session: AsyncSession, cpts_id: uuid.UUID, practitioner_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Site]]:
     result: dict[uuid.UUID, list[Site]] = {p: [] for p in practitioner_ids}
     if not practitioner_ids:
         return result
     sites = await session.scalars(
-        select(Site).where(Site.practitioner_id.in_(practitioner_ids)).order_by(Site.created_at, Site.id)
+        scoped(Site, cpts_id).where(Site.practitioner_id.in_(practitioner_ids)).order_by(Site.created_at, Site.id)
     )
     for site in sites:
         result[site.practitioner_id].append(site)
@@ -41,21 +38,23 @@ async def existing_ids(session: AsyncSession, cpts_id: uuid.UUID, ids: list[uuid
 
 
 async def by_idnps(session: AsyncSession, cpts_id: uuid.UUID, idnps: str) -> Practitioner | None:
-    return await session.scalar(
-        select(Practitioner).where(Practitioner.cpts_id == cpts_id, Practitioner.idnps == idnps)
-    )
+    found: Practitioner | None = await session.scalar(scoped(Practitioner, cpts_id).where(Practitioner.idnps == idnps))
+    return found
 
 
-def list_query(
+async def list_page(
+    session: AsyncSession,
     cpts_id: uuid.UUID,
     *,
     only: frozenset[uuid.UUID] | None,
     profession: str | None,
     specialty: str | None,
     active: bool | None,
-    after: list[Any] | None,
-) -> Select[Practitioner]:
-    query = select(Practitioner).where(Practitioner.cpts_id == cpts_id)
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> list[Practitioner]:
+    """Members by name (`limit + 1` rows)."""
+    query = scoped(Practitioner, cpts_id)
     if only is not None:
         query = query.where(Practitioner.id.in_(only))
     if profession is not None:
@@ -65,12 +64,6 @@ def list_query(
     if active is not None:
         query = query.where(Practitioner.active.is_(active))
     if after is not None:
-        query = query.where(
-            tuple_(Practitioner.family_name, Practitioner.given_name, Practitioner.id)
-            > (after[0], after[1], uuid.UUID(after[2]))
-        )
-    return query.order_by(Practitioner.family_name, Practitioner.given_name, Practitioner.id)
-
-
-async def list_page(session: AsyncSession, query: Select[Practitioner], limit: int) -> list[Practitioner]:
+        query = query.where(tuple_(Practitioner.family_name, Practitioner.given_name, Practitioner.id) > after)
+    query = query.order_by(Practitioner.family_name, Practitioner.given_name, Practitioner.id)
     return list(await session.scalars(query.limit(limit + 1)))

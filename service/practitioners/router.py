@@ -9,8 +9,8 @@ from service.auth import Coordinator, CurrentPrincipal
 from service.clock import Now
 from service.db import SessionDep
 from service.idempotency import Idempotent
-from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
-from service.practitioners import repository, service
+from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from service.practitioners import service
 from service.practitioners.schemas import PractitionerCreate, PractitionerOut, PractitionerPatch, SiteIn, SiteOut
 from service.routing import api_router
 
@@ -36,37 +36,30 @@ async def list_practitioners(
     cursor: Cursor = None,
 ) -> Page[PractitionerOut]:
     """Members of the CPTS; a software client sees only the practitioners it publishes for."""
-    query = repository.list_query(
+    return await service.list_members(
+        session,
         principal.cpts_id,
-        only=principal.practitioner_ids if principal.is_software else None,
+        principal.visible_practitioners,
         profession=profession,
         specialty=specialty,
         active=active,
-        after=decode_cursor(cursor, 3),
+        limit=limit,
+        cursor=cursor,
     )
-    rows = await repository.list_page(session, query, limit)
-    practitioners, next_cursor = page_of(rows, limit, lambda p: [p.family_name, p.given_name, str(p.id)])
-    sites = await repository.sites_of(session, [p.id for p in practitioners])
-    return Page(items=[service.to_out(p, sites[p.id]) for p in practitioners], next_cursor=next_cursor)
 
 
 @router.get("/{practitioner_id}", operation_id="practitioners-get")
 async def get_practitioner(
     practitioner_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> PractitionerOut:
-    principal.ensure_may_act_for(practitioner_id)
-    practitioner = await repository.get(session, principal.cpts_id, practitioner_id)
-    sites = await repository.sites_of(session, [practitioner.id])
-    return service.to_out(practitioner, sites[practitioner.id])
+    return await service.member(session, principal.cpts_id, principal.visible_practitioners, practitioner_id)
 
 
 @router.patch("/{practitioner_id}", operation_id="practitioners-update")
 async def update_practitioner(
     practitioner_id: uuid.UUID, patch: PractitionerPatch, principal: Coordinator, session: SessionDep, now: Now
 ) -> PractitionerOut:
-    practitioner = await service.update(session, principal.cpts_id, practitioner_id, patch, now)
-    sites = await repository.sites_of(session, [practitioner.id])
-    return service.to_out(practitioner, sites[practitioner.id])
+    return await service.update(session, principal.cpts_id, practitioner_id, patch, now)
 
 
 @router.post(

@@ -6,7 +6,8 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.errors import Conflict, Invalid, field_error
+from service.errors import Conflict, Invalid, NotFound, field_error
+from service.pagination import BY_FULL_NAME, Page
 from service.practitioners import repository
 from service.practitioners.domain import NationalId, national_id_warnings, profession_problem
 from service.practitioners.models import Practitioner, Site
@@ -18,6 +19,44 @@ from service.practitioners.schemas import (
     SiteOut,
     WarningOut,
 )
+
+
+async def list_members(
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    visible: frozenset[uuid.UUID] | None,
+    *,
+    profession: str | None,
+    specialty: str | None,
+    active: bool | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[PractitionerOut]:
+    """Members of the CPTS; `visible` narrows them (a software client sees the ones it publishes for)."""
+    rows = await repository.list_page(
+        session,
+        cpts_id,
+        only=visible,
+        profession=profession,
+        specialty=specialty,
+        active=active,
+        after=BY_FULL_NAME.decode(cursor),
+        limit=limit,
+    )
+    practitioners, next_cursor = BY_FULL_NAME.page(rows, limit, lambda p: (p.family_name, p.given_name, p.id))
+    sites = await repository.sites_of(session, cpts_id, [p.id for p in practitioners])
+    return Page(items=[to_out(p, sites[p.id]) for p in practitioners], next_cursor=next_cursor)
+
+
+async def member(
+    session: AsyncSession, cpts_id: uuid.UUID, visible: frozenset[uuid.UUID] | None, practitioner_id: uuid.UUID
+) -> PractitionerOut:
+    """One member; outside `visible`, it is answered like a missing one (docs/domain-rules.md)."""
+    if visible is not None and practitioner_id not in visible:
+        raise NotFound("practitioner")
+    practitioner = await repository.get(session, cpts_id, practitioner_id)
+    sites = await repository.sites_of(session, cpts_id, [practitioner.id])
+    return to_out(practitioner, sites[practitioner.id])
 
 
 def national_id_of(practitioner: Practitioner) -> NationalId:
@@ -102,7 +141,7 @@ async def create(
 
 async def update(
     session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID, patch: PractitionerPatch, now: datetime
-) -> Practitioner:
+) -> PractitionerOut:
     practitioner = await repository.get(session, cpts_id, practitioner_id)
     changes = patch.model_dump(exclude_unset=True)
     profession = changes.get("profession") or practitioner.profession
@@ -121,7 +160,8 @@ async def update(
             setattr(practitioner, field, changes[field])
     practitioner.updated_at = now
     await session.flush()
-    return practitioner
+    sites = await repository.sites_of(session, cpts_id, [practitioner.id])
+    return to_out(practitioner, sites[practitioner.id])
 
 
 async def add_site(session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID, data: SiteIn) -> Site:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
@@ -68,3 +69,23 @@ def aci_amounts() -> dict[tuple[str, str], dict[int, int]]:
 def snp_compensation_envelope_cents(size: int) -> int:
     """The yearly compensation envelope for professionals of a CPTS of this size (default)."""
     return aci_amounts()[("access_to_care", "snp_professional_compensation")][size]
+
+
+class Classification(StrEnum):
+    """How a motif is screened (motif_classification.csv)."""
+
+    transfer_15 = "transfer_15"  # life-threatening: the 15 first
+    assess = "assess"  # the handler asks the red-flag questions
+    snp = "snp"  # benign: bookable within 24 h
+
+
+@cache
+def motif_classification() -> dict[str, Classification]:
+    """The project's classification of every Hub Santé motif, reviewable line by line."""
+    return {row["code"]: Classification(row["classification"]) for row in read_csv("motif_classification.csv")}
+
+
+@cache
+def red_flags() -> dict[str, str]:
+    """Red-flag questions the handler ticks: code -> French label."""
+    return {row["code"]: row["label_fr"] for row in read_csv("red_flags.csv")}

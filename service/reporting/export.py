@@ -9,6 +9,7 @@ stored as numbers, dates as dates, percentages formatted, the header row frozen,
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -16,13 +17,15 @@ import json
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import date, datetime
+from operator import attrgetter
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import xlsxwriter
+from pydantic import BaseModel
 
+from service.money import euros
 from service.reporting.indicators import (
-    OUTCOMES,
     WEEKDAYS,
     RequestFact,
     appointment_status,
@@ -32,44 +35,57 @@ from service.reporting.indicators import (
     outcome,
     within,
 )
+from service.reporting.schemas import CompensationStatement, ContractYearReport, MonthlyReport, Section
 from service.reporting.stats import round_half_up
 
 CSV_DIALECT = {"delimiter": ";", "lineterminator": "\r\n", "quoting": csv.QUOTE_MINIMAL}
 BOM = "\ufeff"
 
-ACTIVITY_COLUMNS = (
-    "request_ref",
-    "patient_pseudonym",
-    "imported",
-    "received_at",
-    "received_date",
-    "received_hour",
-    "received_weekday",
-    "deadline_at",
-    "channel",
-    "via_sas",
-    "motif",
-    "motif_level1",
-    "motif_classification",
-    "red_flagged",
-    "needs_profession",
-    "needs_specialty",
-    "needs_modalities",
-    "patient_age_band",
-    "patient_sex",
-    "patient_commune",
-    "outcome",
-    "oriented_at",
-    "time_to_orientation_minutes",
-    "appointment_start",
-    "appointment_modality",
-    "practitioner_profession",
-    "delay_to_appointment_hours",
-    "within_24h",
-    "within_48h",
-    "appointment_status",
-    "handled_by",
-)
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActivityLine:
+    """One pseudonymised line of the activity export: no name, phone, birth date or INS. Its fields
+    are the export's columns, in order."""
+
+    request_ref: str
+    patient_pseudonym: str | None
+    imported: bool
+    received_at: datetime
+    received_date: date
+    received_hour: int
+    received_weekday: str
+    deadline_at: datetime
+    channel: str
+    via_sas: bool
+    motif: str
+    motif_level1: str
+    motif_classification: str
+    red_flagged: bool
+    needs_profession: str | None
+    needs_specialty: str | None
+    needs_modalities: str
+    patient_age_band: str | None
+    patient_sex: str | None
+    patient_commune: str | None
+    outcome: str
+    oriented_at: datetime | None
+    time_to_orientation_minutes: float | None
+    appointment_start: datetime | None
+    appointment_modality: str | None
+    practitioner_profession: str | None
+    delay_to_appointment_hours: float | None
+    within_24h: bool | None
+    within_48h: bool | None
+    appointment_status: str | None
+    handled_by: str | None
+
+    def values(self) -> tuple[Any, ...]:
+        values: tuple[Any, ...] = _activity_values(self)
+        return values
+
+
+ACTIVITY_COLUMNS = tuple(f.name for f in dataclasses.fields(ActivityLine))
+_activity_values = attrgetter(*ACTIVITY_COLUMNS)
 
 
 def request_ref(key: bytes, request_id: object) -> str:
@@ -77,45 +93,45 @@ def request_ref(key: bytes, request_id: object) -> str:
     return hmac.new(key, f"request:{request_id}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def activity_line(fact: RequestFact, cutoff: datetime, tz: ZoneInfo, key: bytes) -> dict[str, Any]:
+def activity_line(fact: RequestFact, cutoff: datetime, tz: ZoneInfo, key: bytes) -> ActivityLine:
     """One pseudonymised line: no name, phone, birth date or INS."""
     received = fact.received_at.astimezone(tz)
     delay = delay_hours(fact)
     minutes = orientation_minutes(fact)
     booked = fact.final_outcome == "booked"
-    return {
-        "request_ref": request_ref(key, fact.request_id),
-        "patient_pseudonym": fact.patient_pseudonym,
-        "imported": fact.imported,
-        "received_at": received,
-        "received_date": received.date(),
-        "received_hour": received.hour,
-        "received_weekday": WEEKDAYS[received.weekday()],
-        "deadline_at": fact.deadline_at.astimezone(tz),
-        "channel": fact.channel,
-        "via_sas": fact.via_sas,
-        "motif": fact.motif,
-        "motif_level1": motif_first_level(fact.motif),
-        "motif_classification": fact.motif_classification,
-        "red_flagged": fact.red_flagged,
-        "needs_profession": fact.needs_profession,
-        "needs_specialty": fact.needs_specialty,
-        "needs_modalities": "|".join(fact.needs_modalities),
-        "patient_age_band": fact.patient_age_band,
-        "patient_sex": fact.patient_sex,
-        "patient_commune": fact.patient_commune,
-        "outcome": outcome(fact, cutoff),
-        "oriented_at": fact.oriented_at.astimezone(tz) if fact.oriented_at else None,
-        "time_to_orientation_minutes": None if minutes is None else round_half_up(minutes, 2),
-        "appointment_start": fact.appointment_start.astimezone(tz) if booked and fact.appointment_start else None,
-        "appointment_modality": fact.appointment_modality if booked else None,
-        "practitioner_profession": fact.practitioner_profession if booked else None,
-        "delay_to_appointment_hours": None if delay is None else round_half_up(delay, 2),
-        "within_24h": within(fact, 24) if booked else None,
-        "within_48h": within(fact, 48) if booked else None,
-        "appointment_status": appointment_status(fact),
-        "handled_by": str(fact.oriented_by) if fact.oriented_by else None,
-    }
+    return ActivityLine(
+        request_ref=request_ref(key, fact.request_id),
+        patient_pseudonym=fact.patient_pseudonym,
+        imported=fact.imported,
+        received_at=received,
+        received_date=received.date(),
+        received_hour=received.hour,
+        received_weekday=WEEKDAYS[received.weekday()],
+        deadline_at=fact.deadline_at.astimezone(tz),
+        channel=fact.channel,
+        via_sas=fact.via_sas,
+        motif=fact.motif,
+        motif_level1=motif_first_level(fact.motif),
+        motif_classification=fact.motif_classification,
+        red_flagged=fact.red_flagged,
+        needs_profession=fact.needs_profession,
+        needs_specialty=fact.needs_specialty,
+        needs_modalities="|".join(fact.needs_modalities),
+        patient_age_band=fact.patient_age_band,
+        patient_sex=fact.patient_sex,
+        patient_commune=fact.patient_commune,
+        outcome=outcome(fact, cutoff),
+        oriented_at=fact.oriented_at.astimezone(tz) if fact.oriented_at else None,
+        time_to_orientation_minutes=None if minutes is None else round_half_up(minutes, 2),
+        appointment_start=fact.appointment_start.astimezone(tz) if booked and fact.appointment_start else None,
+        appointment_modality=fact.appointment_modality if booked else None,
+        practitioner_profession=fact.practitioner_profession if booked else None,
+        delay_to_appointment_hours=None if delay is None else round_half_up(delay, 2),
+        within_24h=within(fact, 24) if booked else None,
+        within_48h=within(fact, 48) if booked else None,
+        appointment_status=appointment_status(fact),
+        handled_by=str(fact.oriented_by) if fact.oriented_by else None,
+    )
 
 
 _CSV_FORMATS: dict[type, Any] = {
@@ -234,51 +250,6 @@ class SheetWriter:
             self.sheet.set_column(column, column, width + 2)
 
 
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "demand": (
-        "requests_total",
-        "by_channel",
-        "via_sas",
-        "imported",
-        *OUTCOMES,
-        "by_profession",
-        "by_specialty",
-        "by_modality",
-        "by_age_band",
-        "by_commune",
-        "by_motif",
-        "by_hour",
-        "by_day_of_week",
-    ),
-    "response": (
-        "needing_consultation",
-        "booked_within_24h",
-        "rate_within_24h",
-        "booked_within_48h",
-        "rate_within_48h",
-        "delay_to_appointment_hours",
-        "time_to_orientation_minutes",
-        "unmet_demand",
-    ),
-    "appointments": (
-        "fulfilled",
-        "noshow",
-        "cancelled_by_patient",
-        "cancelled_by_practitioner",
-        "cancelled_by_handler",
-        "outcome_unknown",
-        "booked_by_modality",
-    ),
-    "supply": (
-        "slots_published",
-        "slots_booked",
-        "fill_rate",
-        "slots_withdrawn",
-        "slots_withdrawn_late",
-        "participating_professionals",
-    ),
-}
-PERCENT_KEYS = frozenset({"rate_within_24h", "rate_within_48h", "fill_rate"})
 MONTHLY_COLUMNS = ("section", "indicator", "category", "value")
 
 
@@ -290,43 +261,48 @@ def _flatten(key: str, value: Any, category: str = "") -> Iterator[tuple[str, st
         yield key, category, value
 
 
-def monthly_rows(report: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+def monthly_rows(report: MonthlyReport) -> Iterator[tuple[str, str, str, Any]]:
     """(section, indicator, category, value): one figure a row; breakdowns give one row each."""
-    for section, keys in SECTIONS.items():
-        for key in keys:
-            for indicator, category, value in _flatten(key, report[key]):
-                yield section, indicator, category, value
+    for marker, name, value in report.indicators():
+        for indicator, category, figure in _flatten(name, value):
+            yield marker.section.value, indicator, category, figure
 
 
-def monthly_csv(report: dict[str, Any]) -> Iterator[str]:
+def monthly_csv(report: MonthlyReport) -> Iterator[str]:
     return csv_lines(MONTHLY_COLUMNS, monthly_rows(report))
 
 
-def monthly_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
+def monthly_xlsx(report: MonthlyReport, target: IO[bytes]) -> None:
     book = Workbook(target)
-    about = [(k, report[k]) for k in ("month", "timezone", "period_start", "period_end", "cutoff", "provisional")]
+    about = [
+        ("month", report.month),
+        ("timezone", report.timezone),
+        ("period_start", report.period_start.isoformat()),
+        ("period_end", report.period_end.isoformat()),
+        ("cutoff", report.cutoff.isoformat()),
+        ("provisional", report.provisional),
+    ]
     book.sheet("Report", ("field", "value"), about)
-    for section, keys in SECTIONS.items():
-        rows = [
-            (indicator, category, value) for key in keys for indicator, category, value in _flatten(key, report[key])
-        ]
-        sheet = book.book.add_worksheet(section.capitalize())
+    by_section: dict[Section, list[tuple[str, str, Any, bool]]] = {section: [] for section in Section}
+    for marker, name, value in report.indicators():
+        for indicator, category, figure in _flatten(name, value):
+            by_section[marker.section].append((indicator, category, figure, marker.percent))
+    for section, rows in by_section.items():
+        sheet = book.book.add_worksheet(section.value.capitalize())
         sheet.freeze_panes(1, 0)
         for column, title in enumerate(("indicator", "category", "value")):
             sheet.write_string(0, column, title, book.header)
-        for row, (indicator, category, value) in enumerate(rows, start=1):
+        for row, (indicator, category, value, percent) in enumerate(rows, start=1):
             sheet.write_string(row, 0, indicator)
             sheet.write_string(row, 1, category)
-            fmt = book.percent if indicator in PERCENT_KEYS else None
-            book._write(sheet, row, 2, value, fmt)
+            book._write(sheet, row, 2, value, book.percent if percent else None)
         sheet.set_column(0, 0, max(len(r[0]) for r in rows) + 2)
         sheet.set_column(1, 1, max([len(r[1]) for r in rows] + [8]) + 2)
         sheet.set_column(2, 2, 12)
-    handlers = report["handlers"]
     book.sheet(
         "Handlers",
         ("user_id", "name", "requests_handled", "median_handling_minutes"),
-        [(h["user_id"], h["name"], h["requests_handled"], h["median_handling_minutes"]) for h in handlers],
+        [(h.user_id, h.name, h.requests_handled, h.median_handling_minutes) for h in report.handlers],
     )
     book.close()
 
@@ -345,55 +321,81 @@ STATEMENT_COLUMNS = (
 SLOT_COLUMNS = ("practitioner_id", "slot_id", "start", "end", "hours", "booked", "rate", "gross", "paid")
 
 
-def statement_rows(report: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [tuple(line[c] for c in STATEMENT_COLUMNS) for line in report["lines"]]
+def _euros(cents: int) -> float:
+    """Cents as a number of euros for a spreadsheet cell (formatted as money there)."""
+    return cents / 100
 
 
-def statement_csv(report: dict[str, Any]) -> Iterator[str]:
-    rows = statement_rows(report)
-    total = ("total", "", "", "", "", report["total_gross"], "", report["scale"], report["total_paid"])
+def statement_csv(report: CompensationStatement) -> Iterator[str]:
+    rows: list[tuple[Any, ...]] = [
+        (
+            line.practitioner_id,
+            line.family_name,
+            line.given_name,
+            line.hours_unfilled,
+            line.hours_filled,
+            euros(line.gross),
+            euros(line.capped),
+            scale_text(line.scale),
+            euros(line.paid),
+        )
+        for line in report.lines
+    ]
+    total = ("total", "", "", "", "", euros(report.total_gross), "", scale_text(report.scale), euros(report.total_paid))
     return csv_lines(STATEMENT_COLUMNS, [*rows, total])
 
 
-def _money(value: str) -> float:
-    return float(value)
+def scale_text(scale: float) -> str:
+    """The envelope's scaling factor, to six decimals (1 when the envelope covered everything)."""
+    return f"{scale:.6f}"
 
 
-def statement_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
+def statement_xlsx(report: CompensationStatement, target: IO[bytes]) -> None:
     book = Workbook(target)
     money = {5: book.euros, 6: book.euros, 8: book.euros}
     lines = [
-        (*row[:5], _money(row[5]), _money(row[6]), float(row[7]), _money(row[8])) for row in statement_rows(report)
+        (
+            line.practitioner_id,
+            line.family_name,
+            line.given_name,
+            line.hours_unfilled,
+            line.hours_filled,
+            _euros(line.gross),
+            _euros(line.capped),
+            line.scale,
+            _euros(line.paid),
+        )
+        for line in report.lines
     ]
     book.sheet("Statement", STATEMENT_COLUMNS, lines, money)
     slots = [
         (
-            line["practitioner_id"],
-            s["slot_id"],
-            datetime.fromisoformat(s["start"]),
-            datetime.fromisoformat(s["end"]),
-            s["hours"],
-            s["booked"],
-            _money(s["rate"]),
-            _money(s["gross"]),
-            _money(s["paid"]),
+            line.practitioner_id,
+            s.slot_id,
+            s.start,
+            s.end,
+            s.hours,
+            s.booked,
+            _euros(s.rate),
+            _euros(s.gross),
+            _euros(s.paid),
         )
-        for line in report["lines"]
-        for s in line["slots"]
+        for line in report.lines
+        for s in line.slots
     ]
     book.sheet("Slots", SLOT_COLUMNS, slots, {6: book.euros, 7: book.euros, 8: book.euros})
-    envelope = report["envelope"]
+    envelope = report.envelope
     book.sheet(
         "Envelope",
         ("month", "annual", "remaining_before", "paid_this_month", "scale", "provisional"),
         [
             (
-                report["month"],
-                _money(envelope["annual"]),
-                _money(envelope["remaining_before"]),
-                _money(envelope["paid_this_month"]),
-                float(report["scale"]),
-                report["provisional"],
+                report.month,
+                _euros(envelope.annual),
+                _euros(envelope.remaining_before),
+                _euros(envelope.paid_this_month),
+                report.scale,
+                report.provisional,
             )
         ],
         {1: book.euros, 2: book.euros, 3: book.euros},
@@ -421,30 +423,31 @@ CONTRACT_YEAR_COLUMNS = (
 )
 
 
-def contract_year_rows(report: dict[str, Any]) -> list[tuple[Any, ...]]:
-    rows = [tuple(month[c] for c in CONTRACT_YEAR_COLUMNS) for month in report["months"]]
-    total = report["total"]
-    rows.append(tuple(total.get(c, "total" if c == "month" else None) for c in CONTRACT_YEAR_COLUMNS))
-    return rows
+def contract_year_rows(report: ContractYearReport, money: Any = euros) -> list[tuple[Any, ...]]:
+    """One row a month, then the totals; `money` renders the cents."""
+
+    def row(values: BaseModel, month: str) -> tuple[Any, ...]:
+        fields = values.model_dump(mode="python")
+        fields["month"] = month
+        fields["compensation_paid"] = money(fields["compensation_paid"])
+        return tuple(fields.get(c) for c in CONTRACT_YEAR_COLUMNS)
+
+    return [*(row(m, m.month) for m in report.months), row(report.total, "total")]
 
 
-def contract_year_csv(report: dict[str, Any]) -> Iterator[str]:
+def contract_year_csv(report: ContractYearReport) -> Iterator[str]:
     return csv_lines(CONTRACT_YEAR_COLUMNS, contract_year_rows(report))
 
 
-def contract_year_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
+def contract_year_xlsx(report: ContractYearReport, target: IO[bytes]) -> None:
     book = Workbook(target)
-    rows = [
-        tuple(_money(v) if c == "compensation_paid" else v for c, v in zip(CONTRACT_YEAR_COLUMNS, row, strict=True))
-        for row in contract_year_rows(report)
-    ]
+    rows = contract_year_rows(report, _euros)
     book.sheet("Months", CONTRACT_YEAR_COLUMNS, rows, {6: book.percent, 13: book.percent, 15: book.euros})
-    envelopes = [(name, _money(amount)) for name, amount in report["envelopes"].items()]
-    compensation = report["compensation"]
+    envelopes = [(name, _euros(amount)) for name, amount in report.envelopes.items()]
     envelopes += [
-        ("compensation.envelope", _money(compensation["envelope"])),
-        ("compensation.paid", _money(compensation["paid"])),
-        ("compensation.remaining", _money(compensation["remaining"])),
+        ("compensation.envelope", _euros(report.compensation.envelope)),
+        ("compensation.paid", _euros(report.compensation.paid)),
+        ("compensation.remaining", _euros(report.compensation.remaining)),
     ]
     book.sheet("Envelopes", ("line", "euros"), envelopes, {1: book.euros})
     book.close()
@@ -453,12 +456,12 @@ def contract_year_xlsx(report: dict[str, Any], target: IO[bytes]) -> None:
 CHUNK = 1 << 16
 
 
-async def activity_csv_chunks(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def activity_csv_chunks(lines: AsyncIterator[ActivityLine]) -> AsyncIterator[bytes]:
     text = CsvText()
     chunk = [BOM + text.line(ACTIVITY_COLUMNS)]
     size = 0
     async for line in lines:
-        row = text.line([line[c] for c in ACTIVITY_COLUMNS])
+        row = text.line(line.values())
         chunk.append(row)
         size += len(row)
         if size >= CHUNK:
@@ -467,10 +470,10 @@ async def activity_csv_chunks(lines: AsyncIterator[dict[str, Any]]) -> AsyncIter
     yield "".join(chunk).encode()
 
 
-async def activity_json_chunks(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def activity_json_chunks(lines: AsyncIterator[ActivityLine]) -> AsyncIterator[bytes]:
     chunk, size, separator = ["["], 0, ""
     async for line in lines:
-        item = separator + json.dumps({k: _json(v) for k, v in line.items()})
+        item = separator + json.dumps({k: _json(v) for k, v in zip(ACTIVITY_COLUMNS, line.values(), strict=True)})
         chunk.append(item)
         size += len(item)
         separator = ","
@@ -485,13 +488,13 @@ def _json(value: Any) -> Any:
     return csv_value(value) if isinstance(value, date) else value
 
 
-async def activity_xlsx_chunks(lines: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def activity_xlsx_chunks(lines: AsyncIterator[ActivityLine]) -> AsyncIterator[bytes]:
     """Rows go to a temporary file as they come (constant memory), then the file is streamed."""
     with tempfile.TemporaryFile() as handle:
         book = Workbook(handle, constant_memory=True)
         sheet = book.sheet_writer("Activity", ACTIVITY_COLUMNS)
         async for line in lines:
-            sheet.row([line[c] for c in ACTIVITY_COLUMNS])
+            sheet.row(line.values())
         sheet.finish()
         book.close()
         handle.seek(0)

@@ -1,4 +1,4 @@
-"""The monthly indicators of INDICATORS.md, from one fact row per request. Pure.
+"""The monthly indicators of docs/indicators.md, from one fact row per request. Pure.
 
 The same facts make the pseudonymised activity export, so every figure of a report can be
 recomputed from the export of the same period.
@@ -11,9 +11,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from service.reporting.schemas import (
+    HandlerLine,
+    MonthlyReport,
+    Professionals,
+    ReportHeader,
+    SlotsPublished,
+    Spread,
+    UnmetDemand,
+)
 from service.reporting.stats import percentile, ratio, round_half_up
 
 OUTCOMES = (
@@ -125,77 +133,12 @@ def _count(values: Iterable[str], keys: Sequence[str] = ()) -> dict[str, int]:
     return result
 
 
-def _spread(values: Sequence[float], digits: int = 2) -> dict[str, float | None]:
+def _spread_of(values: Sequence[float], digits: int = 2) -> Spread:
     median, p90 = percentile(values, 0.5), percentile(values, 0.9)
-    return {
-        "median": None if median is None else round_half_up(median, digits),
-        "p90": None if p90 is None else round_half_up(p90, digits),
-    }
-
-
-def demand_and_response(facts: Sequence[RequestFact], cutoff: datetime, tz: ZoneInfo) -> dict[str, Any]:
-    outcomes = [outcome(f, cutoff) for f in facts]
-    by_outcome = _count(outcomes, OUTCOMES)
-    local = [f.received_at.astimezone(tz) for f in facts]
-    booked = [f for f in facts if f.final_outcome == "booked"]
-    within_24 = sum(1 for f in facts if within(f, 24))
-    within_48 = sum(1 for f in facts if within(f, 48))
-    needing = by_outcome["booked"] + by_outcome["no_solution"] + by_outcome["unresolved_past_deadline"]
-    unmet = [t for t, o in zip(local, outcomes, strict=True) if o in ("no_solution", "unresolved_past_deadline")]
-    result: dict[str, Any] = {
-        "requests_total": len(facts),
-        "by_channel": _count((f.channel for f in facts), CHANNELS),
-        "via_sas": sum(1 for f in facts if f.via_sas),
-        "imported": sum(1 for f in facts if f.imported),
-    }
-    result.update(by_outcome)
-    result.update(
-        {
-            "by_outcome": by_outcome,
-            "by_profession": _count(f.needs_profession or UNKNOWN for f in facts),
-            "by_specialty": _count(f.needs_specialty for f in facts if f.needs_specialty),
-            "by_modality": _count(m for f in facts for m in f.needs_modalities),
-            "booked_by_modality": _count((f.appointment_modality or UNKNOWN for f in booked), MODALITIES),
-            "by_age_band": _count((f.patient_age_band or UNKNOWN for f in facts), AGE_BANDS),
-            "by_commune": _count(f.patient_commune or UNKNOWN for f in facts),
-            "by_motif": _count(motif_first_level(f.motif) for f in facts),
-            "by_hour": _count((f"{t.hour:02d}" for t in local), HOURS),
-            "by_day_of_week": _count((WEEKDAYS[t.weekday()] for t in local), WEEKDAYS),
-            "needing_consultation": needing,
-            "booked_within_24h": within_24,
-            "rate_within_24h": ratio(within_24, needing),
-            "booked_within_48h": within_48,
-            "rate_within_48h": ratio(within_48, needing),
-            "delay_to_appointment_hours": _spread([d for f in facts if (d := delay_hours(f)) is not None]),
-            "time_to_orientation_minutes": _spread([m for f in facts if (m := orientation_minutes(f)) is not None]),
-            "unmet_demand": {
-                "total": len(unmet),
-                "by_hour": _count((f"{t.hour:02d}" for t in unmet), HOURS),
-                "by_day_of_week": _count((WEEKDAYS[t.weekday()] for t in unmet), WEEKDAYS),
-            },
-        }
+    return Spread(
+        median=None if median is None else round_half_up(median, digits),
+        p90=None if p90 is None else round_half_up(p90, digits),
     )
-    result.update(_count((s for f in facts if (s := appointment_status(f)) is not None), APPOINTMENT_STATUSES))
-    return result
-
-
-def handlers(facts: Sequence[RequestFact], names: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:
-    """Per staff member who recorded requests' final orientation: how many, and how fast."""
-    minutes: dict[uuid.UUID, list[float]] = {}
-    for fact in facts:
-        m = orientation_minutes(fact)
-        if fact.oriented_by is not None and m is not None:
-            minutes.setdefault(fact.oriented_by, []).append(m)
-    rows = [
-        {
-            "user_id": str(user),
-            "name": names.get(user, ""),
-            "requests_handled": len(values),
-            "median_handling_minutes": _spread(values)["median"],
-        }
-        for user, values in minutes.items()
-    ]
-    return sorted(rows, key=lambda r: (-r["requests_handled"], r["name"], r["user_id"]))
 
 
 @dataclass(frozen=True)
@@ -210,16 +153,99 @@ class Supply:
     professionals_by_profession: Mapping[str, int]
 
 
-def supply(figures: Supply) -> dict[str, Any]:
-    offered = figures.published - figures.withdrawn
-    return {
-        "slots_published": {"count": figures.published, "hours": round_half_up(figures.published_seconds / 3600, 2)},
-        "slots_booked": figures.booked,
-        "fill_rate": ratio(figures.booked, offered),
-        "slots_withdrawn": figures.withdrawn,
-        "slots_withdrawn_late": figures.withdrawn_late,
-        "participating_professionals": {
-            "total": sum(figures.professionals_by_profession.values()),
-            "by_profession": dict(sorted(figures.professionals_by_profession.items())),
-        },
-    }
+def handlers(facts: Sequence[RequestFact], names: Mapping[uuid.UUID, str]) -> list[HandlerLine]:
+    """Per staff member who recorded requests' final orientation: how many, and how fast."""
+    minutes: dict[uuid.UUID, list[float]] = {}
+    for fact in facts:
+        m = orientation_minutes(fact)
+        if fact.oriented_by is not None and m is not None:
+            minutes.setdefault(fact.oriented_by, []).append(m)
+    rows = [
+        HandlerLine(
+            user_id=str(user),
+            name=names.get(user, ""),
+            requests_handled=len(values),
+            median_handling_minutes=_spread_of(values).median,
+        )
+        for user, values in minutes.items()
+    ]
+    return sorted(rows, key=lambda r: (-r.requests_handled, r.name, r.user_id))
+
+
+def monthly(
+    header: ReportHeader,
+    facts: Sequence[RequestFact],
+    supply: Supply,
+    names: Mapping[uuid.UUID, str],
+    tz: ZoneInfo,
+) -> MonthlyReport:
+    """Every indicator of the month, from its request facts (judged at the header's cutoff) and
+    the supply of its slots."""
+    cutoff = header.cutoff
+    outcomes = [outcome(f, cutoff) for f in facts]
+    by_outcome = _count(outcomes, OUTCOMES)
+    local = [f.received_at.astimezone(tz) for f in facts]
+    booked = [f for f in facts if f.final_outcome == "booked"]
+    within_24 = sum(1 for f in facts if within(f, 24))
+    within_48 = sum(1 for f in facts if within(f, 48))
+    needing = by_outcome["booked"] + by_outcome["no_solution"] + by_outcome["unresolved_past_deadline"]
+    unmet = [t for t, o in zip(local, outcomes, strict=True) if o in ("no_solution", "unresolved_past_deadline")]
+    appointments = _count((s for f in facts if (s := appointment_status(f)) is not None), APPOINTMENT_STATUSES)
+    offered = supply.published - supply.withdrawn
+    return MonthlyReport(
+        **dict(header),
+        requests_total=len(facts),
+        by_channel=_count((f.channel for f in facts), CHANNELS),
+        via_sas=sum(1 for f in facts if f.via_sas),
+        imported=sum(1 for f in facts if f.imported),
+        booked=by_outcome["booked"],
+        transfer_15=by_outcome["transfer_15"],
+        emergency_department=by_outcome["emergency_department"],
+        advice=by_outcome["advice"],
+        pharmacy=by_outcome["pharmacy"],
+        own_gp=by_outcome["own_gp"],
+        no_solution=by_outcome["no_solution"],
+        patient_declined=by_outcome["patient_declined"],
+        unreachable=by_outcome["unreachable"],
+        duplicate=by_outcome["duplicate"],
+        open=by_outcome["open"],
+        unresolved_past_deadline=by_outcome["unresolved_past_deadline"],
+        by_outcome=by_outcome,
+        by_profession=_count(f.needs_profession or UNKNOWN for f in facts),
+        by_specialty=_count(f.needs_specialty for f in facts if f.needs_specialty),
+        by_modality=_count(m for f in facts for m in f.needs_modalities),
+        by_age_band=_count((f.patient_age_band or UNKNOWN for f in facts), AGE_BANDS),
+        by_commune=_count(f.patient_commune or UNKNOWN for f in facts),
+        by_motif=_count(motif_first_level(f.motif) for f in facts),
+        by_hour=_count((f"{t.hour:02d}" for t in local), HOURS),
+        by_day_of_week=_count((WEEKDAYS[t.weekday()] for t in local), WEEKDAYS),
+        needing_consultation=needing,
+        booked_within_24h=within_24,
+        rate_within_24h=ratio(within_24, needing),
+        booked_within_48h=within_48,
+        rate_within_48h=ratio(within_48, needing),
+        delay_to_appointment_hours=_spread_of([d for f in facts if (d := delay_hours(f)) is not None]),
+        time_to_orientation_minutes=_spread_of([m for f in facts if (m := orientation_minutes(f)) is not None]),
+        unmet_demand=UnmetDemand(
+            total=len(unmet),
+            by_hour=_count((f"{t.hour:02d}" for t in unmet), HOURS),
+            by_day_of_week=_count((WEEKDAYS[t.weekday()] for t in unmet), WEEKDAYS),
+        ),
+        fulfilled=appointments["fulfilled"],
+        noshow=appointments["noshow"],
+        cancelled_by_patient=appointments["cancelled_by_patient"],
+        cancelled_by_practitioner=appointments["cancelled_by_practitioner"],
+        cancelled_by_handler=appointments["cancelled_by_handler"],
+        outcome_unknown=appointments["outcome_unknown"],
+        booked_by_modality=_count((f.appointment_modality or UNKNOWN for f in booked), MODALITIES),
+        slots_published=SlotsPublished(count=supply.published, hours=round_half_up(supply.published_seconds / 3600, 2)),
+        slots_booked=supply.booked,
+        fill_rate=ratio(supply.booked, offered),
+        slots_withdrawn=supply.withdrawn,
+        slots_withdrawn_late=supply.withdrawn_late,
+        participating_professionals=Professionals(
+            total=sum(supply.professionals_by_profession.values()),
+            by_profession=dict(sorted(supply.professionals_by_profession.items())),
+        ),
+        handlers=handlers(facts, names),
+    )

@@ -13,16 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Text
 
 from service.accounts.models import StaffUser
-from service.cpts.models import CompensationRate
+from service.compensation.domain import SlotFact
+from service.db import sql_fragment
 from service.orientation.domain import OUTCOME_KINDS
-from service.reporting.compensation import Rates, SlotFact
+from service.orientation.predicates import RED_FLAGGED_SQL
 from service.reporting.indicators import RequestFact, Supply
+from service.slots.predicates import ALIAS_S, withdrawn_late
 
 _FACTS = text(
-    """
+    f"""
     SELECT r.id, r.received_at, r.deadline_at, r.channel, r.via_sas, r.imported, r.motif,
-           r.motif_classification,
-           (cardinality(r.red_flags) > 0 OR r.motif_classification = 'transfer_15') AS red_flagged,
+           r.motif_classification, {RED_FLAGGED_SQL} AS red_flagged,
            r.needs_profession, r.needs_specialty, r.needs_modalities, r.patient_pseudonym,
            r.patient_age_band, r.patient_sex, r.patient_commune_insee,
            fe.kind, fe.at, fe.actor_id,
@@ -53,7 +54,7 @@ _FACTS = text(
     LEFT JOIN practitioner ip ON ip.id = r.imported_practitioner_id
     WHERE r.cpts_id = :cpts_id AND r.received_at >= :start AND r.received_at < :end
     ORDER BY r.received_at, r.id
-    """
+    """  # noqa: S608 - module constants, no input
 ).bindparams(bindparam("outcomes", type_=ARRAY(Text)))
 
 
@@ -109,15 +110,15 @@ async def stream_request_facts(
 
 
 _SUPPLY = text(
-    """
+    f"""
     SELECT count(*),
-           COALESCE(sum(extract(epoch FROM end_at - start_at)), 0)::bigint,
-           count(*) FILTER (WHERE status = 'booked'),
-           count(*) FILTER (WHERE status = 'withdrawn'),
-           count(*) FILTER (WHERE status = 'withdrawn' AND withdrawn_at > start_at - interval '24 hours')
-    FROM slot
-    WHERE cpts_id = :cpts_id AND start_at >= :start AND start_at < :end
-    """
+           COALESCE(sum(extract(epoch FROM s.end_at - s.start_at)), 0)::bigint,
+           count(*) FILTER (WHERE s.status = 'booked'),
+           count(*) FILTER (WHERE s.status = 'withdrawn'),
+           count(*) FILTER (WHERE {sql_fragment(withdrawn_late(ALIAS_S))})
+    FROM slot s
+    WHERE s.cpts_id = :cpts_id AND s.start_at >= :start AND s.start_at < :end
+    """  # noqa: S608 - module constants, no input
 )
 _PROFESSIONALS = text(
     """
@@ -151,23 +152,6 @@ async def slot_facts(
 ) -> list[SlotFact]:
     rows = await session.execute(_SLOT_FACTS, {"cpts_id": cpts_id, "start": start, "end": end, "tz": tz})
     return [SlotFact(*row) for row in rows]
-
-
-async def rate_history(session: AsyncSession, cpts_id: uuid.UUID) -> list[Rates]:
-    rows = await session.scalars(
-        select(CompensationRate).where(CompensationRate.cpts_id == cpts_id).order_by(CompensationRate.effective_from)
-    )
-    return [
-        Rates(
-            effective_from=r.effective_from,
-            unfilled_cents_per_hour=r.hourly_rate_unfilled_cents,
-            filled_cents_per_hour=r.hourly_rate_filled_cents,
-            min_notice_hours=r.min_notice_hours,
-            annual_envelope_cents=r.annual_envelope_cents,
-            annual_cap_cents=r.annual_cap_per_professional_cents,
-        )
-        for r in rows
-    ]
 
 
 async def user_names(session: AsyncSession, cpts_id: uuid.UUID) -> dict[uuid.UUID, str]:

@@ -50,7 +50,7 @@ def xlsx_response(write: Callable[[IO[bytes]], None], filename: str) -> Response
 async def monthly(
     principal: Coordinator, session: SessionDep, now: Now, month: MonthQuery, format: Format = "json"
 ) -> Any:
-    """Every indicator of the month (INDICATORS.md), in the CPTS's timezone."""
+    """Every indicator of the month (docs/indicators.md), in the CPTS's timezone."""
     period = await service.period(session, principal.cpts_id, service.parse_month(month), now)
     report = await service.monthly(session, period)
     name = f"snp-indicators-{month}"
@@ -102,7 +102,7 @@ async def compensation(
 ) -> Any:
     """The month's statement per professional and per slot, paid from the contract year's envelope."""
     period = await service.period(session, principal.cpts_id, service.parse_month(month), now)
-    report = service.compensation_json(await service.compensation(session, period))
+    report = await service.compensation(session, period)
     name = f"snp-compensation-{month}"
     if format == "csv":
         return csv_response(export.statement_csv(report), f"{name}.csv")

@@ -1,6 +1,54 @@
+"""The reports as typed models: the indicators build them, and every rendering (JSON, CSV, XLSX,
+the CLI) reads them. The sections of the tabular renderings come from the `In` marker of each
+field, so that an indicator is named once. Money stays in integer cents until it is rendered
+(as a decimal string in euros in JSON, a number in XLSX)."""
+
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+
+from service.money import euros
+
+
+class Section(StrEnum):
+    demand = "demand"
+    response = "response"
+    appointments = "appointments"
+    supply = "supply"
+
+
+@dataclass(frozen=True)
+class In:
+    """Marks an indicator of the monthly report: its section, and whether it is a ratio."""
+
+    section: Section
+    percent: bool = False
+
+
+Euros = Annotated[
+    int,
+    PlainSerializer(euros, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+\.\d{2}$", "description": "Euros, two decimals"}),
+]
+"""An amount in integer cents, shown as a decimal string in euros ("45.00")."""
+
+Scale = Annotated[
+    float,
+    PlainSerializer(lambda v: f"{v:.6f}", return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "description": "Scaling factor, six decimals"}),
+]
+LocalTime = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""A datetime already in the CPTS's timezone, written with its offset."""
 
 
 class Spread(BaseModel):
@@ -35,79 +83,91 @@ class ReportHeader(BaseModel):
     month: str
     cpts_id: str
     timezone: str
-    period_start: str = Field(description="First instant of the month, local time")
-    period_end: str = Field(description="First instant of the next month, local time")
-    cutoff: str = Field(description="Open requests are judged against their deadline at this instant")
+    period_start: LocalTime = Field(description="First instant of the month, local time")
+    period_end: LocalTime = Field(description="First instant of the next month, local time")
+    cutoff: LocalTime = Field(description="Open requests are judged against their deadline at this instant")
     provisional: bool = Field(description="The month is not over yet")
 
 
-class MonthlyReport(ReportHeader):
-    """Every figure of INDICATORS.md; breakdowns are objects keyed by their category."""
+DEMAND, RESPONSE, APPOINTMENTS, SUPPLY = (In(s) for s in Section)
+RATE = In(Section.response, percent=True)
 
-    requests_total: int
-    by_channel: dict[str, int]
-    via_sas: int
-    imported: int
-    booked: int
-    transfer_15: int
-    emergency_department: int
-    advice: int
-    pharmacy: int
-    own_gp: int
-    no_solution: int
-    patient_declined: int
-    unreachable: int
-    duplicate: int
-    open: int
-    unresolved_past_deadline: int
-    by_outcome: dict[str, int]
-    by_profession: dict[str, int]
-    by_specialty: dict[str, int]
-    by_modality: dict[str, int] = Field(description="Requests accepting each modality")
-    booked_by_modality: dict[str, int]
-    by_age_band: dict[str, int]
-    by_commune: dict[str, int]
-    by_motif: dict[str, int] = Field(description="By first-level Hub Santé motif")
-    by_hour: dict[str, int] = Field(description="Local hour of reception")
-    by_day_of_week: dict[str, int]
-    needing_consultation: int
-    booked_within_24h: int
-    rate_within_24h: float | None
-    booked_within_48h: int
-    rate_within_48h: float | None
-    delay_to_appointment_hours: Spread
-    time_to_orientation_minutes: Spread
-    unmet_demand: UnmetDemand
-    fulfilled: int
-    noshow: int
-    cancelled_by_patient: int
-    cancelled_by_practitioner: int
-    cancelled_by_handler: int
-    outcome_unknown: int
-    slots_published: SlotsPublished
-    slots_booked: int
-    fill_rate: float | None
-    slots_withdrawn: int
-    slots_withdrawn_late: int
-    participating_professionals: Professionals
+
+class MonthlyReport(ReportHeader):
+    """Every figure of docs/indicators.md; breakdowns are objects keyed by their category."""
+
+    requests_total: Annotated[int, DEMAND]
+    by_channel: Annotated[dict[str, int], DEMAND]
+    via_sas: Annotated[int, DEMAND]
+    imported: Annotated[int, DEMAND]
+    booked: Annotated[int, DEMAND]
+    transfer_15: Annotated[int, DEMAND]
+    emergency_department: Annotated[int, DEMAND]
+    advice: Annotated[int, DEMAND]
+    pharmacy: Annotated[int, DEMAND]
+    own_gp: Annotated[int, DEMAND]
+    no_solution: Annotated[int, DEMAND]
+    patient_declined: Annotated[int, DEMAND]
+    unreachable: Annotated[int, DEMAND]
+    duplicate: Annotated[int, DEMAND]
+    open: Annotated[int, DEMAND]
+    unresolved_past_deadline: Annotated[int, DEMAND]
+    by_outcome: dict[str, int] = Field(description="The outcomes above, as one object")
+    by_profession: Annotated[dict[str, int], DEMAND]
+    by_specialty: Annotated[dict[str, int], DEMAND]
+    by_modality: Annotated[dict[str, int], DEMAND] = Field(description="Requests accepting each modality")
+    by_age_band: Annotated[dict[str, int], DEMAND]
+    by_commune: Annotated[dict[str, int], DEMAND]
+    by_motif: Annotated[dict[str, int], DEMAND] = Field(description="By first-level Hub Santé motif")
+    by_hour: Annotated[dict[str, int], DEMAND] = Field(description="Local hour of reception")
+    by_day_of_week: Annotated[dict[str, int], DEMAND]
+    needing_consultation: Annotated[int, RESPONSE]
+    booked_within_24h: Annotated[int, RESPONSE]
+    rate_within_24h: Annotated[float | None, RATE]
+    booked_within_48h: Annotated[int, RESPONSE]
+    rate_within_48h: Annotated[float | None, RATE]
+    delay_to_appointment_hours: Annotated[Spread, RESPONSE]
+    time_to_orientation_minutes: Annotated[Spread, RESPONSE]
+    unmet_demand: Annotated[UnmetDemand, RESPONSE]
+    fulfilled: Annotated[int, APPOINTMENTS]
+    noshow: Annotated[int, APPOINTMENTS]
+    cancelled_by_patient: Annotated[int, APPOINTMENTS]
+    cancelled_by_practitioner: Annotated[int, APPOINTMENTS]
+    cancelled_by_handler: Annotated[int, APPOINTMENTS]
+    outcome_unknown: Annotated[int, APPOINTMENTS]
+    booked_by_modality: Annotated[dict[str, int], APPOINTMENTS]
+    slots_published: Annotated[SlotsPublished, SUPPLY]
+    slots_booked: Annotated[int, SUPPLY]
+    fill_rate: Annotated[float | None, In(Section.supply, percent=True)]
+    slots_withdrawn: Annotated[int, SUPPLY]
+    slots_withdrawn_late: Annotated[int, SUPPLY]
+    participating_professionals: Annotated[Professionals, SUPPLY]
     handlers: list[HandlerLine]
+
+    def indicators(self) -> Iterator[tuple[In, str, Any]]:
+        """(marker, name, value) of every indicator, in the order of the fields."""
+        for name, info in type(self).model_fields.items():
+            marker = next((m for m in info.metadata if isinstance(m, In)), None)
+            if marker is not None:
+                value = getattr(self, name)
+                yield marker, name, value.model_dump() if isinstance(value, BaseModel) else value
 
 
 class Envelope(BaseModel):
-    annual: str
-    remaining_before: str
-    paid_this_month: str
+    annual: Euros
+    remaining_before: Euros
+    paid_this_month: Euros
 
 
 class StatementSlot(BaseModel):
     slot_id: str
-    start: str
-    end: str
+    start: LocalTime
+    end: LocalTime
     hours: float
     booked: bool
-    rate: str
-    gross: str
-    paid: str
+    rate: Euros
+    gross: Euros
+    paid: Euros
 
 
 class StatementLine(BaseModel):
@@ -116,20 +176,20 @@ class StatementLine(BaseModel):
     given_name: str
     hours_unfilled: float
     hours_filled: float
-    gross: str
-    capped: str = Field(description="Gross after the yearly cap per professional")
-    scale: str
-    paid: str
+    gross: Euros
+    capped: Euros = Field(description="Gross after the yearly cap per professional")
+    scale: Scale
+    paid: Euros
     slots: list[StatementSlot]
 
 
 class CompensationStatement(ReportHeader):
     contract_year_start: str
     envelope: Envelope
-    scale: str = Field(description="Envelope scaling factor (1.000000 when it covered everything)")
+    scale: Scale = Field(description="Envelope scaling factor (1.000000 when it covered everything)")
     lines: list[StatementLine]
-    total_gross: str
-    total_paid: str
+    total_gross: Euros
+    total_paid: Euros
 
 
 class ContractYearMonth(BaseModel):
@@ -148,7 +208,7 @@ class ContractYearMonth(BaseModel):
     slots_booked: int
     fill_rate: float | None
     participating_professionals: int
-    compensation_paid: str
+    compensation_paid: Euros
 
 
 class ContractYearTotal(BaseModel):
@@ -163,13 +223,13 @@ class ContractYearTotal(BaseModel):
     slots_published: int
     slots_booked: int
     rate_within_24h: float | None
-    compensation_paid: str
+    compensation_paid: Euros
 
 
 class CompensationYear(BaseModel):
-    envelope: str
-    paid: str
-    remaining: str
+    envelope: Euros
+    paid: Euros
+    remaining: Euros
 
 
 class ContractYearReport(BaseModel):
@@ -180,5 +240,5 @@ class ContractYearReport(BaseModel):
     size: int
     months: list[ContractYearMonth]
     total: ContractYearTotal
-    envelopes: dict[str, str] = Field(description="ACI amounts of the CPTS's size, by line.part, in euros")
+    envelopes: dict[str, Euros] = Field(description="ACI amounts of the CPTS's size, by line.part, in euros")
     compensation: CompensationYear

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from service.errors import ItemProblem
+
 
 class SlotStatus(StrEnum):
     free = "free"
@@ -45,13 +47,23 @@ class Outcome(StrEnum):
 DEFAULT_VISIBILITY = (Visibility.CPTS, Visibility.SNP)
 # Slots visible to the CPTS's own call handlers.
 HANDLER_VISIBILITY = frozenset({Visibility.CPTS, Visibility.SNP})
+# What the slot search shows when no end is given.
+SEARCH_WINDOW = timedelta(days=7)
+# A withdrawal this close to the start counts against the supply's reliability.
+LATE_WITHDRAWAL = timedelta(hours=24)
+
+# SQL applies these rules too (`slots.predicates`, from the same constants); a parity test runs the
+# Python and SQL versions over one table of cases.
+
+
+def hold_lapsed(status: str, hold_expires_at: datetime | None, now: datetime) -> bool:
+    """Held, and the hold's time is up (a hold without an expiry has not lapsed)."""
+    return status == SlotStatus.held and hold_expires_at is not None and hold_expires_at <= now
 
 
 def effective_status(status: str, hold_expires_at: datetime | None, now: datetime) -> SlotStatus:
     """An expired hold is free again at query time (no sweeper needed for correctness)."""
-    if status == SlotStatus.held and (hold_expires_at is None or hold_expires_at <= now):
-        return SlotStatus.free
-    return SlotStatus(status)
+    return SlotStatus.free if hold_lapsed(status, hold_expires_at, now) else SlotStatus(status)
 
 
 @dataclass(frozen=True)
@@ -92,13 +104,6 @@ class ExistingSlot:
     version: int
     status: SlotStatus  # effective status
     spec: SlotSpec
-
-
-@dataclass(frozen=True)
-class ItemProblem:
-    status: int
-    code: str
-    detail: str
 
 
 def time_problem(spec: SlotSpec, now: datetime, rules: PublicationRules) -> ItemProblem | None:
@@ -171,8 +176,3 @@ def decide(existing: ExistingSlot | None, spec: SlotSpec, now: datetime, rules: 
         if problem:
             return Decision(Outcome.rejected, problem)
     return Decision(Outcome.updated, moves=moves)
-
-
-def late_withdrawal(start: datetime, withdrawn_at: datetime) -> bool:
-    """Withdrawn less than 24 hours before it started (an indicator of supply reliability)."""
-    return start.astimezone(UTC) - withdrawn_at.astimezone(UTC) < timedelta(hours=24)

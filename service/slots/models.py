@@ -18,10 +18,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, uuid_pk
+from service.db import Base, TenantOwned, uuid_pk
 
 
-class Slot(Base):
+class Slot(TenantOwned, Base):
     """One patient's place in a practitioner's agenda, `[start_at, end_at)`."""
 
     __tablename__ = "slot"
@@ -55,7 +55,6 @@ class Slot(Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"))
     # The software client that published it, or the CPTS itself for slots its coordinators enter.
     publisher_id: Mapped[uuid.UUID]
     client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("software_client.id", ondelete="SET NULL"))

@@ -7,50 +7,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    ColumnElement,
-    Select,
-    and_,
-    any_,
-    bindparam,
-    case,
-    func,
-    or_,
-    select,
-    text,
-    tuple_,
-    update,
-)
+from sqlalchemy import Boolean, Select, and_, any_, bindparam, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import DateTime, Integer, Text
 
-from service.errors import Invalid
+from service.db import INTS, TEXTS, TIMES, UUIDS
 from service.practitioners.models import Practitioner, Site
 from service.slots import domain
+from service.slots import predicates as rules
 from service.slots.domain import ExistingSlot, Modality, SlotSpec, SlotStatus, Visibility
 from service.slots.models import Slot
-
-UUIDS = ARRAY(UUID(as_uuid=True))
-TEXTS = ARRAY(Text)
-TIMES = ARRAY(DateTime(timezone=True))
-INTS = ARRAY(Integer)
-
-
-def effective_status(now: datetime) -> ColumnElement[str]:
-    """The status as callers see it: an expired hold is free."""
-    return case(
-        (and_(Slot.status == SlotStatus.held, Slot.hold_expires_at <= now), SlotStatus.free.value),
-        else_=Slot.status,
-    )
-
-
-def is_free(now: datetime) -> ColumnElement[bool]:
-    return or_(Slot.status == SlotStatus.free, and_(Slot.status == SlotStatus.held, Slot.hold_expires_at <= now))
-
+from service.slots.predicates import ORM
+from service.tenancy import find, locked, scoped
 
 _MODALITIES = {m.value: m for m in Modality}
 _VISIBILITIES = {v.value: v for v in Visibility}
@@ -233,7 +203,7 @@ class SlotChange:
 
 
 _UPDATE = text(
-    """
+    f"""
     UPDATE slot AS s
     SET practitioner_id = u.practitioner_id, site_id = u.site_id, start_at = u.start_at, end_at = u.end_at,
         modality = u.modality, visibility = string_to_array(u.visibility, ','), specialty = u.specialty,
@@ -251,9 +221,9 @@ _UPDATE = text(
          AS u(id, version, moves, practitioner_id, site_id, start_at, end_at, modality, visibility, specialty, communes)
     WHERE s.id = u.id AND s.cpts_id = :cpts_id AND s.version = u.version
       -- A slot held (unexpired) or booked meanwhile keeps its time.
-      AND (NOT u.moves OR s.status IN ('free', 'withdrawn') OR (s.status = 'held' AND s.hold_expires_at <= :now))
+      AND (NOT u.moves OR s.status = 'withdrawn' OR {rules.AVAILABLE_SQL})
     RETURNING s.id
-    """
+    """  # noqa: S608 - module constants, no input
 ).bindparams(
     bindparam("ids", type_=UUIDS),
     bindparam("versions", type_=INTS),
@@ -283,33 +253,18 @@ async def update_many(
     return {row[0] for row in rows}
 
 
-async def versions_of(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(Slot.id, Slot.version).where(Slot.id.in_(list(ids))))
-    return {row[0]: row[1] for row in rows}
-
-
 async def get_by_external_id(
     session: AsyncSession, cpts_id: uuid.UUID, publisher_id: uuid.UUID, external_id: str, *, for_update: bool = False
 ) -> Slot | None:
-    query = select(Slot).where(
-        Slot.cpts_id == cpts_id, Slot.publisher_id == publisher_id, Slot.external_id == external_id
-    )
-    if for_update:
-        # Re-read the row once locked: the session may hold an older copy.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(query)
+    query = scoped(Slot, cpts_id).where(Slot.publisher_id == publisher_id, Slot.external_id == external_id)
+    found: Slot | None = await session.scalar(locked(query) if for_update else query)
+    return found
 
 
 async def get(
     session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, *, for_update: bool = False
 ) -> Slot | None:
-    query = select(Slot).where(Slot.cpts_id == cpts_id, Slot.id == slot_id)
-    if for_update:
-        # Re-read the row once locked: the session may hold an older copy.
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(query)
+    return await find(session, Slot, cpts_id, slot_id, for_update=for_update)
 
 
 def withdraw_values(now: datetime) -> dict[str, Any]:
@@ -323,15 +278,28 @@ def withdraw_values(now: datetime) -> dict[str, Any]:
     }
 
 
-async def withdraw_unbooked(session: AsyncSession, slot_id: uuid.UUID, now: datetime) -> bool:
+async def withdraw_unbooked(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, now: datetime) -> bool:
     """Withdraw a slot that is free or only held (the practitioner's agenda has the last word)."""
     result = await session.execute(
         update(Slot)
-        .where(Slot.id == slot_id, Slot.status.in_([SlotStatus.free.value, SlotStatus.held.value]))
+        .where(
+            Slot.cpts_id == cpts_id,
+            Slot.id == slot_id,
+            Slot.status.in_([SlotStatus.free.value, SlotStatus.held.value]),
+        )
         .values(**withdraw_values(now))
         .returning(Slot.id)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def withdraw_booked(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, now: datetime) -> None:
+    """The practitioner cancels a booked slot: it is withdrawn (its booking is cancelled by the caller)."""
+    await session.execute(
+        update(Slot)
+        .where(Slot.cpts_id == cpts_id, Slot.id == slot_id, Slot.status == SlotStatus.booked.value)
+        .values(status=SlotStatus.withdrawn.value, withdrawn_at=now, version=Slot.version + 1, updated_at=now)
+    )
 
 
 async def withdraw_absent(
@@ -351,7 +319,7 @@ async def withdraw_absent(
             Slot.start_at >= window[0],
             Slot.start_at < window[1],
             Slot.external_id.not_in(list(present)),
-            is_free(now),
+            rules.available(ORM, now),
         )
         .values(**withdraw_values(now))
         .returning(Slot.id, Slot.external_id)
@@ -369,15 +337,14 @@ async def taken_absent(
 ) -> list[tuple[uuid.UUID, str, str]]:
     """Held or booked slots of the window that the publisher no longer lists."""
     rows = await session.execute(
-        select(Slot.id, Slot.external_id, effective_status(now))
+        select(Slot.id, Slot.external_id, rules.effective_status(ORM, now))
         .where(
             Slot.cpts_id == cpts_id,
             Slot.publisher_id == publisher_id,
             Slot.start_at >= window[0],
             Slot.start_at < window[1],
             Slot.external_id.not_in(list(present)),
-            Slot.status.in_([SlotStatus.held.value, SlotStatus.booked.value]),
-            ~is_free(now),
+            rules.taken(ORM, now),
         )
         .order_by(Slot.external_id)
     )
@@ -394,9 +361,9 @@ def list_query(
     practitioner_id: uuid.UUID | None,
     status: str | None,
     modality: str | None,
-    after: list[Any] | None,
+    after: tuple[Any, ...] | None,
 ) -> Select[Slot, str]:
-    status_now = effective_status(now)
+    status_now = rules.effective_status(ORM, now)
     query = select(Slot, status_now).where(Slot.cpts_id == cpts_id)
     if publisher_id is not None:
         query = query.where(Slot.publisher_id == publisher_id)
@@ -408,15 +375,19 @@ def list_query(
         query = query.where(Slot.practitioner_id == practitioner_id)
     if status is not None:
         query = query.where(
-            is_free(now) if status == SlotStatus.free else and_(Slot.status == status, status_now == status)
+            rules.available(ORM, now)
+            if status == SlotStatus.free
+            else and_(Slot.status == status, status_now == status)
         )
     if modality is not None:
         query = query.where(Slot.modality == modality)
-    return _after(query, after).order_by(Slot.start_at, Slot.id)
+    if after is not None:
+        query = query.where(tuple_(Slot.start_at, Slot.id) > after)
+    return query.order_by(Slot.start_at, Slot.id)
 
 
 _FREE_SLOTS = text(
-    """
+    f"""
     SELECT s.id, s.start_at, s.end_at, s.modality, s.specialty, s.visibility, s.home_visit_communes,
            p.id AS practitioner_id, p.family_name, p.given_name, p.profession,
            p.specialty AS practitioner_specialty,
@@ -424,10 +395,8 @@ _FREE_SLOTS = text(
     FROM slot s
     JOIN practitioner p ON p.id = s.practitioner_id
     JOIN site st ON st.id = s.site_id
-    WHERE s.cpts_id = :cpts_id
-      AND s.status IN ('free', 'held') AND (s.status = 'free' OR s.hold_expires_at <= :now)
+    WHERE s.cpts_id = :cpts_id AND {rules.OFFERABLE_SQL} AND p.active
       AND s.start_at >= :start_from AND s.start_at < :start_to
-      AND s.visibility && ARRAY['CPTS', 'SNP'] AND p.active
       AND (CAST(:profession AS text) IS NULL OR p.profession = :profession)
       AND (CAST(:specialty AS text) IS NULL OR s.specialty = :specialty)
       AND (CAST(:modalities AS text[]) IS NULL OR s.modality = ANY(:modalities))
@@ -442,7 +411,7 @@ _FREE_SLOTS = text(
       AND (CAST(:after_start AS timestamptz) IS NULL OR (s.start_at, s.id) > (:after_start, :after_id))
     ORDER BY s.start_at, s.id
     LIMIT :limit
-    """
+    """  # noqa: S608 - module constants, no input
 ).bindparams(bindparam("modalities", type_=TEXTS), bindparam("after_id", type_=UUID(as_uuid=True)))
 
 
@@ -459,16 +428,11 @@ async def free_slots(
     modalities: Sequence[str] | None = None,
     commune_insee: str | None = None,
     home_visits_for: str | None = None,
-    after: list[Any] | None = None,
+    after: tuple[Any, ...] | None = None,
 ) -> list[Any]:
-    """Free slots the CPTS's call handlers may offer, earliest first, with their practitioner and
-    site: the columns an answer shows, from a statement compiled once (this is a hot path)."""
-    after_start = after_id = None
-    if after is not None:
-        try:
-            after_start, after_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-        except (TypeError, ValueError) as exc:
-            raise Invalid("invalid_cursor", "The cursor is not one this list returned.") from exc
+    """Slots the CPTS's call handlers may offer, earliest first, with their practitioner and site:
+    the columns an answer shows, from a statement compiled once (this is a hot path)."""
+    after_start, after_id = after if after is not None else (None, None)
     rows = await session.execute(
         _FREE_SLOTS,
         {
@@ -487,17 +451,3 @@ async def free_slots(
         },
     )
     return list(rows)
-
-
-SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
-
-
-def _after(query: SelectT, after: list[Any] | None) -> SelectT:
-    """Keyset pagination on (start, id)."""
-    if after is None:
-        return query
-    try:
-        start, slot_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-    except (TypeError, ValueError) as exc:
-        raise Invalid("invalid_cursor", "The cursor is not one this list returned.") from exc
-    return query.where(tuple_(Slot.start_at, Slot.id) > (start, slot_id))

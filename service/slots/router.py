@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query, Response, status
@@ -9,12 +9,13 @@ from fastapi import Path, Query, Response, status
 from service.auth import CurrentPrincipal, Publisher, Staff
 from service.clock import Now
 from service.db import SessionDep
-from service.errors import Invalid, NotFound, field_error
+from service.errors import Invalid, field_error
+from service.flows import withdrawal
 from service.idempotency import Idempotent
-from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from service.routing import api_router
-from service.slots import repository, service
-from service.slots.domain import Modality, Outcome, effective_status
+from service.slots import service
+from service.slots.domain import Modality, Outcome
 from service.slots.schemas import (
     BatchIn,
     BatchOut,
@@ -72,23 +73,19 @@ async def search(
     cursor: Cursor = None,
 ) -> Page[SlotFound]:
     """Free slots the CPTS's handlers may offer, earliest first (default: the next 7 days)."""
-    begin = max(_aware(start_from, "start_from") or now, now)
-    end = _aware(start_to, "start_to") or begin + timedelta(days=7)
-    found = await repository.free_slots(
+    return await service.search(
         session,
-        principal.cpts_id,
+        principal,
         now,
-        start_from=begin,
-        start_to=end,
-        limit=limit + 1,
+        start_from=_aware(start_from, "start_from"),
+        start_to=_aware(start_to, "start_to"),
+        limit=limit,
+        cursor=cursor,
         profession=profession,
         specialty=specialty,
-        modalities=[modality.value] if modality else None,
+        modality=modality,
         commune_insee=commune_insee,
-        after=decode_cursor(cursor, 2),
     )
-    rows, next_cursor = page_of(found, limit, lambda r: [r.start_at.isoformat(), str(r.id)])
-    return Page(items=[service.found_of(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("", operation_id="slots-list")
@@ -105,21 +102,18 @@ async def list_slots(
     cursor: Cursor = None,
 ) -> Page[SlotOut]:
     """A software client's own slots; staff see all the CPTS's."""
-    publisher = service.publisher_of(principal)
-    query = repository.list_query(
-        principal.cpts_id,
+    return await service.list_slots(
+        session,
+        principal,
         now,
-        publisher_id=publisher.publisher_id if principal.is_software else None,
         start_from=_aware(start_from, "start_from"),
         start_to=_aware(start_to, "start_to"),
         practitioner_id=practitioner_id,
         status=status,
-        modality=modality.value if modality else None,
-        after=decode_cursor(cursor, 2),
+        modality=modality,
+        limit=limit,
+        cursor=cursor,
     )
-    listed = (await session.execute(query.limit(limit + 1))).all()
-    rows, next_cursor = page_of(list(listed), limit, lambda r: [r[0].start_at.isoformat(), str(r[0].id)])
-    return Page(items=[service.to_out(slot, state) for slot, state in rows], next_cursor=next_cursor)
 
 
 @router.put(
@@ -134,18 +128,13 @@ async def put_slot(
     slot, outcome = await service.put_one(session, principal, external_id, body.model_dump(mode="json"), now)
     if outcome is Outcome.created:
         response.status_code = status.HTTP_201_CREATED
-    out = service.to_out(slot, slot.status)
-    return SlotPublished(**out.model_dump(), outcome=outcome)
+    return SlotPublished(**service.to_out(slot, slot.status).model_dump(), outcome=outcome)
 
 
 @router.get("/{external_id}", operation_id="slots-get")
 async def get_slot(external_id: ExternalIdPath, principal: Publisher, session: SessionDep, now: Now) -> SlotOut:
     """One of the caller's published slots, by its external id."""
-    publisher = service.publisher_of(principal)
-    slot = await repository.get_by_external_id(session, publisher.cpts_id, publisher.publisher_id, external_id)
-    if slot is None:
-        raise NotFound("slot")
-    return service.to_out(slot, effective_status(slot.status, slot.hold_expires_at, now))
+    return await service.get_published(session, principal, external_id, now)
 
 
 @router.delete("/{external_id}", operation_id="slots-withdraw")
@@ -159,5 +148,5 @@ async def withdraw_slot(
     ] = False,
 ) -> SlotOut:
     """Withdraw a slot. A booked slot answers 409 `slot_booked` unless `cancel_booking=true`."""
-    slot = await service.withdraw(session, principal, external_id, cancel_booking, now)
+    slot = await withdrawal.withdraw(session, principal, external_id, cancel_booking, now)
     return service.to_out(slot, slot.status)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, SkipValidation, StringConstraints, field_validator
 
+from service.batches import ItemProblemOut
 from service.fields import InputModel, InseeCode, LocalDatetime
 from service.slots.domain import DEFAULT_VISIBILITY, Modality, Outcome, SlotStatus, Visibility
 
@@ -60,15 +61,6 @@ class SlotOut(BaseModel):
 
 class SlotPublished(SlotOut):
     outcome: Outcome
-
-
-class ItemProblemOut(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
-    errors: list[dict[str, Any]] | None = None
 
 
 class ItemResult(BaseModel):

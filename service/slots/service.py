@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from http import HTTPStatus
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -14,17 +13,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.auth import Principal
-from service.bookings import service as bookings_service
+from service.batches import invalid_item, problem_out
 from service.cpts import repository as cpts_repository
-from service.cpts import service as cpts_service
-from service.errors import Conflict, Invalid, NotFound, error_for_status
-from service.problems import problem_type, validation_errors
+from service.cpts.models import Cpts
+from service.errors import Conflict, Invalid, ItemProblem, NotFound, error_for_status
+from service.pagination import BY_START, Page
 from service.reference.codes import PHYSICIAN, specialties
 from service.slots import repository
 from service.slots.domain import (
-    ItemProblem,
+    SEARCH_WINDOW,
     Modality,
     Outcome,
+    PublicationRules,
     SlotSpec,
     SlotStatus,
     Visibility,
@@ -34,7 +34,6 @@ from service.slots.domain import (
 from service.slots.models import Slot
 from service.slots.repository import NewSlot, PractitionerContext, SlotChange
 from service.slots.schemas import (
-    ItemProblemOut,
     ItemResult,
     PractitionerSummary,
     SiteSummary,
@@ -67,14 +66,11 @@ def publisher_of(principal: Principal) -> Publisher:
     return Publisher(principal.cpts_id, principal.cpts_id, None, None)
 
 
-def problem_out(problem: ItemProblem, errors: list[dict[str, Any]] | None = None) -> ItemProblemOut:
-    return ItemProblemOut(
-        type=problem_type(problem.code),
-        title=HTTPStatus(problem.status).phrase,
-        status=problem.status,
-        detail=problem.detail,
-        code=problem.code,
-        errors=errors,
+def publication_rules(cpts: Cpts) -> PublicationRules:
+    return PublicationRules(
+        min_duration=timedelta(minutes=cpts.min_slot_minutes),
+        max_duration=timedelta(minutes=cpts.max_slot_minutes),
+        horizon=timedelta(days=cpts.publication_horizon_days),
     )
 
 
@@ -158,7 +154,7 @@ async def publish(
 ) -> list[ItemResult]:
     """Create, update or leave unchanged each item; one bad item never rejects the others."""
     cpts = await cpts_repository.get(session, principal.cpts_id)
-    rules = cpts_service.publication_rules(cpts)
+    rules = publication_rules(cpts)
     publisher = publisher_of(principal)
     results: list[ItemResult | None] = [None] * len(raw_items)
 
@@ -168,9 +164,7 @@ async def publish(
         try:
             item = _ITEM.validate_python(raw)
         except ValidationError as exc:
-            errors = validation_errors(exc.errors())
-            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
-            problem = ItemProblem(422, "validation_error", f"The slot is invalid: {fields}.")
+            problem, errors = invalid_item(exc, "slot")
             results[index] = rejected(_raw_external_id(raw), problem, errors)
             continue
         if item.external_id in seen:
@@ -296,34 +290,25 @@ async def put_one(
     return slot, result.outcome
 
 
-async def withdraw(
-    session: AsyncSession, principal: Principal, external_id: str, cancel_booking: bool, now: datetime
-) -> Slot:
-    """Withdraw a slot. Locks follow the booking paths' order (request, booking, slot): the slot
-    is read without a lock and changed by a conditional UPDATE."""
+async def slot_to_withdraw(
+    session: AsyncSession, principal: Principal, external_id: str, now: datetime
+) -> tuple[Slot, SlotStatus]:
+    """The publisher's slot and its status as callers see it; a slot that started can no longer be
+    withdrawn (indicators and compensation rest on it), unless it already was."""
     publisher = publisher_of(principal)
     slot = await repository.get_by_external_id(session, publisher.cpts_id, publisher.publisher_id, external_id)
     if slot is None:
         raise NotFound("slot")
     status = effective_status(slot.status, slot.hold_expires_at, now)
-    if status is SlotStatus.withdrawn:
-        return slot  # withdrawing twice changes nothing
-    if slot.start_at <= now:
+    if status is not SlotStatus.withdrawn and slot.start_at <= now:
         raise Conflict("slot_started", "The slot has started: it can no longer be withdrawn.")
-    if status is SlotStatus.booked:
-        if not cancel_booking:
-            raise Conflict(
-                "slot_booked", "A patient is booked in this slot; withdraw with ?cancel_booking=true to cancel it."
-            )
-        # Cancelled on the practitioner's side: the booking ends and the slot is withdrawn.
-        await bookings_service.cancel_for_withdrawn_slot(session, principal, slot, now)
-    else:
-        if status is SlotStatus.held:
-            await bookings_service.void_hold_of_withdrawn_slot(session, slot, now)
-        if not await repository.withdraw_unbooked(session, slot.id, now):
-            raise Conflict("slot_booked", "The slot was booked a moment ago; withdraw it with ?cancel_booking=true.")
-    await session.refresh(slot)
-    return slot
+    return slot, status
+
+
+async def withdraw_unbooked(session: AsyncSession, slot: Slot, now: datetime) -> None:
+    """Withdraw a slot that is free or only held (the practitioner's agenda has the last word)."""
+    if not await repository.withdraw_unbooked(session, slot.cpts_id, slot.id, now):
+        raise Conflict("slot_booked", "The slot was booked a moment ago; withdraw it with ?cancel_booking=true.")
 
 
 def to_out(slot: Slot, status: str) -> SlotOut:
@@ -372,3 +357,77 @@ def found_of(row: Any) -> SlotFound:
             longitude=row.longitude,
         ),
     )
+
+
+async def search(
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    *,
+    start_from: datetime | None,
+    start_to: datetime | None,
+    limit: int,
+    cursor: str | None,
+    profession: str | None = None,
+    specialty: str | None = None,
+    modality: Modality | None = None,
+    commune_insee: str | None = None,
+) -> Page[SlotFound]:
+    """Slots the CPTS's handlers may offer, earliest first (default: the next SEARCH_WINDOW)."""
+    begin = max(start_from or now, now)
+    end = start_to or begin + SEARCH_WINDOW
+    found = await repository.free_slots(
+        session,
+        principal.cpts_id,
+        now,
+        start_from=begin,
+        start_to=end,
+        limit=limit + 1,
+        profession=profession,
+        specialty=specialty,
+        modalities=[modality.value] if modality else None,
+        commune_insee=commune_insee,
+        after=BY_START.decode(cursor),
+    )
+    rows, next_cursor = BY_START.page(found, limit, lambda r: (r.start_at, r.id))
+    return Page(items=[found_of(row) for row in rows], next_cursor=next_cursor)
+
+
+async def list_slots(
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    *,
+    start_from: datetime | None,
+    start_to: datetime | None,
+    practitioner_id: uuid.UUID | None,
+    status: str | None,
+    modality: Modality | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[SlotOut]:
+    """A software client's own slots; staff see all the CPTS's."""
+    publisher = publisher_of(principal)
+    query = repository.list_query(
+        principal.cpts_id,
+        now,
+        publisher_id=publisher.publisher_id if principal.is_software else None,
+        start_from=start_from,
+        start_to=start_to,
+        practitioner_id=practitioner_id,
+        status=status,
+        modality=modality.value if modality else None,
+        after=BY_START.decode(cursor),
+    )
+    listed = [(slot, state) for slot, state in await session.execute(query.limit(limit + 1))]
+    rows, next_cursor = BY_START.page(listed, limit, lambda r: (r[0].start_at, r[0].id))
+    return Page(items=[to_out(slot, state) for slot, state in rows], next_cursor=next_cursor)
+
+
+async def get_published(session: AsyncSession, principal: Principal, external_id: str, now: datetime) -> SlotOut:
+    """One of the caller's published slots, by its external id."""
+    publisher = publisher_of(principal)
+    slot = await repository.get_by_external_id(session, publisher.cpts_id, publisher.publisher_id, external_id)
+    if slot is None:
+        raise NotFound("slot")
+    return to_out(slot, effective_status(slot.status, slot.hold_expires_at, now))

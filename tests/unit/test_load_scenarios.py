@@ -26,8 +26,8 @@ from load_tests.generator import (
 )
 from load_tests.scenarios import Credentials, Practitioner, Schedule
 from service.bookings.schemas import CancelIn
-from service.orientation.domain import Classification, motif_classification
 from service.orientation.schemas import OrientationIn, RequestCreate
+from service.reference.codes import Classification, motif_classification
 from service.reporting.periods import Month
 from service.slots.schemas import BatchIn, SlotItem, SyncIn
 

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from service.errors import Conflict, Invalid
 from service.orientation.domain import (
-    Classification,
     EventKind,
     RequestStatus,
     age_band,
@@ -18,13 +17,12 @@ from service.orientation.domain import (
     deadline,
     derive_status,
     final_outcome,
-    motif_classification,
     next_status,
     received_at_problem,
-    red_flags,
     requires_transfer,
 )
 from service.orientation.schemas import PatientIn, RequestCreate
+from service.reference.codes import Classification, motif_classification, red_flags
 
 PARIS = ZoneInfo("Europe/Paris")
 K = EventKind
@@ -77,7 +75,7 @@ def test_every_hub_sante_motif_has_exactly_one_known_classification() -> None:
         codes = [row["code"].strip() for row in csv.DictReader(handle)]
     assert len(codes) == 190
     assert set(motif_classification()) == set(codes)
-    source = Path(__file__).resolve().parents[2] / "service" / "orientation" / "motif_classification.csv"
+    source = Path(__file__).resolve().parents[2] / "service" / "reference" / "motif_classification.csv"
     lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
     assert len(lines) - 1 == len(codes)  # no code listed twice
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from service.reporting.compensation import Rates, SlotFact, statement, year_statements
+from service.compensation.domain import Rates, SlotFact, statement, year_statements
 
 DEFAULT = Rates(date.min, unfilled_cents_per_hour=4500)
 A = uuid.UUID(int=1)

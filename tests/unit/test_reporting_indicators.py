@@ -5,19 +5,38 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from service.reporting.export import ACTIVITY_COLUMNS, BOM, activity_line, csv_lines, monthly_rows
-from service.reporting.indicators import RequestFact, Supply, demand_and_response, handlers, supply
+from service.reporting.indicators import RequestFact, Supply, monthly
+from service.reporting.schemas import MonthlyReport, ReportHeader
 
 PARIS = ZoneInfo("Europe/Paris")
 # Monday 2 November 2026, 00:30 in Paris (23:30 UTC on Sunday 1 November).
 T0 = datetime(2026, 11, 1, 23, 30, tzinfo=UTC)
 CUTOFF = T0 + timedelta(hours=30)
 HANDLER = uuid.uuid4()
+
+
+NO_SLOTS = Supply(0, 0, 0, 0, 0, {})
+
+
+def report_of(
+    facts: list[RequestFact], supply: Supply = NO_SLOTS, names: dict[uuid.UUID, str] | None = None
+) -> MonthlyReport:
+    header = ReportHeader(
+        month="2026-11",
+        cpts_id=str(uuid.uuid4()),
+        timezone="Europe/Paris",
+        period_start=datetime(2026, 11, 1, tzinfo=PARIS),
+        period_end=datetime(2026, 12, 1, tzinfo=PARIS),
+        cutoff=CUTOFF.astimezone(PARIS),
+        provisional=False,
+    )
+    return monthly(header, facts, supply, names or {}, PARIS)
 
 
 def fact(**changes: Any) -> RequestFact:
@@ -76,7 +95,7 @@ MONTH = [
 
 
 def test_demand_and_response() -> None:
-    report = demand_and_response(MONTH, CUTOFF, PARIS)
+    report = report_of(MONTH).model_dump()
     assert report["requests_total"] == 7
     assert report["by_channel"] == {"phone": 6, "sas": 1, "pharmacy": 0, "professional": 0, "other": 0}
     assert report["via_sas"] == 1
@@ -100,30 +119,30 @@ def test_demand_and_response() -> None:
 
 
 def test_no_denominator_gives_no_rate() -> None:
-    report = demand_and_response([fact(final_outcome="advice", oriented_at=T0)], CUTOFF, PARIS)
+    report = report_of([fact(final_outcome="advice", oriented_at=T0)]).model_dump()
     assert report["needing_consultation"] == 0
     assert report["rate_within_24h"] is None
     assert report["delay_to_appointment_hours"] == {"median": None, "p90": None}
 
 
 def test_handlers_and_supply() -> None:
-    [line] = handlers(MONTH, {HANDLER: "Camille"})
-    assert (line["name"], line["requests_handled"], line["median_handling_minutes"]) == ("Camille", 5, 6.0)
-    figures = supply(Supply(10, 10 * 1200, 4, 2, 1, {"10": 3, "60": 1}))
-    assert figures["fill_rate"] == 0.5  # 4 booked of 8 offered
-    assert figures["slots_published"] == {"count": 10, "hours": 3.33}
-    assert figures["participating_professionals"] == {"total": 4, "by_profession": {"10": 3, "60": 1}}
+    report = report_of(MONTH, Supply(10, 10 * 1200, 4, 2, 1, {"10": 3, "60": 1}), {HANDLER: "Camille"})
+    [line] = report.handlers
+    assert (line.name, line.requests_handled, line.median_handling_minutes) == ("Camille", 5, 6.0)
+    assert report.fill_rate == 0.5  # 4 booked of 8 offered
+    assert (report.slots_published.count, report.slots_published.hours) == (10, 3.33)
+    assert report.participating_professionals.model_dump() == {"total": 4, "by_profession": {"10": 3, "60": 1}}
 
 
 def test_activity_lines_carry_no_identity_and_round_trip_through_csv() -> None:
     lines = [activity_line(f, CUTOFF, PARIS, b"k" * 32) for f in MONTH]
-    assert set(lines[0]) == set(ACTIVITY_COLUMNS)
+    assert list(asdict(lines[0])) == list(ACTIVITY_COLUMNS)
     for forbidden in ("family_name", "given_name", "phone", "birth_date", "ins"):
         assert not any(forbidden in column for column in ACTIVITY_COLUMNS)
-    assert lines[0]["received_at"].isoformat() == "2026-11-02T00:30:00+01:00"
-    assert lines[0]["received_weekday"] == "monday"
-    assert [line["outcome"] for line in lines[3:6]] == ["no_solution", "unresolved_past_deadline", "open"]
-    text = "".join(csv_lines(ACTIVITY_COLUMNS, ([line[c] for c in ACTIVITY_COLUMNS] for line in lines)))
+    assert lines[0].received_at.isoformat() == "2026-11-02T00:30:00+01:00"
+    assert lines[0].received_weekday == "monday"
+    assert [line.outcome for line in lines[3:6]] == ["no_solution", "unresolved_past_deadline", "open"]
+    text = "".join(csv_lines(ACTIVITY_COLUMNS, (line.values() for line in lines)))
     assert text.startswith(BOM)
     rows = list(csv.DictReader(io.StringIO(text.removeprefix(BOM)), delimiter=";"))
     assert len(rows) == 7
@@ -134,8 +153,7 @@ def test_activity_lines_carry_no_identity_and_round_trip_through_csv() -> None:
 
 
 def test_monthly_rows_flatten_breakdowns() -> None:
-    report = demand_and_response(MONTH, CUTOFF, PARIS) | supply(Supply(0, 0, 0, 0, 0, {}))
-    rows = list(monthly_rows(report))
+    rows = list(monthly_rows(report_of(MONTH)))
     assert ("demand", "requests_total", "", 7) in rows
     assert ("demand", "by_channel", "sas", 1) in rows
     assert ("response", "unmet_demand", "by_hour.00", 1) in rows

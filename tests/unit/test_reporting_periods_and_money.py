@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from service.reporting.money import cents_of, euros, largest_remainder, round_cents
+from service.money import cents_of, euros, largest_remainder, round_cents
 from service.reporting.periods import Month, contract_year_months, contract_year_start
 from service.reporting.stats import percentile, ratio
 

@@ -15,7 +15,6 @@ from service.slots.domain import (
     Visibility,
     decide,
     effective_status,
-    late_withdrawal,
     time_problem,
 )
 
@@ -47,7 +46,7 @@ def existing(status: SlotStatus = SlotStatus.free, **changes: Any) -> ExistingSl
 def test_expired_hold_reads_as_free() -> None:
     assert effective_status("held", NOW + timedelta(seconds=1), NOW) is SlotStatus.held
     assert effective_status("held", NOW, NOW) is SlotStatus.free
-    assert effective_status("held", None, NOW) is SlotStatus.free
+    assert effective_status("held", None, NOW) is SlotStatus.held  # a hold without an expiry has not lapsed
     assert effective_status("booked", None, NOW) is SlotStatus.booked
 
 
@@ -110,12 +109,6 @@ def test_home_visit_needs_communes() -> None:
     assert refused.problem.code == "home_visit_communes_required"
     ok = decide(None, spec(modality=Modality.HH, home_visit_communes=frozenset({"44109"})), NOW, RULES)
     assert ok.outcome is Outcome.created
-
-
-def test_late_withdrawal() -> None:
-    start = NOW + timedelta(hours=30)
-    assert not late_withdrawal(start, NOW)
-    assert late_withdrawal(start, NOW + timedelta(hours=7))
 
 
 def test_duration_is_elapsed_time_across_a_daylight_saving_change() -> None:

@@ -1,4 +1,4 @@
-"""Compensation for lost activity (pertes d'activité), INDICATORS.md. Pure.
+"""Compensation for lost activity (pertes d'activité), docs/indicators.md. Pure.
 
 Amounts stay exact (fractions of cents) until one half-up rounding per practitioner; the yearly
 cap per professional applies next, then the annual envelope: when the month's amounts exceed what
@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import TypeVar
 
-from service.reporting.money import largest_remainder, round_cents
+from service.money import largest_remainder, round_cents
+from service.reference.codes import snp_compensation_envelope_cents
 
 SECONDS_PER_HOUR = 3600
 T = TypeVar("T")
@@ -35,10 +36,22 @@ class Rates:
     annual_cap_cents: int | None = None  # per professional and contract year; None: no cap
 
 
-def rates_on(history: Sequence[Rates], day: date, default: Rates) -> Rates:
+# Until a CPTS sets its own: 45 EUR per unfilled hour, nothing for filled ones, 24 h notice, the
+# ACI envelope of its size, no cap per professional.
+DEFAULT_RATES = Rates(effective_from=date.min, unfilled_cents_per_hour=4500)
+
+
+def rates_on(history: Sequence[Rates], day: date, default: Rates = DEFAULT_RATES) -> Rates:
     """The settings in force on `day`: the latest effective on or before it (history sorted by date)."""
     index = bisect_right([r.effective_from for r in history], day)
     return history[index - 1] if index else default
+
+
+def envelope_cents(size: int, rates: Rates) -> int:
+    """The contract year's compensation envelope: the CPTS's own amount, else the ACI line of its size."""
+    if rates.annual_envelope_cents is not None:
+        return rates.annual_envelope_cents
+    return snp_compensation_envelope_cents(size)
 
 
 @dataclass(frozen=True)
