@@ -16,7 +16,7 @@ from service.accounts import repository as accounts_repository
 from service.accounts.domain import API_KEY_PREFIX, STAFF_ROLES, Role, api_key_digest, decode_access_token
 from service.clock import Now
 from service.db import SessionDep
-from service.errors import Forbidden, NotFound, Unauthenticated
+from service.errors import Forbidden, Unauthenticated
 from service.fields import response_timezone
 
 _staff_scheme = OAuth2PasswordBearer(
@@ -50,11 +50,6 @@ class Principal:
 
     def may_act_for(self, practitioner_id: uuid.UUID) -> bool:
         return not self.is_software or practitioner_id in self.practitioner_ids
-
-    def ensure_may_act_for(self, practitioner_id: uuid.UUID) -> None:
-        # Another client's practitioner is answered like a missing one (docs/domain-rules.md).
-        if not self.may_act_for(practitioner_id):
-            raise NotFound("practitioner")
 
 
 async def current_principal(

@@ -4,6 +4,8 @@ status codes a test plans."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import socket
 from collections import deque
 from dataclasses import dataclass, field
@@ -13,6 +15,18 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+
+def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300) -> bool:
+    """What a webhook receiver does, written from the README's description (not from the
+    service's signing code): HMAC-SHA256 of "t.body", and a timestamp no older than `tolerance`."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return abs(now - timestamp) <= tolerance and hmac.compare_digest(expected, parts.get("v1", ""))
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -108,7 +107,3 @@ def _verified_claims(secret: str, token: str) -> tuple[int, TokenClaims] | None:
         return int(payload["exp"]), TokenClaims(user_id=uuid.UUID(payload["sub"]), cpts_id=uuid.UUID(payload["cpts"]))
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         return None
-
-
-def constant_time_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

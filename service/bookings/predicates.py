@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, column, table
+from sqlalchemy import ColumnElement, and_, case, column, table
 from sqlalchemy.types import DateTime
 
 from service.bookings.domain import BookingStatus
@@ -18,7 +18,7 @@ _B = table("booking", column("hold_expires_at", DateTime(timezone=True)))
 def ended_hold_status(hold_expires_at: Any, now: Clock) -> ColumnElement[str]:
     """A hold that ends is `expired` if its time was up, else `released` (dropped on purpose)."""
     return case(
-        (hold_expires_at <= now, BookingStatus.expired.value),
+        (and_(hold_expires_at.is_not(None), hold_expires_at <= now), BookingStatus.expired.value),
         else_=BookingStatus.released.value,
     )
 

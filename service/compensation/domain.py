@@ -83,10 +83,6 @@ class SlotLine:
     gross_cents: int = 0
     paid_cents: int = 0
 
-    @property
-    def gross_exact(self) -> Fraction:
-        return Fraction(self.weight, SECONDS_PER_HOUR)
-
 
 @dataclass
 class PractitionerLine:

@@ -11,7 +11,7 @@ from service.db import SessionDep
 from service.idempotency import Idempotent
 from service.notifications import service
 from service.notifications.schemas import DeliveryOut, Feed
-from service.pagination import DEFAULT_LIMIT, MAX_BIGINT, Limit, Page
+from service.pagination import DEFAULT_LIMIT, MAX_BIGINT, Cursor, Limit, Page
 from service.routing import api_router
 
 feed_router = api_router(prefix="/v1/bookings", tags=["notifications"])
@@ -24,7 +24,7 @@ async def feed(
     session: SessionDep,
     now: Now,
     http: Request,
-    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
+    cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Feed:
     """Bookings and cancellations of this client's practitioners, in order, with what the

@@ -55,7 +55,7 @@ ORIENTATION_OUTCOMES = frozenset(
         EventKind.duplicate,
     }
 )
-# Events that are an outcome of the request (INDICATORS: "final outcome").
+# Events that are an outcome of the request (docs/indicators.md, "Request outcome").
 OUTCOME_KINDS = ORIENTATION_OUTCOMES | {EventKind.booked}
 # What a red-flagged request may be closed with before a physician overrides the flag.
 RED_FLAG_OUTCOMES = frozenset(
@@ -115,14 +115,6 @@ def next_status(status: RequestStatus, kind: EventKind) -> RequestStatus:
     raise Conflict("invalid_transition", f"'{kind.value}' cannot follow status '{status.value}'.")
 
 
-def derive_status(red_flagged: bool, kinds: Iterable[EventKind]) -> RequestStatus:
-    """The request's status from its orientation log."""
-    status = initial_status(red_flagged)
-    for kind in kinds:
-        status = next_status(status, kind)
-    return status
-
-
 def final_outcome(kinds: Iterable[EventKind]) -> EventKind | None:
     """The outcome of the last event that is an outcome (not `reopened`, not an override)."""
     last = None
@@ -177,7 +169,7 @@ def age_on(birth_date: date, day: date) -> int:
 
 
 def age_band(birth_date: date | None, day: date) -> str | None:
-    """Age band at `day` (INDICATORS: 0-2, 3-15, 16-64, 65-74, 75+)."""
+    """Age band at `day` (docs/indicators.md: 0-2, 3-15, 16-64, 65-74, 75+)."""
     if birth_date is None:
         return None
     age = age_on(birth_date, day)

@@ -41,10 +41,6 @@ class Motif:
     label: str
     level: int
 
-    @property
-    def first_level(self) -> str:
-        return self.code[:3] + ".00.00"
-
 
 @cache
 def motifs() -> dict[str, Motif]:

@@ -46,13 +46,18 @@ Clock = datetime | ColumnElement[Any]
 
 
 def lapsed_hold(slot: SlotColumns, now: Clock) -> ColumnElement[bool]:
-    """Held, and the hold's time is up (a hold without an expiry has not lapsed)."""
-    return and_(slot.status == SlotStatus.held.value, slot.hold_expires_at <= now)
+    """Held, and the hold's time is up (a hold without an expiry has not lapsed). Never NULL, so
+    that its negation is as reliable as it is."""
+    return and_(slot.status == SlotStatus.held.value, slot.hold_expires_at.is_not(None), slot.hold_expires_at <= now)
 
 
 def available(slot: SlotColumns, now: Clock) -> ColumnElement[bool]:
-    """Free, or held by a hold that lapsed: expired holds cost nothing, no sweeper is needed."""
-    return or_(slot.status == SlotStatus.free.value, lapsed_hold(slot, now))
+    """Free, or held by a hold that lapsed: expired holds cost nothing, no sweeper is needed. (The
+    first term lets PostgreSQL use the partial index of offerable slots.)"""
+    return and_(
+        slot.status.in_([SlotStatus.free.value, SlotStatus.held.value]),
+        or_(slot.status == SlotStatus.free.value, lapsed_hold(slot, now)),
+    )
 
 
 def taken(slot: SlotColumns, now: Clock) -> ColumnElement[bool]:

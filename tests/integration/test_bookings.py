@@ -150,11 +150,20 @@ async def test_release_gives_the_slot_back(client: httpx.AsyncClient, tenant: Te
 async def test_orienting_a_request_drops_its_hold(client: httpx.AsyncClient, tenant: Tenant, agenda: Agenda) -> None:
     [slot_id] = await publish(agenda, [slot_item("o", agenda.practitioners[0], next_day_at(15, days=1))])
     request = await open_request(tenant)
-    await client.post(f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler)
-    await client.post(
+    held = await client.post(f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler)
+    assert (held.status_code, held.json()["status"]) == (201, "held")
+    assert await slot_status(agenda, slot_id) == "held"
+    oriented = await client.post(
         f"/v1/requests/{request['id']}/orientations", json={"outcome": "patient_declined"}, headers=tenant.handler
     )
+    assert (oriented.status_code, oriented.json()["request"]["status"]) == (201, "closed")
     assert await slot_status(agenda, slot_id) == "free"
+    full = await detail(client, tenant, request["id"])
+    assert [(b["booking_id"], b["status"]) for b in full["bookings"]] == [(held.json()["booking_id"], "released")]
+    # The slot really is free: another request takes it.
+    other = await open_request(tenant)
+    taken = await client.post(f"/v1/requests/{other['id']}/book", json={"slot_id": slot_id}, headers=tenant.handler)
+    assert taken.status_code == 201
 
 
 async def test_a_patient_cancellation_frees_the_slot_and_reopens_the_request_with_its_deadline(

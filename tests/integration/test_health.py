@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from fastapi import FastAPI
 
+from service import migrate
 from service.config import Settings
 from service.main import create_app
 from tests import dbserver
@@ -31,13 +34,14 @@ async def test_not_ready_when_the_database_is_down(settings: Settings) -> None:
 
 
 async def test_not_ready_when_the_schema_is_behind(server_url: str) -> None:
-    empty = await dbserver.create_database(server_url, "snp_empty")
+    behind = await dbserver.create_database(server_url, "snp_behind")
     try:
-        response = await get(create_app(make_settings(empty)), "/readyz")
-        assert response.status_code == 503
-        assert response.json()["code"] in ("schema_behind", "database_unavailable")
+        await asyncio.to_thread(migrate.upgrade, behind, "0001")  # the first migration only
+        response = await get(create_app(make_settings(behind)), "/readyz")
+        assert (response.status_code, response.json()["code"]) == (503, "schema_behind")
+        assert "0001" in response.json()["detail"]
     finally:
-        await dbserver.drop_database(server_url, empty)
+        await dbserver.drop_database(server_url, behind)
 
 
 async def test_a_lost_database_connection_is_a_503_to_retry_then_the_service_recovers(
@@ -69,10 +73,12 @@ async def test_a_lost_database_connection_is_a_503_to_retry_then_the_service_rec
 
 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient, app: FastAPI) -> None:
-    await client.get("/healthz")
+    request_id = "0b5c0b5c-0000-4000-8000-00000000abcd"
+    await client.get(f"/v1/requests/{request_id}")  # 401: no credentials
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
-    assert 'snp_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics.text
+    assert 'snp_http_requests_total{method="GET",route="/v1/requests/{request_id}",status="401"}' in metrics.text
+    assert request_id not in metrics.text  # the template, never the raw path
 
 
 async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> None:

@@ -23,11 +23,10 @@ from service.bookings import service as bookings_service
 from service.config import Settings
 from service.main import create_app
 from service.notifications import relay
-from service.notifications.domain import verify
 from service.notifications.models import OutboxMessage
 from tests.builders import Agenda, Tenant, bearer, next_day_at, open_request, publish, slot_item
 from tests.conftest import make_settings
-from tests.receiver import Receiver
+from tests.receiver import Receiver, verify
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 

@@ -15,8 +15,8 @@ from service.orientation.domain import (
     age_band,
     classify,
     deadline,
-    derive_status,
     final_outcome,
+    initial_status,
     next_status,
     received_at_problem,
     requires_transfer,
@@ -100,6 +100,14 @@ def test_transfer_is_required_by_a_motif_or_any_red_flag() -> None:
     assert requires_transfer(Classification.snp, ["chest_pain"])
     assert not requires_transfer(Classification.assess, [])
     assert "stroke_signs" in red_flags()
+
+
+def derive_status(red_flagged: bool, kinds: list[EventKind]) -> RequestStatus:
+    """The status the orientation log leads to, one event at a time as the service writes them."""
+    status = initial_status(red_flagged)
+    for kind in kinds:
+        status = next_status(status, kind)
+    return status
 
 
 def test_status_is_derived_from_the_log() -> None:
