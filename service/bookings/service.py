@@ -241,7 +241,6 @@ async def _cancel_booked(
     now: datetime,
 ) -> None:
     slot = await slots_repository.get(session, principal.cpts_id, booking.slot_id)
-    assert slot is not None
     if slot.start_at <= now:
         raise Conflict("appointment_started", "The appointment has started: report a no-show instead.")
     if slot_status_after_cancel(side) is SlotStatus.withdrawn:
@@ -313,7 +312,6 @@ async def report_outcome(
     """Fulfilled or no-show, by the practitioner's software once; a coordinator may correct it."""
     booking = await repository.get(session, principal.cpts_id, booking_id, for_update=True)
     slot = await slots_repository.get(session, principal.cpts_id, booking.slot_id)
-    assert slot is not None
     if not principal.may_act_for(slot.practitioner_id):
         raise NotFound("booking")
     if booking.status != BookingStatus.booked:

@@ -20,7 +20,7 @@ from service.slots import predicates as rules
 from service.slots.domain import ExistingSlot, Modality, SlotSpec, SlotStatus, Visibility
 from service.slots.models import Slot
 from service.slots.predicates import ORM
-from service.tenancy import find, locked, scoped
+from service.tenancy import get_or_raise, locked, scoped
 
 _MODALITIES = {m.value: m for m in Modality}
 _VISIBILITIES = {v.value: v for v in Visibility}
@@ -261,10 +261,8 @@ async def get_by_external_id(
     return found
 
 
-async def get(
-    session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, *, for_update: bool = False
-) -> Slot | None:
-    return await find(session, Slot, cpts_id, slot_id, for_update=for_update)
+async def get(session: AsyncSession, cpts_id: uuid.UUID, slot_id: uuid.UUID, *, for_update: bool = False) -> Slot:
+    return await get_or_raise(session, Slot, cpts_id, slot_id, "slot", for_update=for_update)
 
 
 def withdraw_values(now: datetime) -> dict[str, Any]:

@@ -285,7 +285,6 @@ async def put_one(
         raise error_for_status(result.problem.status, result.problem.code, result.problem.detail, **extra)
     assert result.slot_id is not None
     slot = await repository.get(session, principal.cpts_id, result.slot_id)
-    assert slot is not None
     await session.refresh(slot)
     return slot, result.outcome
 
