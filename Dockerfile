@@ -8,10 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SNP_ENV=production
 
 WORKDIR /app
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md ./
 COPY service ./service
-COPY migrations ./migrations
-RUN pip install -e . && useradd --system --home-dir /app snp && chown -R snp /app
+# A plain install: the migrations ship inside the package.
+RUN pip install . && useradd --system --home-dir /app snp && chown -R snp /app
 USER snp
 
 EXPOSE 8000

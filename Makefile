@@ -43,13 +43,13 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests migrations load_tests
-	$(BIN)/ruff format --check service tests migrations load_tests
+	$(BIN)/ruff check service tests load_tests
+	$(BIN)/ruff format --check service tests load_tests
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format service tests migrations load_tests
-	$(BIN)/ruff check --fix service tests migrations load_tests
+	$(BIN)/ruff format service tests load_tests
+	$(BIN)/ruff check --fix service tests load_tests
 
 openapi: $(STAMP)
 	$(BIN)/snp openapi --output openapi/openapi.json

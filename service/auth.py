@@ -34,6 +34,8 @@ class Principal:
     timezone: str
     # For software clients: the practitioners it may publish for and read the bookings of.
     practitioner_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    # For regulators: the physician's RPPS, recorded with the medical decisions they take.
+    rpps: str | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -77,10 +79,15 @@ async def current_principal(
     else:
         claims = decode_access_token(request.app.state.settings.secret_key.get_secret_value(), token, now)
         user = await accounts_repository.principal_for_user(session, claims.user_id) if claims else None
-        if claims is None or user is None or user.cpts_id != claims.cpts_id:
+        if (
+            claims is None
+            or user is None
+            or user.cpts_id != claims.cpts_id
+            or user.credentials_version != claims.credentials_version
+        ):
             raise Unauthenticated("invalid_credentials", "Invalid or expired access token.")
         principal = Principal(
-            kind="user", id=user.id, cpts_id=user.cpts_id, role=Role(user.role), timezone=user.timezone
+            kind="user", id=user.id, cpts_id=user.cpts_id, role=Role(user.role), timezone=user.timezone, rpps=user.rpps
         )
     request.state.principal = principal
     response_timezone.set(principal.tz)
@@ -103,6 +110,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Pri
 
 Staff = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
 Coordinator = Annotated[Principal, Depends(require_roles(Role.coordinator, Role.admin))]
-Handler = Annotated[Principal, Depends(require_roles(Role.handler, Role.admin))]
+# Who orients patients: call handlers, and regulating physicians (who also book for the SAS).
+Handler = Annotated[Principal, Depends(require_roles(Role.handler, Role.regulator, Role.admin))]
 Software = Annotated[Principal, Depends(require_roles(Role.software))]
 Publisher = Annotated[Principal, Depends(require_roles(Role.software, Role.coordinator, Role.admin))]

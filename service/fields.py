@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+)
+
+from service.errors import Invalid, field_error
 
 
 def _has_nul(value: object) -> bool:
@@ -30,6 +40,47 @@ class InputModel(BaseModel):
         if _has_nul(value):
             raise ValueError("text may not contain NUL characters")
         return value
+
+
+# No CPTS existed before 2000, and nothing it plans goes past 2100: outside this range a datetime is
+# a typing mistake, and near year 1 or 9999 date arithmetic overflows. The domains narrow it
+# further (a slot within the publication horizon, a request received in the last 24 hours, ...).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+RANGE_PROBLEM = "a date between 2000 and 2100"
+
+
+def _plausible_datetime(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(RANGE_PROBLEM)
+    return value
+
+
+def _plausible_date(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(RANGE_PROBLEM)
+    return value
+
+
+PlausibleDatetime = Annotated[AwareDatetime, AfterValidator(_plausible_datetime)]
+"""A datetime with its offset, between 2000 and 2100."""
+PlausibleDate = Annotated[date, AfterValidator(_plausible_date)]
+
+
+def aware_query(value: datetime | None, name: str) -> datetime | None:
+    """A datetime query parameter: with its offset, between 2000 and 2100 (else 422)."""
+    if value is None:
+        return None
+    problem = "datetime without an offset" if value.tzinfo is None else None
+    if problem is None and not EARLIEST <= value < LATEST:
+        problem = RANGE_PROBLEM
+    if problem is not None:
+        raise Invalid(
+            "validation_error",
+            f"{name}: {problem}.",
+            errors=[field_error(["query", name], problem, "timezone_aware" if value.tzinfo is None else "value_error")],
+        )
+    return value
 
 
 # INSEE commune code: 5 digits, or 2A/2B + 3 digits in Corsica.

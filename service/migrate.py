@@ -1,4 +1,6 @@
-"""Run Alembic from code (CLI, embedded start-up, tests)."""
+"""Run Alembic from code (CLI, embedded start-up, tests). The migrations are part of the package
+(`service/migrations`), so that a wheel installed with `pip install .` migrates as well; the
+repository's `alembic.ini` only serves developers running `alembic revision`."""
 
 from __future__ import annotations
 
@@ -8,12 +10,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser interpolation: a literal % in the URL must be doubled.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config

@@ -1,6 +1,6 @@
 """Imports every table so that `Base.metadata` is complete (Alembic, tests)."""
 
-from service.accounts.models import ClientPractitioner, SoftwareClient, StaffUser
+from service.accounts.models import ClientPractitioner, LoginThrottle, SoftwareClient, StaffUser
 from service.audit.models import AuditEvent
 from service.bookings.models import Booking
 from service.compensation.models import CompensationRate
@@ -22,6 +22,7 @@ __all__ = [
     "Cpts",
     "DeliveryAttempt",
     "IdempotencyRecord",
+    "LoginThrottle",
     "OrientationEvent",
     "OutboxMessage",
     "Practitioner",

@@ -112,7 +112,7 @@ class Keyset:
 
 # The sort keys of the service's lists.
 BY_START = Keyset(datetime, uuid.UUID)  # slots
-BY_DEADLINE = Keyset(datetime, uuid.UUID)  # the request queue
+BY_QUEUE = Keyset(int, datetime, uuid.UUID)  # the request queue: red flags first, then by deadline
 BY_NAME = Keyset(str, uuid.UUID)  # users (e-mail), clients
 BY_FULL_NAME = Keyset(str, str, uuid.UUID)  # practitioners
 BY_FEED_SEQUENCE = Keyset(int, tag="feed")  # the booking feed

@@ -53,6 +53,8 @@ class Tenant:
     timezone: str
     tokens: dict[str, str] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
+    user_ids: dict[str, str] = field(default_factory=dict)
+    rpps: dict[str, str] = field(default_factory=dict)  # of the regulator
 
     def as_role(self, role: str) -> dict[str, str]:
         return bearer(self.tokens[role])
@@ -122,7 +124,7 @@ async def new_tenant(
     timezone: str = "Europe/Paris",
     population: int = 60_000,
     contract_start: date | None = None,
-    roles: tuple[str, ...] = ("handler", "coordinator", "admin"),
+    roles: tuple[str, ...] = ("handler", "coordinator", "admin", "regulator"),
 ) -> Tenant:
     """A CPTS created the way the platform admin's CLI does it, with one logged-in user per role."""
     n = next(_counter)
@@ -138,15 +140,18 @@ async def new_tenant(
             ),
             datetime.now().astimezone(),
         )
-        emails = {}
+        emails, user_ids, numbers = {}, {}, {}
         for role in roles:
             email = f"{role}.{suffix}@cpts{n}.test"
+            rpps = unique_rpps() if role == "regulator" else None
             data = UserCreate.model_validate(
-                {"email": email, "display_name": f"{role} {n}", "role": role, "password": PASSWORD}
+                {"email": email, "display_name": f"{role} {n}", "role": role, "password": PASSWORD, "rpps": rpps}
             )
-            await accounts_service.create_user(session, _hasher, cpts.id, data)
-            emails[role] = email
-    tenant = Tenant(http=http, cpts_id=cpts.id, timezone=timezone, emails=emails)
+            user = await accounts_service.create_user(session, _hasher, cpts.id, data)
+            emails[role], user_ids[role] = email, str(user.id)
+            if rpps:
+                numbers[role] = rpps
+    tenant = Tenant(http=http, cpts_id=cpts.id, timezone=timezone, emails=emails, user_ids=user_ids, rpps=numbers)
     for role, email in emails.items():
         tenant.tokens[role] = await login(http, email)
     return tenant

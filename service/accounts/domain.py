@@ -15,6 +15,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from service.practitioners.domain import luhn_valid
+
 API_KEY_PREFIX = "snpk_"
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 TOKEN_ALGORITHM = "HS256"  # noqa: S105
@@ -25,10 +27,20 @@ class Role(StrEnum):
     handler = "handler"
     coordinator = "coordinator"
     admin = "admin"
+    # A regulating physician: lifts red flags (a medical decision) and books patients.
+    regulator = "regulator"
     software = "software"
 
 
-STAFF_ROLES = frozenset({Role.handler, Role.coordinator, Role.admin})
+STAFF_ROLES = frozenset({Role.handler, Role.coordinator, Role.admin, Role.regulator})
+
+
+def regulator_problem(role: str, rpps: str | None) -> str | None:
+    """A regulator's account carries the physician's RPPS, with a valid check digit: the RPPS is
+    what the orientation log records as the author of a medical decision."""
+    if role == Role.regulator and (rpps is None or not luhn_valid(rpps)):
+        return "a regulator's account needs the physician's RPPS (11 digits, valid check digit)"
+    return None
 
 
 def password_hasher(time_cost: int = 3, memory_kib: int = 65536) -> PasswordHasher:
@@ -68,12 +80,16 @@ def new_webhook_secret() -> str:
 class TokenClaims:
     user_id: uuid.UUID
     cpts_id: uuid.UUID
+    credentials_version: int  # the account's version when the token was issued
 
 
-def issue_access_token(secret: str, user_id: uuid.UUID, cpts_id: uuid.UUID, now: datetime, ttl_seconds: int) -> str:
+def issue_access_token(
+    secret: str, user_id: uuid.UUID, cpts_id: uuid.UUID, credentials_version: int, now: datetime, ttl_seconds: int
+) -> str:
     payload: dict[str, Any] = {
         "sub": str(user_id),
         "cpts": str(cpts_id),
+        "ver": credentials_version,
         "aud": TOKEN_AUDIENCE,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
@@ -102,8 +118,18 @@ def _verified_claims(secret: str, token: str) -> tuple[int, TokenClaims] | None:
             algorithms=[TOKEN_ALGORITHM],
             audience=TOKEN_AUDIENCE,
             # Times are checked against the injected clock, not the wall clock.
-            options={"require": ["exp", "sub", "cpts"], "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            options={
+                "require": ["exp", "sub", "cpts", "ver"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
-        return int(payload["exp"]), TokenClaims(user_id=uuid.UUID(payload["sub"]), cpts_id=uuid.UUID(payload["cpts"]))
+        claims = TokenClaims(
+            user_id=uuid.UUID(payload["sub"]),
+            cpts_id=uuid.UUID(payload["cpts"]),
+            credentials_version=int(payload["ver"]),
+        )
+        return int(payload["exp"]), claims
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         return None

@@ -3,7 +3,20 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, ForeignKeyConstraint, Index, String, Text, true
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, TenantOwned, created_at_column, uuid_pk
@@ -13,16 +26,27 @@ class StaffUser(TenantOwned, Base):
     """A person working for a CPTS: call handler, coordinator or admin."""
 
     __tablename__ = "staff_user"
-    __table_args__ = (Index("ix_staff_user_cpts_id_email", "cpts_id", "email"),)
+    # An e-mail is unique within a CPTS only: a CPTS cannot learn of another's staff through it.
+    __table_args__ = (UniqueConstraint("cpts_id", "email", name="uq_staff_user_cpts_id_email"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    # Stored lower-case; the login name, unique across the platform.
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    # Stored lower-case; the login name.
+    email: Mapped[str] = mapped_column(String(254))
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
+    # The physician's RPPS on a regulator's account (accounts.domain.regulator_problem).
+    rpps: Mapped[str | None] = mapped_column(String(11))
     password_hash: Mapped[str | None] = mapped_column(Text)
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # Bumped on a password change, a deactivation or a role change: tokens carry the version they
+    # were issued under and stop working when it moves.
+    credentials_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # Second factor (TOTP): the secret encrypted with a key derived from SNP_SECRET_KEY; active once
+    # confirmed with a first code. Recovery codes are kept as SHA-256 digests, each usable once.
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enabled_at: Mapped[datetime | None]
+    recovery_code_digests: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     created_at: Mapped[datetime] = created_at_column()
     last_login_at: Mapped[datetime | None]
 
@@ -40,6 +64,10 @@ class SoftwareClient(TenantOwned, Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     # The server signs webhooks with it, so it is kept, unlike the API key.
     webhook_secret: Mapped[str] = mapped_column(String(100))
+    # After a rotation, webhooks are signed with both secrets for a grace period, so that the
+    # receiver can switch without losing a delivery.
+    previous_webhook_secret: Mapped[str | None] = mapped_column(String(100))
+    webhook_secret_rotated_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     created_at: Mapped[datetime] = created_at_column()
     key_rotated_at: Mapped[datetime | None]
@@ -58,3 +86,16 @@ class ClientPractitioner(Base):
     cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"), primary_key=True)
     client_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     practitioner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+class LoginThrottle(Base):
+    """Failed logins, per account (e-mail) and per client address, in the database so that every
+    replica sees them. A lock is visible on the user and a coordinator may lift it."""
+
+    __tablename__ = "login_throttle"
+
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)  # "account" or "address"
+    key: Mapped[str] = mapped_column(String(254), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    window_started_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]

@@ -18,6 +18,8 @@ class UserPrincipalRow:
     cpts_id: uuid.UUID
     role: str
     timezone: str
+    credentials_version: int
+    rpps: str | None
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class ClientPrincipalRow:
 # database is asked each time so that deactivating a user or revoking a key takes effect at once.
 _USER_PRINCIPAL = text(
     """
-    SELECT u.id, u.cpts_id, u.role, c.timezone
+    SELECT u.id, u.cpts_id, u.role, c.timezone, u.credentials_version, u.rpps
     FROM staff_user AS u JOIN cpts AS c ON c.id = u.cpts_id
     WHERE u.id = :user_id AND u.active
     """
@@ -63,8 +65,10 @@ async def user_by_email(session: AsyncSession, email: str) -> StaffUser | None:
     return await session.scalar(select(StaffUser).where(StaffUser.email == email.lower()))
 
 
-async def get_user(session: AsyncSession, cpts_id: uuid.UUID, user_id: uuid.UUID) -> StaffUser:
-    return await get_or_raise(session, StaffUser, cpts_id, user_id, "user")
+async def get_user(
+    session: AsyncSession, cpts_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+) -> StaffUser:
+    return await get_or_raise(session, StaffUser, cpts_id, user_id, "user", for_update=for_update)
 
 
 async def list_users(

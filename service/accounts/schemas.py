@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, model_validator
 
+from service.accounts.domain import regulator_problem
 from service.fields import Email, InputModel, Label, LocalDatetime
 
-StaffRole = Literal["handler", "coordinator", "admin"]
+StaffRole = Literal["handler", "coordinator", "admin", "regulator"]
+Rpps = Annotated[str, StringConstraints(pattern=r"^\d{11}$")]
 
 
 class TokenOut(BaseModel):
@@ -21,6 +23,14 @@ class UserCreate(InputModel):
     display_name: Label
     role: StaffRole
     password: str = Field(min_length=12, max_length=200, description="At least 12 characters")
+    rpps: Rpps | None = Field(default=None, description="The physician's RPPS: required for a regulator")
+
+    @model_validator(mode="after")
+    def _regulator_rpps(self) -> Self:
+        problem = regulator_problem(self.role, self.rpps)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class UserPatch(InputModel):
@@ -28,6 +38,7 @@ class UserPatch(InputModel):
     role: StaffRole | None = None
     active: bool | None = None
     password: str | None = Field(default=None, min_length=12, max_length=200)
+    rpps: Rpps | None = None
 
 
 class UserOut(BaseModel):
@@ -35,6 +46,7 @@ class UserOut(BaseModel):
     email: str
     display_name: str
     role: StaffRole
+    rpps: str | None
     active: bool
     created_at: LocalDatetime
     last_login_at: LocalDatetime | None

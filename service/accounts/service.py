@@ -10,7 +10,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts import repository
-from service.accounts.domain import Role, issue_access_token, new_api_key, new_webhook_secret, verify_password
+from service.accounts.domain import (
+    Role,
+    issue_access_token,
+    new_api_key,
+    new_webhook_secret,
+    regulator_problem,
+    verify_password,
+)
 from service.accounts.models import SoftwareClient, StaffUser
 from service.accounts.schemas import (
     ClientCreate,
@@ -52,7 +59,8 @@ async def authenticate(
     user.last_login_at = now
     await session.flush()
     return TokenOut(
-        access_token=issue_access_token(secret, user.id, user.cpts_id, now, ttl_seconds), expires_in=ttl_seconds
+        access_token=issue_access_token(secret, user.id, user.cpts_id, user.credentials_version, now, ttl_seconds),
+        expires_in=ttl_seconds,
     )
 
 
@@ -78,6 +86,7 @@ async def create_user(
         email=data.email,
         display_name=data.display_name,
         role=data.role,
+        rpps=data.rpps,
         password_hash=password_hash,
         active=True,
     )
@@ -99,17 +108,25 @@ async def update_user(
     patch: UserPatch,
     actor_role: Role,
 ) -> StaffUser:
-    user = await repository.get_user(session, cpts_id, user_id)
+    user = await repository.get_user(session, cpts_id, user_id, for_update=True)
     if user.role == Role.admin or patch.role is not None:
         _check_may_grant(actor_role, Role.admin if user.role == Role.admin else (patch.role or user.role))
+    revoke = False  # tokens issued before lose their power at once (credentials version)
     if patch.display_name is not None:
         user.display_name = patch.display_name
-    if patch.role is not None:
-        user.role = patch.role
-    if patch.active is not None:
-        user.active = patch.active
+    if patch.role is not None and patch.role != user.role:
+        user.role, revoke = patch.role, True
+    if "rpps" in patch.model_fields_set:
+        user.rpps = patch.rpps
+    problem = regulator_problem(user.role, user.rpps)
+    if problem:
+        raise Invalid("validation_error", problem, errors=[field_error(["body", "rpps"], problem)])
+    if patch.active is not None and patch.active != user.active:
+        user.active, revoke = patch.active, True
     if patch.password is not None:
-        user.password_hash = await anyio.to_thread.run_sync(hasher.hash, patch.password)
+        user.password_hash, revoke = await anyio.to_thread.run_sync(hasher.hash, patch.password), True
+    if revoke:
+        user.credentials_version += 1
     await session.flush()
     return user
 

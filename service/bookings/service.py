@@ -32,7 +32,13 @@ from service.notifications import service as notifications
 from service.notifications.domain import EventType
 from service.orientation import log
 from service.orientation import repository as requests_repository
-from service.orientation.domain import EventKind, RequestStatus, next_status, statuses_allowing
+from service.orientation.domain import (
+    EventKind,
+    RequestStatus,
+    next_status,
+    refuse_if_red_flagged,
+    statuses_allowing,
+)
 from service.orientation.log import LockedRequest, append_event
 from service.orientation.models import CareRequest
 from service.practitioners.models import Practitioner, Site
@@ -354,6 +360,7 @@ async def suggestions(
     """The request's deadline and the free slots that fit its needs, ranked: before the deadline
     first (earliest, then nearest), then the best ones after it."""
     needs = await requests_repository.suggestion_needs(session, principal.cpts_id, request_id)
+    refuse_if_red_flagged(RequestStatus(needs.status))
     modalities = list(needs.modalities)
     if needs.commune_insee is None and Modality.HH.value in modalities:
         modalities.remove(Modality.HH.value)  # a home visit needs to know where the patient is

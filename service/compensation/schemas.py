@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from service.fields import InputModel
+from service.fields import InputModel, PlausibleDate
 
 Amount = Annotated[str, StringConstraints(pattern=r"^\d{1,7}(?:\.\d{1,2})?$")]
 
@@ -19,7 +19,7 @@ class CompensationIn(InputModel):
     min_notice_hours: int | None = Field(default=None, ge=0, le=720)
     annual_envelope: Amount | None = Field(default=None, description="null: the ACI amount of the CPTS's size")
     annual_cap_per_professional: Amount | None = Field(default=None, description="null: no cap")
-    effective_from: date | None = None
+    effective_from: PlausibleDate | None = None
 
 
 class CompensationOut(BaseModel):

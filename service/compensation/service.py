@@ -15,6 +15,9 @@ from service.compensation.schemas import CompensationIn, CompensationOut
 from service.errors import Invalid, field_error
 from service.money import cents_of, euros
 
+# Rates are planned with a contract, not decades ahead.
+MAX_YEARS_AHEAD = 2
+
 
 def compensation_out(size: int, history: list[Rates], today: date) -> CompensationOut:
     """The settings in force on `today`, as the API shows them."""
@@ -41,6 +44,11 @@ async def set_compensation(
         problem = f"settings take effect from {this_month.isoformat()} at the earliest: earlier months are closed"
         raise Invalid(
             "retroactive_rate", problem, errors=[field_error(["body", "compensation", "effective_from"], problem)]
+        )
+    if effective_from > this_month.replace(year=this_month.year + MAX_YEARS_AHEAD):
+        problem = f"settings are planned at most {MAX_YEARS_AHEAD} years ahead"
+        raise Invalid(
+            "validation_error", problem, errors=[field_error(["body", "compensation", "effective_from"], problem)]
         )
     given = data.model_dump(exclude_unset=True)
     base = rates_on(await repository.rate_history(session, cpts_id), effective_from)

@@ -3,7 +3,18 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 SIZE_UPPER_BOUNDS = ((40_000, 1), (80_000, 2), (175_000, 3))
+# A contract is signed before it starts: a start date further ahead is a typing mistake that would
+# silently shift every contract year (and the compensation envelopes with them).
+CONTRACT_START_LEAD = timedelta(days=366)
+
+
+def contract_start_problem(start: date, today: date) -> str | None:
+    if start > today + CONTRACT_START_LEAD:
+        return "the contract starts at most a year from today"
+    return None
 
 
 def size_class(population: int, override: int | None = None) -> int:

@@ -4,7 +4,7 @@ import secrets
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, LargeBinary, SmallInteger, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, LargeBinary, SmallInteger, String, Text, false, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,6 +41,8 @@ class Cpts(Base):
     publication_horizon_days: Mapped[int] = mapped_column(server_default="60")
     # The CPTS's own red-flag classification of some motifs: {code: transfer_15|assess|snp}.
     motif_overrides: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'"))
+    # Staff must sign in with a second factor (TOTP) when set.
+    mfa_required: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # Keys the HMAC that pseudonymises patients in exports; never leaves the database.
     pseudonym_key: Mapped[bytes] = mapped_column(LargeBinary, default=lambda: secrets.token_bytes(32))
     created_at: Mapped[datetime] = created_at_column()

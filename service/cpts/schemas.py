@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from service.compensation.schemas import CompensationIn, CompensationOut
-from service.fields import InputModel, InseeCode, Label, LocalDatetime, Timezone
+from service.fields import InputModel, InseeCode, Label, LocalDatetime, PlausibleDate, Timezone
 from service.reference.codes import motif_classification
 
 
@@ -35,7 +35,7 @@ class CptsCreate(InputModel):
     name: Label
     population: int = Field(ge=0, le=10_000_000)
     timezone: Timezone = "Europe/Paris"
-    contract_start_date: date | None = None
+    contract_start_date: PlausibleDate | None = None
     finess: str | None = Field(default=None, pattern=r"^[0-9AB]{9}$")
     territory: list[InseeCode] = Field(default_factory=list, max_length=2000)
 
@@ -48,7 +48,7 @@ class CptsPatch(InputModel):
     population: int | None = Field(default=None, ge=0, le=10_000_000)
     size: int | None = Field(default=None, ge=1, le=4, description="Override of the size class; null derives it")
     timezone: Timezone | None = None
-    contract_start_date: date | None = None
+    contract_start_date: PlausibleDate | None = None
     territory: list[InseeCode] | None = Field(default=None, max_length=2000)
     response_window_hours: int | None = Field(default=None, ge=1, le=168)
     hold_ttl_seconds: int | None = Field(default=None, ge=10, le=3600)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.compensation import repository as compensation_repository
 from service.compensation import service as compensation
 from service.cpts import repository
-from service.cpts.domain import size_class
+from service.cpts.domain import contract_start_problem, size_class
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch
 from service.errors import Invalid, field_error
@@ -47,7 +47,14 @@ async def current(session: AsyncSession, cpts_id: uuid.UUID, now: datetime) -> C
     return await to_out(session, await repository.get(session, cpts_id), now)
 
 
+def _check_contract_start(start: date | None, timezone: str, now: datetime) -> None:
+    problem = None if start is None else contract_start_problem(start, now.astimezone(ZoneInfo(timezone)).date())
+    if problem:
+        raise Invalid("validation_error", problem, errors=[field_error(["body", "contract_start_date"], problem)])
+
+
 async def create(session: AsyncSession, data: CptsCreate, now: datetime) -> Cpts:
+    _check_contract_start(data.contract_start_date, data.timezone, now)
     cpts = Cpts(
         id=uuid.uuid4(),
         name=data.name,
@@ -66,6 +73,7 @@ async def create(session: AsyncSession, data: CptsCreate, now: datetime) -> Cpts
 
 async def update(session: AsyncSession, cpts_id: uuid.UUID, patch: CptsPatch, now: datetime) -> CptsOut:
     cpts = await repository.get(session, cpts_id, for_update=True)
+    _check_contract_start(patch.contract_start_date, patch.timezone or cpts.timezone, now)
     changes = patch.model_dump(exclude_unset=True)
     if patch.compensation is not None:
         await compensation.set_compensation(session, cpts.id, cpts.timezone, patch.compensation, now)

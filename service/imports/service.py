@@ -63,10 +63,9 @@ async def import_activity(
         except ValidationError as exc:
             results[index] = _rejected(ref, *invalid_item(exc, "record"))
             continue
-        if record.received_at > now:
-            results[index] = _rejected(
-                record.external_ref, ItemProblem(422, "received_in_future", "received_at is in the future.")
-            )
+        if record.received_at > now or (record.oriented_at is not None and record.oriented_at > now):
+            future = ItemProblem(422, "received_in_future", "received_at or oriented_at is in the future.")
+            results[index] = _rejected(record.external_ref, future)
             continue
         if record.external_ref in seen:
             results[index] = _rejected(

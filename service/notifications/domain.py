@@ -25,6 +25,9 @@ class MessageStatus(StrEnum):
     delivered = "delivered"
     dead = "dead"  # gave up after the last attempt; a coordinator may redeliver
     feed_only = "feed_only"  # the client has no webhook URL: the feed carries it
+    # Not sent: the client was deactivated, lost its webhook URL, or no longer serves the
+    # practitioner. Settled, so that it holds no relay up; a coordinator may redeliver it.
+    skipped = "skipped"
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -26,6 +26,9 @@ class OutboxMessage(TenantOwned, Base):
     client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("software_client.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(30))
     booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))
+    # The practitioner the event is about: the feed and the relay follow the client's current
+    # practitioners, so a client removed from a practitioner stops receiving their patients.
+    practitioner_id: Mapped[uuid.UUID]
     request_id: Mapped[uuid.UUID]
     occurred_at: Mapped[datetime]
     # What happened, without the patient's identity (added when the event is read or sent).

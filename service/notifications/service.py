@@ -59,9 +59,9 @@ class SlotFacts(Protocol):
 # parameters are those `booking_event_values` answers.
 ENQUEUE_SQL = """
     INSERT INTO outbox_message
-        (event_id, cpts_id, client_id, event_type, booking_id, request_id, occurred_at, snapshot, status,
-         next_attempt_at)
-    SELECT gen_random_uuid(), :cpts_id, c.id, :outbox_event_type, :booking_id, :request_id, :now,
+        (event_id, cpts_id, client_id, event_type, booking_id, request_id, practitioner_id, occurred_at, snapshot,
+         status, next_attempt_at)
+    SELECT gen_random_uuid(), :cpts_id, c.id, :outbox_event_type, :booking_id, :request_id, :practitioner_id, :now,
            CAST(:outbox_snapshot AS jsonb),
            CASE WHEN c.webhook_url IS NULL THEN 'feed_only' ELSE 'pending' END,
            CASE WHEN c.webhook_url IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END

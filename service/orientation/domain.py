@@ -10,11 +10,20 @@ import hashlib
 import hmac
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
-from service.errors import Conflict, Invalid
-from service.reference.codes import PHYSICIAN, Classification, motif_classification
+from service.accounts.domain import Role
+from service.errors import Conflict, Forbidden, Invalid
+from service.reference.codes import (
+    PHYSICIAN,
+    SEVERITY,
+    AgeRule,
+    Classification,
+    age_rules,
+    motif_classification,
+)
 
 MAX_BACKDATING = timedelta(hours=24)
 
@@ -57,6 +66,10 @@ ORIENTATION_OUTCOMES = frozenset(
 )
 # Events that are an outcome of the request (docs/indicators.md, "Request outcome").
 OUTCOME_KINDS = ORIENTATION_OUTCOMES | {EventKind.booked}
+# Events that open a request again and so end the outcome before them (docs/indicators.md).
+REOPENING_KINDS = frozenset({EventKind.reopened, EventKind.red_flag_override})
+# The events that decide a request's final outcome: the last of them does.
+DECIDING_KINDS = OUTCOME_KINDS | REOPENING_KINDS
 # What a red-flagged request may be closed with before a physician overrides the flag.
 RED_FLAG_OUTCOMES = frozenset(
     {
@@ -88,8 +101,40 @@ TRANSITIONS: dict[RequestStatus, dict[EventKind, RequestStatus]] = {
 }
 
 
+def queue_rank(status: str) -> int:
+    """Red-flagged requests come first in the queue, whatever their deadline (then by deadline)."""
+    return 0 if status == RequestStatus.transfer_required else 1
+
+
 def initial_status(red_flagged: bool) -> RequestStatus:
     return RequestStatus.transfer_required if red_flagged else RequestStatus.open
+
+
+@dataclass(frozen=True)
+class OverrideDecision:
+    regulating_physician: str  # the RPPS the orientation log records as the decision's author
+    basis: str  # "regulator": a regulator's own account; "sas_regulation": the SAS's regulator, recorded
+
+
+def override_decision(
+    role: str, own_rpps: str | None, stated_rpps: str | None, via_sas: bool, sas_regulator: str | None
+) -> OverrideDecision:
+    """Who may lift a red flag. It is a medical decision: a regulating physician signed in with a
+    regulator's account takes it under their own RPPS; for a request the SAS regulated, a handler
+    may record the decision of the regulating physician named on the request, and no one else's."""
+    if role == Role.regulator and own_rpps is not None:
+        if stated_rpps is not None and stated_rpps != own_rpps:
+            raise Invalid(
+                "regulating_physician_mismatch", "A regulator lifts a red flag under their own RPPS, not another's."
+            )
+        return OverrideDecision(own_rpps, "regulator")
+    if via_sas and sas_regulator is not None and stated_rpps == sas_regulator:
+        return OverrideDecision(sas_regulator, "sas_regulation")
+    raise Forbidden(
+        "regulator_required",
+        "Lifting a red flag is a medical decision: it takes a regulator's account, or, for a request the SAS "
+        "regulated, the RPPS of the regulating physician named on the request.",
+    )
 
 
 def statuses_allowing(kind: EventKind) -> list[str]:
@@ -97,17 +142,23 @@ def statuses_allowing(kind: EventKind) -> list[str]:
     return sorted(status.value for status, moves in TRANSITIONS.items() if kind in moves)
 
 
-def next_status(status: RequestStatus, kind: EventKind) -> RequestStatus:
-    """Where `kind` leads from `status`, or the refusal a caller should get."""
-    target = TRANSITIONS[status].get(kind)
-    if target is not None:
-        return target
+def refuse_if_red_flagged(status: RequestStatus) -> None:
+    """A red-flagged request is neither offered slots nor booked until it is oriented to the 15 or
+    a regulating physician lifts the flag."""
     if status is RequestStatus.transfer_required:
         raise Invalid(
             "red_flag_transfer_required",
             "This request has a red flag: orient it to the 15 (or emergency department), or have a regulating "
             "physician override the flag.",
         )
+
+
+def next_status(status: RequestStatus, kind: EventKind) -> RequestStatus:
+    """Where `kind` leads from `status`, or the refusal a caller should get."""
+    target = TRANSITIONS[status].get(kind)
+    if target is not None:
+        return target
+    refuse_if_red_flagged(status)
     if status is RequestStatus.booked:
         raise Conflict("request_booked", "The request is booked: cancel the booking first.")
     if status is RequestStatus.closed:
@@ -115,13 +166,14 @@ def next_status(status: RequestStatus, kind: EventKind) -> RequestStatus:
     raise Conflict("invalid_transition", f"'{kind.value}' cannot follow status '{status.value}'.")
 
 
-def final_outcome(kinds: Iterable[EventKind]) -> EventKind | None:
-    """The outcome of the last event that is an outcome (not `reopened`, not an override)."""
-    last = None
+def final_outcome(kinds: Iterable[EventKind | str]) -> EventKind | None:
+    """The outcome of the request's last deciding event; None (open) when that event opened the
+    request again: a booking cancelled and reopened, or a transfer the 15 sent back."""
+    last: EventKind | None = None
     for kind in kinds:
-        if kind in OUTCOME_KINDS:
-            last = kind
-    return last
+        if kind in DECIDING_KINDS:
+            last = EventKind(kind)
+    return None if last is None or last in REOPENING_KINDS else last
 
 
 # Unless told otherwise, unscheduled care is a general practitioner's consultation.
@@ -155,6 +207,41 @@ def classify(motif: str, overrides: Mapping[str, str] | None = None) -> Classifi
     if overrides and motif in overrides:
         return Classification(overrides[motif])
     return motif_classification()[motif]
+
+
+def age_in(unit: str, birth_date: date, day: date) -> int:
+    """Whole days, months or years from the birth date to `day`."""
+    if unit == "d":
+        return (day - birth_date).days
+    months = (day.year - birth_date.year) * 12 + day.month - birth_date.month - (day.day < birth_date.day)
+    return months if unit == "m" else months // 12
+
+
+def age_rule_applies(rule: AgeRule, motif: str, birth_date: date | None, day: date) -> bool:
+    if birth_date is None or not rule.matches_motif(motif):
+        return False
+    if rule.min_age is not None and age_in(rule.min_age.unit, birth_date, day) < rule.min_age.amount:
+        return False
+    return rule.max_age is None or age_in(rule.max_age.unit, birth_date, day) < rule.max_age.amount
+
+
+@dataclass(frozen=True)
+class Screening:
+    classification: Classification
+    age_rules: tuple[str, ...]  # the codes of the age rules that raised it
+
+
+def screen(motif: str, overrides: Mapping[str, str] | None, birth_date: date | None, day: date) -> Screening:
+    """The motif's classification (the CPTS's own, else the project's), raised by the age rules that
+    apply to the patient on the day of the call (age_rules.csv); never lowered."""
+    classification = classify(motif, overrides)
+    applied = []
+    for rule in age_rules():
+        if age_rule_applies(rule, motif, birth_date, day):
+            applied.append(rule.code)
+            if SEVERITY[rule.classification] > SEVERITY[classification]:
+                classification = rule.classification
+    return Screening(classification, tuple(applied))
 
 
 def requires_transfer(classification: Classification, flags: Iterable[str]) -> bool:

@@ -55,6 +55,8 @@ class CareRequest(TenantOwned, Base):
     motif: Mapped[str] = mapped_column(String(9))
     motif_classification: Mapped[str] = mapped_column(String(12))
     red_flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    # The age rules (reference/age_rules.csv) that raised the motif's classification at reception.
+    age_rules: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     needs_profession: Mapped[str | None] = mapped_column(String(4))
     needs_specialty: Mapped[str | None] = mapped_column(String(8))
     needs_modalities: Mapped[list[str]] = mapped_column(ARRAY(Text))

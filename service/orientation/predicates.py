@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, column, func, or_, table
+from sqlalchemy import ColumnElement, case, column, func, or_, table
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import String, Text
 
 from service.db import sql_fragment
+from service.orientation.domain import RequestStatus
 from service.reference.codes import Classification
 
 _R = table("r", column("red_flags", ARRAY(Text)), column("motif_classification", String))
+
+
+def queue_rank(status: Any) -> ColumnElement[int]:
+    """Red-flagged requests first (`domain.queue_rank`)."""
+    return case((status == RequestStatus.transfer_required.value, 0), else_=1)
 
 
 def requires_transfer(red_flags: Any, motif_classification: Any) -> ColumnElement[bool]:

@@ -10,6 +10,7 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import NotFound
+from service.orientation import predicates
 from service.orientation.domain import EventKind
 from service.orientation.models import CareRequest, OrientationEvent
 from service.tenancy import get_or_raise, scoped
@@ -43,19 +44,22 @@ async def queue_page(
     after: tuple[Any, ...] | None,
     limit: int,
 ) -> list[CareRequest]:
-    """Requests of the given statuses, most urgent deadline first (`limit + 1` rows)."""
+    """Requests of the given statuses, red-flagged first, then the most urgent deadline (`limit + 1`)."""
+    rank = predicates.queue_rank(CareRequest.status)
     query = scoped(CareRequest, cpts_id).where(CareRequest.status.in_(list(statuses)))
     if due_before is not None:
         query = query.where(CareRequest.deadline_at < due_before)
     if after is not None:
-        query = query.where(tuple_(CareRequest.deadline_at, CareRequest.id) > after)
-    return list(await session.scalars(query.order_by(CareRequest.deadline_at, CareRequest.id).limit(limit + 1)))
+        query = query.where(tuple_(rank, CareRequest.deadline_at, CareRequest.id) > after)
+    query = query.order_by(rank, CareRequest.deadline_at, CareRequest.id)
+    return list(await session.scalars(query.limit(limit + 1)))
 
 
 @dataclass(frozen=True)
 class SuggestionNeeds:
     """What the suggestions of a request need to know of it."""
 
+    status: str
     deadline_at: datetime
     profession: str | None
     specialty: str | None
@@ -68,7 +72,7 @@ class SuggestionNeeds:
 # sites in the patient's commune (no commune table is kept).
 _SUGGESTION_NEEDS = text(
     """
-    SELECT r.deadline_at, r.needs_profession, r.needs_specialty, r.needs_modalities, r.patient_commune_insee,
+    SELECT r.status, r.deadline_at, r.needs_profession, r.needs_specialty, r.needs_modalities, r.patient_commune_insee,
            point.latitude, point.longitude
     FROM care_request r
     LEFT JOIN LATERAL (
@@ -86,6 +90,7 @@ async def suggestion_needs(session: AsyncSession, cpts_id: uuid.UUID, request_id
     if row is None:
         raise NotFound("request")
     return SuggestionNeeds(
+        status=row.status,
         deadline_at=row.deadline_at,
         profession=row.needs_profession,
         specialty=row.needs_specialty,

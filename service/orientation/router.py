@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from service.auth import Handler, Staff
 from service.clock import Now
 from service.db import SessionDep
-from service.errors import Invalid, field_error
+from service.fields import aware_query
 from service.flows import orientation as flows
 from service.flows.schemas import RequestOut
 from service.idempotency import Idempotent
@@ -71,15 +71,11 @@ async def queue(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[QueueItem]:
-    """The queue, most urgent deadline first."""
-    if due_before is not None and due_before.tzinfo is None:
-        raise Invalid(
-            "validation_error",
-            "due_before needs a UTC offset.",
-            errors=[field_error(["query", "due_before"], "datetime without an offset", "timezone_aware")],
-        )
+    """The queue: red-flagged requests (`transfer_required`) first, then the most urgent deadline."""
     statuses = [str(s) for s in status_filter] if status_filter else None
-    return await service.queue(session, principal, statuses, due_before, limit, cursor, now, http)
+    return await service.queue(
+        session, principal, statuses, aware_query(due_before, "due_before"), limit, cursor, now, http
+    )
 
 
 @router.get("/requests/{request_id}", operation_id="requests-get")

@@ -6,7 +6,6 @@ from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     Field,
     StringConstraints,
@@ -14,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.fields import InputModel, InseeCode, LocalDatetime, Name, Phone
+from service.fields import InputModel, InseeCode, LocalDatetime, Name, Phone, PlausibleDatetime
 from service.orientation.domain import EventKind, RequestStatus, ins_problem
 from service.practitioners.schemas import ProfessionCode, Rpps, SpecialtyCode
 from service.reference.codes import PHYSICIAN, motif_classification, red_flags
@@ -111,7 +110,7 @@ def _known_red_flags(values: list[str]) -> list[str]:
 
 
 class RequestCreate(InputModel):
-    received_at: AwareDatetime | None = Field(
+    received_at: PlausibleDatetime | None = Field(
         default=None, description="When the call came in (default now); back-dated 24 h at most"
     )
     channel: Channel = "phone"
@@ -142,6 +141,7 @@ class RequestSummary(BaseModel):
     motif_label: str
     motif_classification: str
     red_flags: list[str]
+    age_rules: list[str] = Field(description="Age conditions that raised the motif's classification")
     needs: NeedsOut
     imported: bool
 
@@ -185,7 +185,11 @@ class OrientationIn(InputModel):
 
 
 class OverrideIn(InputModel):
-    regulating_physician: Rpps = Field(description="RPPS of the physician who lifts the red flag")
+    regulating_physician: Rpps | None = Field(
+        default=None,
+        description="A regulator's own RPPS is recorded; a handler gives the RPPS of the SAS regulating physician "
+        "named on a request that came through the SAS",
+    )
     note: Note | None = None
 
 

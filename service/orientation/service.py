@@ -25,9 +25,12 @@ from service.orientation.domain import (
     final_outcome,
     identity_key,
     initial_status,
+    override_decision,
     pseudonym,
+    queue_rank,
     received_at_problem,
     requires_transfer,
+    screen,
 )
 from service.orientation.log import LoggedEvent, append_event
 from service.orientation.models import CareRequest
@@ -41,7 +44,7 @@ from service.orientation.schemas import (
     RequestCreate,
     RequestSummary,
 )
-from service.pagination import BY_DEADLINE, Page
+from service.pagination import BY_QUEUE, Page
 from service.reference.codes import motifs
 from service.slots.domain import Modality
 
@@ -54,9 +57,10 @@ async def create(
     problem = received_at_problem(received_at, now)
     if problem:
         raise Invalid("validation_error", problem, errors=[field_error(["body", "received_at"], problem)])
-    classification = classify(data.motif, cpts.motif_overrides)
-    profession, specialty = default_needs(data.needs.profession, data.needs.specialty)
     local_day = received_at.astimezone(ZoneInfo(cpts.timezone)).date()
+    screening = screen(data.motif, cpts.motif_overrides, data.patient.birth_date, local_day)
+    classification = screening.classification
+    profession, specialty = default_needs(data.needs.profession, data.needs.specialty)
     care_request = CareRequest(
         id=uuid.uuid4(),
         cpts_id=principal.cpts_id,
@@ -89,6 +93,7 @@ async def create(
         identity_status=data.patient.identity_status,
         motif=data.motif,
         motif_classification=classification.value,
+        age_rules=list(screening.age_rules),
         red_flags=data.red_flags,
         needs_profession=profession,
         needs_specialty=specialty,
@@ -151,6 +156,13 @@ async def override_red_flag(
             raise Conflict("request_closed", "Only a request transferred to the 15 can be sent back to SNP.")
     elif status is not RequestStatus.transfer_required:
         raise Conflict("no_red_flag", "This request has no red flag to override.")
+    decision = override_decision(
+        principal.role.value,
+        principal.rpps,
+        data.regulating_physician,
+        care_request.via_sas,
+        care_request.regulating_physician,
+    )
     event = await append_event(
         session,
         principal,
@@ -158,7 +170,8 @@ async def override_red_flag(
         EventKind.red_flag_override,
         now,
         note=data.note,
-        regulating_physician=data.regulating_physician,
+        regulating_physician=decision.regulating_physician,
+        detail={"basis": decision.basis},
     )
     await audit.record(session, principal, "request.override", "request", [care_request.id], now, http)
     return care_request, event
@@ -177,6 +190,7 @@ def summary_fields(care_request: CareRequest) -> dict[str, Any]:
         "motif_label": motif.label if motif else "",
         "motif_classification": care_request.motif_classification,
         "red_flags": list(care_request.red_flags),
+        "age_rules": list(care_request.age_rules),
         "needs": NeedsOut(
             profession=care_request.needs_profession,
             specialty=care_request.needs_specialty,
@@ -218,13 +232,11 @@ async def queue(
     now: datetime,
     http: Request | None = None,
 ) -> Page[QueueItem]:
-    """The queue, most urgent deadline first (default: open and transfer-required requests). It
-    shows patients' identities, so the read is audited."""
+    """The queue: red-flagged requests first, then the most urgent deadline (default: open and
+    transfer-required requests). It shows patients' identities, so the read is audited."""
     wanted = statuses or [RequestStatus.open.value, RequestStatus.transfer_required.value]
-    rows = await repository.queue_page(
-        session, principal.cpts_id, wanted, due_before, BY_DEADLINE.decode(cursor), limit
-    )
-    page, next_cursor = BY_DEADLINE.page(rows, limit, lambda r: (r.deadline_at, r.id))
+    rows = await repository.queue_page(session, principal.cpts_id, wanted, due_before, BY_QUEUE.decode(cursor), limit)
+    page, next_cursor = BY_QUEUE.page(rows, limit, lambda r: (queue_rank(r.status), r.deadline_at, r.id))
     await audit.record(session, principal, "request.list", "request", [r.id for r in page], now, http)
     return Page(items=[queue_item(r) for r in page], next_cursor=next_cursor)
 

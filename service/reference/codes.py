@@ -81,6 +81,58 @@ def motif_classification() -> dict[str, Classification]:
     return {row["code"]: Classification(row["classification"]) for row in read_csv("motif_classification.csv")}
 
 
+# Screening order: a rule may raise a classification, never lower it.
+SEVERITY = {Classification.snp: 0, Classification.assess: 1, Classification.transfer_15: 2}
+
+
+@dataclass(frozen=True)
+class Age:
+    """An age bound of a rule: `amount` whole days, months or years."""
+
+    amount: int
+    unit: str  # "d", "m" or "y"
+
+    @classmethod
+    def parse(cls, text: str) -> Age | None:
+        text = text.strip()
+        if not text:
+            return None
+        if text[-1] not in "dmy" or not text[:-1].isdigit():
+            raise ValueError(f"an age is written like 28d, 3m or 75y, not {text!r}")
+        return cls(int(text[:-1]), text[-1])
+
+
+@dataclass(frozen=True)
+class AgeRule:
+    """An age condition on motifs (age_rules.csv)."""
+
+    code: str
+    motif: str  # a code, a prefix ending in "*", or "*"
+    min_age: Age | None
+    max_age: Age | None
+    classification: Classification
+    rationale: str
+
+    def matches_motif(self, motif: str) -> bool:
+        return motif.startswith(self.motif[:-1]) if self.motif.endswith("*") else motif == self.motif
+
+
+@cache
+def age_rules() -> tuple[AgeRule, ...]:
+    """The age conditions on motifs, in file order."""
+    return tuple(
+        AgeRule(
+            code=row["code"],
+            motif=row["motif"],
+            min_age=Age.parse(row["min_age"]),
+            max_age=Age.parse(row["max_age"]),
+            classification=Classification(row["classification"]),
+            rationale=row["rationale"],
+        )
+        for row in read_csv("age_rules.csv")
+    )
+
+
 @cache
 def red_flags() -> dict[str, str]:
     """Red-flag questions the handler ticks: code -> French label."""

@@ -74,13 +74,13 @@ class RequestFact:
     patient_age_band: str | None
     patient_sex: str | None
     patient_commune: str | None
-    final_outcome: str | None  # kind of the last outcome event
+    final_outcome: str | None  # the outcome of the last deciding event; None: open (orientation.domain)
     oriented_at: datetime | None
     oriented_by: uuid.UUID | None
     appointment_start: datetime | None
     appointment_modality: str | None
     practitioner_profession: str | None
-    booking_status: str | None
+    booking_status: str | None  # of the last confirmed booking: booked or cancelled
     cancelled_side: str | None
     appointment_outcome: str | None
 
@@ -93,7 +93,9 @@ def outcome(fact: RequestFact, cutoff: datetime) -> str:
 
 
 def appointment_status(fact: RequestFact) -> str | None:
-    if fact.final_outcome != "booked":
+    """What became of the request's last confirmed appointment, whatever the request's outcome is
+    now: a cancelled appointment counts under its cancellation even once the request reopened."""
+    if fact.booking_status is None:
         return None
     if fact.booking_status == "cancelled":
         return f"cancelled_by_{fact.cancelled_side or 'handler'}"

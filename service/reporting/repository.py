@@ -15,7 +15,7 @@ from sqlalchemy.types import Text
 from service.accounts.models import StaffUser
 from service.compensation.domain import SlotFact
 from service.db import sql_fragment
-from service.orientation.domain import OUTCOME_KINDS
+from service.orientation.domain import DECIDING_KINDS, final_outcome
 from service.orientation.predicates import RED_FLAGGED_SQL
 from service.reporting.indicators import RequestFact, Supply
 from service.slots.predicates import ALIAS_S, withdrawn_late
@@ -40,29 +40,39 @@ _FACTS = text(
                     CASE WHEN r.imported_appointment_status IN ('fulfilled', 'noshow')
                          THEN r.imported_appointment_status END)
     FROM care_request r
-    -- The final outcome: the last event that is an outcome (not `reopened`, not an override).
+    -- The last deciding event: an outcome, or a reopening that ends the outcome before it
+    -- (orientation.domain.final_outcome decides which).
     LEFT JOIN LATERAL (
-        SELECT e.kind, e.at, e.actor_id, e.booking_id
+        SELECT e.kind, e.at, e.actor_id
         FROM orientation_event e
-        WHERE e.cpts_id = r.cpts_id AND e.request_id = r.id AND e.kind = ANY(:outcomes)
+        WHERE e.cpts_id = r.cpts_id AND e.request_id = r.id AND e.kind = ANY(:deciding)
         ORDER BY e.id DESC
         LIMIT 1
     ) fe ON true
-    LEFT JOIN booking b ON fe.kind = 'booked' AND b.id = fe.booking_id
+    -- The request's last confirmed booking, whatever became of it: a cancelled one still counts in
+    -- the appointment figures under its cancellation.
+    LEFT JOIN LATERAL (
+        SELECT lb.id, lb.slot_id, lb.status, lb.cancelled_side, lb.outcome
+        FROM booking lb
+        WHERE lb.cpts_id = r.cpts_id AND lb.request_id = r.id AND lb.booked_at IS NOT NULL
+        ORDER BY lb.booked_at DESC, lb.id DESC
+        LIMIT 1
+    ) b ON true
     LEFT JOIN slot s ON s.id = b.slot_id
     LEFT JOIN practitioner p ON p.id = s.practitioner_id
     LEFT JOIN practitioner ip ON ip.id = r.imported_practitioner_id
     WHERE r.cpts_id = :cpts_id AND r.received_at >= :start AND r.received_at < :end
     ORDER BY r.received_at, r.id
     """  # noqa: S608 - module constants, no input
-).bindparams(bindparam("outcomes", type_=ARRAY(Text)))
+).bindparams(bindparam("deciding", type_=ARRAY(Text)))
 
 
 def _params(cpts_id: uuid.UUID, start: datetime, end: datetime) -> dict[str, Any]:
-    return {"cpts_id": cpts_id, "start": start, "end": end, "outcomes": sorted(k.value for k in OUTCOME_KINDS)}
+    return {"cpts_id": cpts_id, "start": start, "end": end, "deciding": sorted(k.value for k in DECIDING_KINDS)}
 
 
 def fact_of(row: Sequence[Any]) -> RequestFact:
+    outcome = final_outcome([row[16]] if row[16] else [])
     return RequestFact(
         request_id=row[0],
         received_at=row[1],
@@ -80,9 +90,9 @@ def fact_of(row: Sequence[Any]) -> RequestFact:
         patient_age_band=row[13],
         patient_sex=row[14],
         patient_commune=row[15],
-        final_outcome=row[16],
-        oriented_at=row[17],
-        oriented_by=row[18],
+        final_outcome=outcome.value if outcome else None,
+        oriented_at=row[17] if outcome else None,
+        oriented_by=row[18] if outcome else None,
         appointment_start=row[19],
         appointment_modality=row[20],
         practitioner_profession=row[21],

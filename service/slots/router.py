@@ -9,7 +9,7 @@ from fastapi import Path, Query, Response, status
 from service.auth import CurrentPrincipal, Publisher, Staff
 from service.clock import Now
 from service.db import SessionDep
-from service.errors import Invalid, field_error
+from service.fields import aware_query
 from service.flows import withdrawal
 from service.idempotency import Idempotent
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -33,16 +33,6 @@ router = api_router(prefix="/v1/slots", tags=["slots"])
 
 ExternalIdPath = Annotated[ExternalId, Path(description="The publisher's own id for the slot")]
 AwareQuery = Annotated[datetime | None, Query(description="RFC 3339 with an offset")]
-
-
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise Invalid(
-            "validation_error",
-            f"{name} needs a UTC offset.",
-            errors=[field_error(["query", name], "datetime without an offset", "timezone_aware")],
-        )
-    return value
 
 
 @router.post("/batch", operation_id="slots-batch_publish", dependencies=[Idempotent])
@@ -77,8 +67,8 @@ async def search(
         session,
         principal,
         now,
-        start_from=_aware(start_from, "start_from"),
-        start_to=_aware(start_to, "start_to"),
+        start_from=aware_query(start_from, "start_from"),
+        start_to=aware_query(start_to, "start_to"),
         limit=limit,
         cursor=cursor,
         profession=profession,
@@ -106,8 +96,8 @@ async def list_slots(
         session,
         principal,
         now,
-        start_from=_aware(start_from, "start_from"),
-        start_to=_aware(start_to, "start_to"),
+        start_from=aware_query(start_from, "start_from"),
+        start_to=aware_query(start_to, "start_to"),
         practitioner_id=practitioner_id,
         status=status,
         modality=modality,

@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, SkipValidation, StringConstraints, field_validator
+from pydantic import BaseModel, Field, SkipValidation, StringConstraints, field_validator
 
 from service.batches import ItemProblemOut
-from service.fields import InputModel, InseeCode, LocalDatetime
+from service.fields import InputModel, InseeCode, LocalDatetime, PlausibleDatetime
 from service.slots.domain import DEFAULT_VISIBILITY, Modality, Outcome, SlotStatus, Visibility
 
 MAX_BATCH = 1000
@@ -20,8 +20,8 @@ class SlotBody(InputModel):
 
     practitioner_id: uuid.UUID
     site_id: uuid.UUID
-    start: AwareDatetime
-    end: AwareDatetime
+    start: PlausibleDatetime
+    end: PlausibleDatetime
     modality: Modality = Modality.AMB
     visibility: list[Visibility] = Field(default_factory=lambda: list(DEFAULT_VISIBILITY), min_length=1, max_length=4)
     specialty: str | None = Field(
@@ -81,8 +81,8 @@ class BatchOut(BaseModel):
 
 
 class SyncIn(BatchIn):
-    window_start: AwareDatetime
-    window_end: AwareDatetime
+    window_start: PlausibleDatetime
+    window_end: PlausibleDatetime
 
 
 class SlotRef(BaseModel):

@@ -88,7 +88,8 @@ async def test_the_24_hour_measure_is_elapsed_time_across_clock_changes(
 
 async def _month_of_activity(client: httpx.AsyncClient, tenant: Tenant, clock: Clock) -> Agenda:
     """October 2026: bookings within and after 24 h, an orientation, no solution, an unresolved
-    request, a red-flag transfer and a cancellation."""
+    request, a red-flag transfer and a booking cancelled by the patient (its request reopened and
+    was never booked again: unresolved once its deadline passed)."""
     t0 = datetime(2026, 10, 12, 7, 0, tzinfo=UTC)
     await at(tenant, clock, t0)
     agenda = await new_agenda(tenant, practitioners=3)
@@ -154,7 +155,9 @@ async def test_the_monthly_indicators_are_recomputable_from_the_activity_export(
     for key in ("booked", "advice", "transfer_15", "no_solution", "unresolved_past_deadline", "open"):
         assert report[key] == outcomes.count(key), key
     assert report["needing_consultation"] == needing == 5
-    assert report["booked_within_24h"] == within_24 == 2
+    # The cancelled appointment (3 h after reception) no longer counts as booked within 24 h.
+    assert (report["booked"], report["unresolved_past_deadline"]) == (2, 2)
+    assert report["booked_within_24h"] == within_24 == 1
     assert report["rate_within_24h"] == round(within_24 / needing, 4)
     assert report["via_sas"] == sum(1 for r in rows if r["via_sas"] == "true") == 1
     assert (
@@ -166,7 +169,7 @@ async def test_the_monthly_indicators_are_recomputable_from_the_activity_export(
     assert report["slots_published"]["count"] == 4
     assert report["slots_booked"] == 2
     assert report["fill_rate"] == 0.5
-    assert report["handlers"][0]["requests_handled"] == 6
+    assert report["handlers"][0]["requests_handled"] == 5  # the reopened request has no final orientation
 
 
 async def test_the_pseudonym_is_stable_across_months_and_not_the_identity(
@@ -472,7 +475,7 @@ async def test_the_contract_year_report(client: httpx.AsyncClient, tenant: Tenan
     year = answer.json()
     assert [m["month"] for m in year["months"]] == [f"2026-{m:02d}" for m in range(1, 13)]
     october = next(m for m in year["months"] if m["month"] == "2026-10")
-    assert (october["requests_total"], october["booked"]) == (7, 3)
+    assert (october["requests_total"], october["booked"]) == (7, 2)
     assert year["total"]["requests_total"] == 7
     assert year["size"] == 2
     assert year["envelopes"]["access_to_care.snp_professional_compensation"] == "12000.00"
@@ -505,3 +508,18 @@ async def test_reports_are_for_coordinators_of_the_cpts(
         assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
     far = await client.get("/v1/reports/contract-year", params={"start": "9999-01-01"}, headers=tenant.coordinator)
     assert far.status_code == 422
+
+
+async def test_a_request_the_15_sent_back_counts_as_open_not_as_a_transfer(
+    client: httpx.AsyncClient, tenant: Tenant, clock: Clock
+) -> None:
+    await at(tenant, clock, datetime(2026, 10, 5, 9, 0, tzinfo=UTC))
+    sent_back = await open_request(tenant, motif="M17.03.00")  # chest pain: transfer_15
+    await orient(client, tenant, sent_back, "transfer_15")
+    lifted = await client.post(f"/v1/requests/{sent_back['id']}/override", json={}, headers=tenant.as_role("regulator"))
+    assert lifted.status_code == 201
+    stays = await open_request(tenant, motif="M17.03.00")
+    await orient(client, tenant, stays, "transfer_15")
+    report = (await monthly(client, tenant, "2026-10")).json()
+    assert (report["transfer_15"], report["open"]) == (1, 1)
+    assert report["by_outcome"]["transfer_15"] == 1

@@ -9,7 +9,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.audit.models import AuditEvent
 from service.orientation.models import CareRequest
-from tests.builders import Clock, Tenant, new_agenda, next_day_at, open_request, publish, request_body, slot_item
+from tests.builders import (
+    PASSWORD,
+    Clock,
+    Tenant,
+    new_agenda,
+    next_day_at,
+    open_request,
+    publish,
+    request_body,
+    slot_item,
+    unique_rpps,
+)
 
 
 async def count_requests(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> int:
@@ -133,20 +144,27 @@ async def test_red_flags_force_a_transfer_unless_a_regulating_physician_override
     assert advice.status_code == 422
     assert advice.json()["code"] == "red_flag_transfer_required"
 
-    # The 15 takes the chest pain; its regulating physician sends it back to unscheduled care.
+    # Suggestions are not offered either.
+    suggested = await client.get(f"/v1/requests/{ticked['id']}/suggestions", headers=tenant.handler)
+    assert (suggested.status_code, suggested.json()["code"]) == (422, "red_flag_transfer_required")
+
+    # The 15 takes the chest pain; a regulating physician sends it back to unscheduled care.
     transferred = await client.post(
         f"/v1/requests/{chest_pain['id']}/orientations", json={"outcome": "transfer_15"}, headers=tenant.handler
     )
     assert transferred.status_code == 201
     assert transferred.json()["request"]["status"] == "closed"
+    override = f"/v1/requests/{chest_pain['id']}/override"
+    # A handler cannot lift a red flag by typing an RPPS: it is a medical decision.
+    refused = await client.post(override, json={"regulating_physician": "12345678901"}, headers=tenant.handler)
+    assert (refused.status_code, refused.json()["code"]) == (403, "regulator_required")
     sent_back = await client.post(
-        f"/v1/requests/{chest_pain['id']}/override",
-        json={"regulating_physician": "10003456786", "note": "ECG normal, voir MG sous 24 h"},
-        headers=tenant.handler,
+        override, json={"note": "ECG normal, voir MG sous 24 h"}, headers=tenant.as_role("regulator")
     )
     assert sent_back.status_code == 201
     assert sent_back.json()["request"]["status"] == "open"
-    assert sent_back.json()["event"]["regulating_physician"] == "10003456786"
+    assert sent_back.json()["event"]["regulating_physician"] == tenant.rpps["regulator"]
+    assert sent_back.json()["event"]["actor_id"] == tenant.user_ids["regulator"]
     booked = await client.post(
         f"/v1/requests/{chest_pain['id']}/book", json={"slot_id": slot_id}, headers=tenant.handler
     )
@@ -154,15 +172,50 @@ async def test_red_flags_force_a_transfer_unless_a_regulating_physician_override
     events = (await client.get(f"/v1/requests/{chest_pain['id']}", headers=tenant.handler)).json()["events"]
     assert [e["kind"] for e in events] == ["transfer_15", "red_flag_override", "booked"]
 
-    # An override needs a regulating physician's RPPS.
-    missing = await client.post(f"/v1/requests/{ticked['id']}/override", json={}, headers=tenant.handler)
-    assert missing.status_code == 422
-    assert missing.json()["errors"][0]["loc"] == ["body", "regulating_physician"]
+    # A regulator decides under their own RPPS only.
+    other_rpps = await client.post(
+        f"/v1/requests/{ticked['id']}/override",
+        json={"regulating_physician": unique_rpps()},
+        headers=tenant.as_role("regulator"),
+    )
+    assert (other_rpps.status_code, other_rpps.json()["code"]) == (422, "regulating_physician_mismatch")
     open_one = await open_request(tenant)
     nothing_to_lift = await client.post(
-        f"/v1/requests/{open_one['id']}/override", json={"regulating_physician": "10003456786"}, headers=tenant.handler
+        f"/v1/requests/{open_one['id']}/override", json={}, headers=tenant.as_role("regulator")
     )
     assert nothing_to_lift.status_code == 409
+
+
+async def test_a_handler_records_the_decision_of_the_sas_regulator_named_on_the_request(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    sas_regulator = unique_rpps()
+    via_sas = await open_request(
+        tenant, channel="sas", via_sas=True, regulating_physician=sas_regulator, red_flags=["chest_pain"]
+    )
+    path = f"/v1/requests/{via_sas['id']}/override"
+    wrong = await client.post(path, json={"regulating_physician": unique_rpps()}, headers=tenant.handler)
+    assert (wrong.status_code, wrong.json()["code"]) == (403, "regulator_required")
+    unnamed = await client.post(path, json={}, headers=tenant.handler)
+    assert unnamed.status_code == 403
+    lifted = await client.post(path, json={"regulating_physician": sas_regulator}, headers=tenant.handler)
+    assert lifted.status_code == 201
+    assert lifted.json()["event"]["regulating_physician"] == sas_regulator
+    # Not through the SAS: the same handler may not.
+    local = await open_request(tenant, regulating_physician=sas_regulator, red_flags=["chest_pain"])
+    refused = await client.post(
+        f"/v1/requests/{local['id']}/override", json={"regulating_physician": sas_regulator}, headers=tenant.handler
+    )
+    assert refused.status_code == 403
+
+
+async def test_a_regulator_account_carries_a_valid_rpps(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    body = {"email": "dr.regul@cpts.test", "display_name": "Dr Régul", "role": "regulator", "password": PASSWORD}
+    for rpps in (None, "12345678901"):  # missing; a check digit that fails
+        refused = await client.post("/v1/users", json={**body, "rpps": rpps}, headers=tenant.coordinator)
+        assert refused.status_code == 422, refused.text
+    created = await client.post("/v1/users", json={**body, "rpps": unique_rpps()}, headers=tenant.coordinator)
+    assert (created.status_code, created.json()["role"]) == (201, "regulator")
 
 
 async def test_a_cpts_may_reclassify_a_motif(client: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -209,19 +262,24 @@ async def test_the_queue_is_ordered_by_deadline_and_filtered(
         f"/v1/requests/{closed['id']}/orientations", json={"outcome": "duplicate"}, headers=tenant.handler
     )
     queue = (await client.get("/v1/requests", headers=tenant.handler)).json()["items"]
-    assert [r["id"] for r in queue] == [urgent["id"], flagged["id"], late["id"]]
+    # Red flags first, whatever their deadline, then the most urgent deadline.
+    assert [r["id"] for r in queue] == [flagged["id"], urgent["id"], late["id"]]
     assert queue[0]["patient"]["family_name"] == "Dupont"
     only_closed = (await client.get("/v1/requests", params={"status": "closed"}, headers=tenant.handler)).json()
     assert [r["id"] for r in only_closed["items"]] == [closed["id"]]
     soon = await client.get(
         "/v1/requests", params={"due_before": (now + timedelta(hours=15)).isoformat()}, headers=tenant.handler
     )
-    assert [r["id"] for r in soon.json()["items"]] == [urgent["id"], flagged["id"]]
-    page = (await client.get("/v1/requests", params={"limit": 2}, headers=tenant.handler)).json()
-    rest = (
-        await client.get("/v1/requests", params={"limit": 2, "cursor": page["next_cursor"]}, headers=tenant.handler)
-    ).json()
-    assert [r["id"] for r in page["items"] + rest["items"]] == [urgent["id"], flagged["id"], late["id"]]
+    assert [r["id"] for r in soon.json()["items"]] == [flagged["id"], urgent["id"]]
+    for size in (1, 2):  # the cursor carries the rank: pages walk the same order
+        seen, cursor = [], None
+        while True:
+            params: dict[str, str | int] = {"limit": size, **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/v1/requests", params=params, headers=tenant.handler)).json()
+            seen += [r["id"] for r in page["items"]]
+            if (cursor := page["next_cursor"]) is None:
+                break
+        assert seen == [flagged["id"], urgent["id"], late["id"]]
 
 
 async def test_every_read_and_change_of_patient_data_is_audited(

@@ -18,14 +18,14 @@ NOW = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 
 def test_token_round_trip_carries_user_and_tenant() -> None:
     user, cpts = uuid.uuid4(), uuid.uuid4()
-    token = issue_access_token(SECRET, user, cpts, NOW, 600)
+    token = issue_access_token(SECRET, user, cpts, 3, NOW, 600)
     claims = decode_access_token(SECRET, token, NOW + timedelta(seconds=599))
     assert claims is not None
     assert (claims.user_id, claims.cpts_id) == (user, cpts)
 
 
 def test_token_is_refused_once_expired_or_with_another_secret() -> None:
-    token = issue_access_token(SECRET, uuid.uuid4(), uuid.uuid4(), NOW, 600)
+    token = issue_access_token(SECRET, uuid.uuid4(), uuid.uuid4(), 1, NOW, 600)
     assert decode_access_token(SECRET, token, NOW + timedelta(seconds=600)) is None
     assert decode_access_token("x" * 40, token, NOW) is None
     assert decode_access_token(SECRET, token + "x", NOW) is None

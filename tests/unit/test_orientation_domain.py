@@ -138,11 +138,14 @@ def test_refused_moves(status: RequestStatus, kind: EventKind, error: type[Excep
     assert getattr(raised.value, "code", None) == code
 
 
-def test_final_outcome_skips_reopened_and_overrides() -> None:
+def test_a_reopening_ends_the_outcome_before_it() -> None:
     assert final_outcome([]) is None
-    assert final_outcome([K.booked, K.reopened]) is K.booked
-    assert final_outcome([K.transfer_15, K.red_flag_override]) is K.transfer_15
+    assert final_outcome([K.booked]) is K.booked
+    assert final_outcome([K.booked, K.reopened]) is None  # cancelled and reopened: open again
+    assert final_outcome([K.transfer_15, K.red_flag_override]) is None  # the 15 sent the patient back
     assert final_outcome([K.booked, K.reopened, K.no_solution]) is K.no_solution
+    assert final_outcome([K.transfer_15, K.red_flag_override, K.booked]) is K.booked
+    assert final_outcome([K.advice, K.pharmacy]) is K.pharmacy  # a correction
 
 
 def test_age_bands_on_the_birthday_boundaries() -> None:
