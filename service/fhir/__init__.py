@@ -1,0 +1,1 @@
+"""The SAS facade: FHIR R4 resources of the ANS guide "Service d'Accès aux Soins"."""
