@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, alias="SNP_WEBHOOK_MAX_ATTEMPTS")
     webhook_backoff_base_seconds: float = Field(default=2.0, gt=0, alias="SNP_WEBHOOK_BACKOFF_BASE_SECONDS")
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0, alias="SNP_WEBHOOK_BACKOFF_MAX_SECONDS")
+    # Bodies above this are refused (413) before they are read; above the second bound, only an
+    # authenticated caller's body is read (service.body_limit).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="SNP_MAX_BODY_BYTES")
+    unauthenticated_body_bytes: int = Field(default=64 * 1024, ge=1024, alias="SNP_UNAUTHENTICATED_BODY_BYTES")
     # Identity fields of requests older than this are purged by `snp purge`.
     retention_days: int = Field(default=365, ge=1, alias="SNP_RETENTION_DAYS")
 

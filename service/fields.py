@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -14,31 +15,54 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
 from service.errors import Invalid, field_error
 
+# Text PostgreSQL cannot store (a NUL character) or that is not Unicode at all (a lone surrogate,
+# which JSON's \ud800 escapes can produce): refused where it comes in, never met by the database or
+# by the JSON encoder of an answer that would echo it.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_has_nul(v) for v in value)
+
+def is_storable(text: str) -> bool:
+    return _UNSTORABLE.search(text) is None
+
+
+def has_unstorable_text(value: object) -> bool:
+    """Whether any string in the value (dict keys included) cannot be stored. Iterative: a body
+    nested a thousand levels deep is walked without recursion."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not is_storable(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            pending.extend(item)
     return False
 
 
 class InputModel(BaseModel):
     """Base of every request body: unknown fields are refused rather than silently dropped, and
-    text the database could not store (NUL characters) is refused with the field named."""
+    text the database could not store (NUL characters, lone surrogates) is refused with the field
+    named."""
 
     model_config = ConfigDict(extra="forbid")
+    # Lists whose items are validated one by one later (a batch's slots): each bad item is then
+    # rejected alone, with its own problem.
+    items_validated_alone: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul_characters(cls, value: object) -> object:
-        if _has_nul(value):
-            raise ValueError("text may not contain NUL characters")
+    def _storable_text(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name not in cls.items_validated_alone and has_unstorable_text(value):
+            raise ValueError("text may not contain NUL characters or invalid Unicode")
         return value
 
 

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from service import embedded_db, health, migrate
 from service.accounts import router as accounts_router
 from service.accounts.domain import password_hasher
+from service.body_limit import BodyLimitMiddleware
 from service.bookings import router as bookings_router
 from service.config import Settings, get_settings
 from service.cpts import router as cpts_router
@@ -85,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.response_cipher = response_cipher(settings.secret_key.get_secret_value())
     install_problem_handlers(app)
     install_openapi(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its request id
     app.include_router(health.router)
     app.include_router(accounts_router.auth_router)
     app.include_router(cpts_router.router)

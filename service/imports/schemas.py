@@ -84,6 +84,7 @@ class ImportRecord(InputModel):
 
 
 class ImportIn(InputModel):
+    items_validated_alone = frozenset({"records"})
     records: list[SkipValidation[ImportRecord]] = Field(max_length=MAX_RECORDS, description=f"At most {MAX_RECORDS}")
 
 

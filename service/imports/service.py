@@ -22,6 +22,7 @@ from service.batches import invalid_item, problem_out
 from service.cpts import repository as cpts_repository
 from service.db import TEXTS
 from service.errors import ItemProblem
+from service.fields import is_storable
 from service.imports.schemas import ImportItemResult, ImportRecord
 from service.orientation.domain import age_band, classify, deadline, default_needs
 from service.orientation.models import CareRequest, OrientationEvent
@@ -57,7 +58,8 @@ async def import_activity(
     records: list[tuple[int, ImportRecord, str]] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_records):
-        ref = raw.get("external_ref") if isinstance(raw, dict) and isinstance(raw.get("external_ref"), str) else None
+        ref = raw.get("external_ref") if isinstance(raw, dict) else None
+        ref = ref if isinstance(ref, str) and len(ref) <= 100 and is_storable(ref) else None  # echoed back
         try:
             record = _RECORD.validate_python(raw)
         except ValidationError as exc:

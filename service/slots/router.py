@@ -20,10 +20,10 @@ from service.slots.schemas import (
     BatchIn,
     BatchOut,
     ExternalId,
-    SlotBody,
     SlotFound,
     SlotOut,
     SlotPublished,
+    SlotPut,
     StatusFilter,
     SyncIn,
     SyncOut,
@@ -112,10 +112,10 @@ async def list_slots(
     responses={201: {"model": SlotPublished, "description": "Created"}},
 )
 async def put_slot(
-    external_id: ExternalIdPath, body: SlotBody, principal: Publisher, session: SessionDep, now: Now, response: Response
+    external_id: ExternalIdPath, body: SlotPut, principal: Publisher, session: SessionDep, now: Now, response: Response
 ) -> SlotPublished:
     """Create or replace one slot: 201 when created, 200 when updated or unchanged."""
-    slot, outcome = await service.put_one(session, principal, external_id, body.model_dump(mode="json"), now)
+    slot, outcome = await service.put_one(session, principal, external_id, body, now)
     if outcome is Outcome.created:
         response.status_code = status.HTTP_201_CREATED
     return SlotPublished(**service.to_out(slot, slot.status).model_dump(), outcome=outcome)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SkipValidation, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SkipValidation, StringConstraints, field_validator
 
 from service.batches import ItemProblemOut
 from service.fields import InputModel, InseeCode, LocalDatetime, PlausibleDatetime
@@ -11,8 +12,19 @@ from service.slots.domain import DEFAULT_VISIBILITY, Modality, Outcome, SlotStat
 
 MAX_BATCH = 1000
 
-# The publisher's own id for a slot: safe in a URL path segment.
-ExternalId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:~@+=-]{1,128}$")]
+# The publisher's own id for a slot: safe in a URL path segment ("." and ".." are not: a path
+# segment that a client or proxy would resolve).
+EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:~@+=-]{1,128}$"
+EXTERNAL_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._:~@+=-]{1,128}$")
+
+
+def _not_a_dot_segment(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' are not external ids")
+    return value
+
+
+ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID_PATTERN), AfterValidator(_not_a_dot_segment)]
 
 
 class SlotBody(InputModel):
@@ -39,6 +51,12 @@ class SlotBody(InputModel):
 
 class SlotItem(SlotBody):
     external_id: ExternalId
+
+
+class SlotPut(SlotBody):
+    """A slot put at its external id; a body of the batch item's shape may repeat the id."""
+
+    external_id: ExternalId | None = Field(default=None, description="If given, the same as in the path")
 
 
 class SlotOut(BaseModel):
@@ -73,6 +91,7 @@ class ItemResult(BaseModel):
 
 class BatchIn(InputModel):
     # Items are validated one by one, so that one bad item does not reject the others.
+    items_validated_alone = frozenset({"slots"})
     slots: list[SkipValidation[SlotItem]] = Field(max_length=MAX_BATCH, description=f"At most {MAX_BATCH} slots")
 
 

@@ -16,7 +16,7 @@ from service.auth import Principal
 from service.batches import invalid_item, problem_out
 from service.cpts import repository as cpts_repository
 from service.cpts.models import Cpts
-from service.errors import Conflict, Invalid, ItemProblem, NotFound, error_for_status
+from service.errors import Conflict, Invalid, ItemProblem, NotFound, error_for_status, field_error
 from service.pagination import BY_START, Page
 from service.reference.codes import PHYSICIAN, specialties
 from service.slots import repository
@@ -34,12 +34,14 @@ from service.slots.domain import (
 from service.slots.models import Slot
 from service.slots.repository import NewSlot, PractitionerContext, SlotChange
 from service.slots.schemas import (
+    EXTERNAL_ID,
     ItemResult,
     PractitionerSummary,
     SiteSummary,
     SlotFound,
     SlotItem,
     SlotOut,
+    SlotPut,
     SlotRef,
     SyncOut,
 )
@@ -79,8 +81,9 @@ def rejected(external_id: str | None, problem: ItemProblem, errors: list[dict[st
 
 
 def _raw_external_id(raw: Any) -> str | None:
+    """The external id of a rejected item, when it is one (a forged one is not echoed back)."""
     value = raw.get("external_id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) and len(value) <= 128 else None
+    return value if isinstance(value, str) and EXTERNAL_ID.match(value) else None
 
 
 def to_spec(
@@ -276,9 +279,13 @@ async def sync(
 
 
 async def put_one(
-    session: AsyncSession, principal: Principal, external_id: str, body: dict[str, Any], now: datetime
+    session: AsyncSession, principal: Principal, external_id: str, body: SlotPut, now: datetime
 ) -> tuple[Slot, Outcome]:
-    [result] = await publish(session, principal, [{**body, "external_id": external_id}], now)
+    if body.external_id is not None and body.external_id != external_id:
+        problem = "the body's external_id differs from the one in the path"
+        raise Invalid("external_id_mismatch", problem, errors=[field_error(["body", "external_id"], problem)])
+    item = {**body.model_dump(mode="json"), "external_id": external_id}
+    [result] = await publish(session, principal, [item], now)
     if result.outcome is Outcome.rejected:
         assert result.problem is not None
         extra = {"errors": result.problem.errors} if result.problem.errors else {}

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"cpts"},
     {"practitioners"},
     {"accounts"},
-    {"auth"},
+    {"auth", "body_limit"},
     {"idempotency", "audit"},
     {"routing"},
     {"slots"},
