@@ -36,6 +36,8 @@ class Principal:
     practitioner_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
     # For regulators: the physician's RPPS, recorded with the medical decisions they take.
     rpps: str | None = None
+    # A staff token that only enrols a second factor (the CPTS requires one).
+    enrollment_only: bool = False
 
     @property
     def tz(self) -> ZoneInfo:
@@ -54,13 +56,14 @@ class Principal:
         return not self.is_software or practitioner_id in self.practitioner_ids
 
 
-async def current_principal(
+async def any_principal(
     request: Request,
     session: SessionDep,
     now: Now,
     staff_token: Annotated[str | None, Depends(_staff_scheme)],
     api_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
 ) -> Principal:
+    """The caller, whatever their token allows (an enrolment-only one included)."""
     token = staff_token or (api_key.credentials if api_key else None)
     if not token:
         raise Unauthenticated("unauthenticated", "Missing bearer token.")
@@ -87,10 +90,26 @@ async def current_principal(
         ):
             raise Unauthenticated("invalid_credentials", "Invalid or expired access token.")
         principal = Principal(
-            kind="user", id=user.id, cpts_id=user.cpts_id, role=Role(user.role), timezone=user.timezone, rpps=user.rpps
+            kind="user",
+            id=user.id,
+            cpts_id=user.cpts_id,
+            role=Role(user.role),
+            timezone=user.timezone,
+            rpps=user.rpps,
+            enrollment_only=claims.enrollment_only,
         )
     request.state.principal = principal
     response_timezone.set(principal.tz)
+    return principal
+
+
+async def current_principal(principal: Annotated[Principal, Depends(any_principal)]) -> Principal:
+    """The caller, with a token valid for the whole API."""
+    if principal.enrollment_only:
+        raise Forbidden(
+            "mfa_enrollment_required",
+            "This CPTS requires a second factor: enrol one (POST /v1/auth/mfa/enroll), then sign in again.",
+        )
     return principal
 
 
@@ -114,3 +133,13 @@ Coordinator = Annotated[Principal, Depends(require_roles(Role.coordinator, Role.
 Handler = Annotated[Principal, Depends(require_roles(Role.handler, Role.regulator, Role.admin))]
 Software = Annotated[Principal, Depends(require_roles(Role.software))]
 Publisher = Annotated[Principal, Depends(require_roles(Role.software, Role.coordinator, Role.admin))]
+
+
+async def _staff_enrolling(principal: Annotated[Principal, Depends(any_principal)]) -> Principal:
+    if principal.role not in STAFF_ROLES:
+        raise Forbidden("forbidden_role", "Only staff enrol a second factor.")
+    return principal
+
+
+# Staff, with a full token or one that only enrols a second factor.
+StaffEnrolling = Annotated[Principal, Depends(_staff_enrolling)]

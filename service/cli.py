@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from service import embedded_db, migrate
-from service.config import Environment, Settings, get_settings
+from service.config import Environment, Settings, get_settings, webhook_policy
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -206,7 +206,7 @@ def client_create(
 
     async def work(session: Any) -> Any:
         await cpts_repository.get(session, cpts)
-        return await accounts_service.create_client(session, cpts, data)
+        return await accounts_service.create_client(session, cpts, data, webhook_policy(get_settings()))
 
     created = _or_exit(lambda: run_with_session(get_settings(), work))
     emit(

@@ -15,6 +15,8 @@ from fastapi import Depends, Request
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.destinations import WebhookPolicy
+
 # Values people paste from examples; refused as a signing secret outside development.
 PLACEHOLDER_SECRETS = frozenset(
     {"", "changeme", "change-me", "secret", "dev", "development", "placeholder", "please-change-me"}
@@ -50,10 +52,22 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, alias="SNP_WEBHOOK_MAX_ATTEMPTS")
     webhook_backoff_base_seconds: float = Field(default=2.0, gt=0, alias="SNP_WEBHOOK_BACKOFF_BASE_SECONDS")
     webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0, alias="SNP_WEBHOOK_BACKOFF_MAX_SECONDS")
+    # Where webhooks may go (service.destinations): https only unless this is set (or in
+    # development); loopback hosts only when listed here (comma-separated), or in development.
+    webhook_allow_http: bool = Field(default=False, alias="SNP_WEBHOOK_ALLOW_HTTP")
+    webhook_allowed_hosts: str = Field(default="", alias="SNP_WEBHOOK_ALLOWED_HOSTS")
+    # After a rotation, webhooks are signed with the old secret too for this long.
+    webhook_secret_grace_hours: int = Field(default=24, ge=0, le=720, alias="SNP_WEBHOOK_SECRET_GRACE_HOURS")
     # Bodies above this are refused (413) before they are read; above the second bound, only an
     # authenticated caller's body is read (service.body_limit).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="SNP_MAX_BODY_BYTES")
     unauthenticated_body_bytes: int = Field(default=64 * 1024, ge=1024, alias="SNP_UNAUTHENTICATED_BODY_BYTES")
+    # Failed logins: this many within 15 minutes lock the account, or the client address, for 15.
+    login_max_failures_per_account: int = Field(default=5, ge=1, alias="SNP_LOGIN_MAX_FAILURES_PER_ACCOUNT")
+    login_max_failures_per_address: int = Field(default=50, ge=1, alias="SNP_LOGIN_MAX_FAILURES_PER_ADDRESS")
+    # /metrics shows business volumes: it answers only `Authorization: Bearer <this token>` (open
+    # without a token in development only).
+    metrics_token: SecretStr | None = Field(default=None, alias="SNP_METRICS_TOKEN")
     # Identity fields of requests older than this are purged by `snp purge`.
     retention_days: int = Field(default=365, ge=1, alias="SNP_RETENTION_DAYS")
 
@@ -68,6 +82,15 @@ class Settings(BaseSettings):
                 f"outside development mode (SNP_ENV={self.env.value})"
             )
         return self
+
+
+def webhook_policy(settings: Settings) -> WebhookPolicy:
+    development = settings.env is Environment.development
+    return WebhookPolicy(
+        allow_http=settings.webhook_allow_http or development,
+        allow_loopback=development,
+        allowed_hosts=frozenset(h.strip().lower() for h in settings.webhook_allowed_hosts.split(",") if h.strip()),
+    )
 
 
 @lru_cache

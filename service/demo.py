@@ -25,6 +25,7 @@ from service.config import Settings
 from service.cpts import service as cpts_service
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate
+from service.destinations import WebhookPolicy
 from service.practitioners import service as practitioners_service
 from service.practitioners.domain import luhn_valid
 from service.practitioners.models import Practitioner, Site
@@ -261,7 +262,7 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
     for role in ("handler", "coordinator", "admin"):
         email = f"{role}@{DEMO_EMAIL_DOMAIN}"
         password = secrets.token_urlsafe(12)
-        user = await accounts_repository.user_by_email(session, email)
+        user = await accounts_repository.user_in_cpts_by_email(session, cpts.id, email)
         if user is None:
             user_data = UserCreate.model_validate(
                 {"email": email, "display_name": f"Demo {role}", "role": role, "password": password}
@@ -277,7 +278,7 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
     )
     if client is None:
         created_client = await accounts_service.create_client(
-            session, cpts.id, ClientCreate(name=CLIENT_NAME, practitioner_ids=practitioner_ids)
+            session, cpts.id, ClientCreate(name=CLIENT_NAME, practitioner_ids=practitioner_ids), WebhookPolicy()
         )
         result.client_id, result.api_key = created_client.id, created_client.api_key
     else:

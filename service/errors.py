@@ -57,6 +57,15 @@ class PayloadTooLarge(DomainError):
     title = "Content too large"
 
 
+class TooManyRequests(DomainError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, code: str, detail: str, retry_after: int, **extra: Any) -> None:
+        super().__init__(code, detail, **extra)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(DomainError):
     status = 503
     title = "Service unavailable"

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from service.config import Environment
 from service.problems import problem
 
 router = APIRouter(tags=["health"])
@@ -32,6 +35,15 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", operation_id="health-metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus metrics of this process."""
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process, for the bearer of SNP_METRICS_TOKEN (the volumes are
+    business figures); open without a token in development only."""
+    settings = request.app.state.settings
+    expected = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    if expected is None and settings.env is not Environment.development:
+        return problem(403, "metrics_token_required", "Set SNP_METRICS_TOKEN to read the metrics.")
+    if expected is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
+            return problem(401, "unauthenticated", "The metrics need their bearer token.")
     return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)

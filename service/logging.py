@@ -4,6 +4,7 @@ that drops patient identity (names, phones, INS, birth dates) wherever it appear
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -36,11 +37,22 @@ REDACTED = "[redacted]"
 
 
 def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_urls(value) if "://" in value else value
     if isinstance(value, Mapping):
         return {k: (REDACTED if str(k).lower() in REDACTED_KEYS else _scrub(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     return value
+
+
+# A URL's user name, password and query may carry secrets (a webhook registered with credentials).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+_URL_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#]*)\?[^\s#]*")
+
+
+def scrub_urls(text: str) -> str:
+    return _URL_QUERY.sub(r"\1?[redacted]", _URL_USERINFO.sub(r"\1[redacted]@", text))
 
 
 def drop_personal_data(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -79,8 +91,11 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Our middleware logs each request once; uvicorn's access log would repeat it.
+    # Our middleware logs each request once; uvicorn's access log would repeat it. httpx would log
+    # every webhook URL it posts to.
     logging.getLogger("uvicorn.access").disabled = True
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -15,7 +15,7 @@ from service.accounts import router as accounts_router
 from service.accounts.domain import password_hasher
 from service.body_limit import BodyLimitMiddleware
 from service.bookings import router as bookings_router
-from service.config import Settings, get_settings
+from service.config import Settings, get_settings, webhook_policy
 from service.cpts import router as cpts_router
 from service.db import create_engine, create_sessionmaker
 from service.idempotency import response_cipher
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_head = migrate.head_revision()
     app.state.password_hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.state.response_cipher = response_cipher(settings.secret_key.get_secret_value())
+    app.state.webhook_policy = webhook_policy(settings)
     install_problem_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimitMiddleware)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import DomainError
+from service.errors import DomainError, TooManyRequests
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = structlog.get_logger("service.problems")
@@ -70,7 +70,10 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
 
 async def _domain_error(_: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, DomainError)
-    return problem(exc.status, exc.code, exc.detail, exc.title, **exc.extra)
+    response = problem(exc.status, exc.code, exc.detail, exc.title, **exc.extra)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _request_validation_error(_: Request, exc: Exception) -> ProblemResponse:

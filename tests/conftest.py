@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import datetime
 
 import httpx
@@ -16,6 +17,7 @@ from tests import dbserver
 from tests.builders import Clock
 
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+METRICS_TOKEN = "metrics-token-for-the-tests"
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +45,12 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "SNP_DB_MAX_OVERFLOW": 60,
         "SNP_RELAY_ENABLED": False,
         "SNP_LOG_LEVEL": "WARNING",
+        # Webhook tests deliver to a receiver on 127.0.0.1 over plain http.
+        "SNP_WEBHOOK_ALLOW_HTTP": True,
+        "SNP_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "SNP_METRICS_TOKEN": METRICS_TOKEN,
+        # Every test client calls from 127.0.0.1: the per-address limit is tested on an address of its own.
+        "SNP_LOGIN_MAX_FAILURES_PER_ADDRESS": 100_000,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -53,9 +61,25 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 
 
+# Webhook URLs the tests register are checked against this table instead of DNS (there is none
+# here). The address (example.com's, IANA's host for examples) stands for "a public host": the
+# relay never uses this table, so nothing is ever sent there (the relay's own checks are tested in
+# tests/integration/test_webhook_destinations.py with resolvers of their own).
+TEST_HOSTS = {"agenda.example": ["93.184.215.14"], "hooks.example": ["93.184.215.14"]}
+
+
+async def test_resolver(host: str, port: int) -> list[str]:
+    if host in TEST_HOSTS:
+        return TEST_HOSTS[host]
+    if host in ("127.0.0.1", "localhost"):
+        return ["127.0.0.1"]
+    raise OSError(f"{host} does not resolve in the tests")
+
+
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
+    application.state.webhook_policy = replace(application.state.webhook_policy, resolver=test_resolver)
     async with application.router.lifespan_context(application):
         yield application
 

@@ -45,6 +45,7 @@ class StaffUser(TenantOwned, Base):
     # Second factor (TOTP): the secret encrypted with a key derived from SNP_SECRET_KEY; active once
     # confirmed with a first code. Recovery codes are kept as SHA-256 digests, each usable once.
     totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pending_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # enrolled, not yet confirmed
     totp_enabled_at: Mapped[datetime | None]
     recovery_code_digests: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     created_at: Mapped[datetime] = created_at_column()

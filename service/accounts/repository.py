@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import ClientPractitioner, SoftwareClient, StaffUser
-from service.tenancy import get_or_raise, scoped
+from service.accounts.domain import ACCOUNT_THROTTLE, ThrottleRule, ThrottleState, after_failure
+from service.accounts.models import ClientPractitioner, LoginThrottle, SoftwareClient, StaffUser
+from service.tenancy import get_or_raise, locked, scoped
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,6 @@ async def principal_for_api_key(session: AsyncSession, key_digest: str) -> Clien
     return ClientPrincipalRow(id=row[0], cpts_id=row[1], timezone=row[2], practitioner_ids=list(row[3]))
 
 
-async def user_by_email(session: AsyncSession, email: str) -> StaffUser | None:
-    return await session.scalar(select(StaffUser).where(StaffUser.email == email.lower()))
-
-
 async def get_user(
     session: AsyncSession, cpts_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
 ) -> StaffUser:
@@ -80,8 +78,10 @@ async def list_users(
     return list(await session.scalars(query.order_by(StaffUser.email, StaffUser.id).limit(limit + 1)))
 
 
-async def get_client(session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID) -> SoftwareClient:
-    return await get_or_raise(session, SoftwareClient, cpts_id, client_id, "client")
+async def get_client(
+    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, *, for_update: bool = False
+) -> SoftwareClient:
+    return await get_or_raise(session, SoftwareClient, cpts_id, client_id, "client", for_update=for_update)
 
 
 async def list_clients(
@@ -120,3 +120,55 @@ async def set_client_practitioners(
             insert(ClientPractitioner),
             [{"cpts_id": cpts_id, "client_id": client_id, "practitioner_id": p} for p in practitioner_ids],
         )
+
+
+async def users_by_email(session: AsyncSession, email: str) -> list[StaffUser]:
+    """Every account with this login name (e-mails are unique per CPTS only)."""
+    return list(await session.scalars(select(StaffUser).where(StaffUser.email == email.lower()).order_by(StaffUser.id)))
+
+
+async def throttle_states(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], ThrottleState]:
+    if not keys:
+        return {}
+    rows = await session.scalars(select(LoginThrottle).where(tuple_(LoginThrottle.scope, LoginThrottle.key).in_(keys)))
+    return {(r.scope, r.key): ThrottleState(r.failures, r.window_started_at, r.locked_until) for r in rows}
+
+
+async def record_failure(session: AsyncSession, rule: ThrottleRule, key: str, now: datetime) -> ThrottleState:
+    """One more failed login for (scope, key), under the row's lock (concurrent failures all count)."""
+    await session.execute(
+        insert(LoginThrottle)
+        .values(scope=rule.scope, key=key, failures=0, window_started_at=now)
+        .on_conflict_do_nothing()
+    )
+    row = await session.scalar(
+        locked(select(LoginThrottle).where(LoginThrottle.scope == rule.scope, LoginThrottle.key == key))
+    )
+    assert row is not None  # inserted above
+    state = after_failure(ThrottleState(row.failures, row.window_started_at, row.locked_until), rule, now)
+    row.failures, row.window_started_at, row.locked_until = state.failures, state.window_started_at, state.locked_until
+    await session.flush()
+    return state
+
+
+async def clear_throttle(session: AsyncSession, scope: str, key: str) -> None:
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.scope == scope, LoginThrottle.key == key))
+
+
+async def locks_of(session: AsyncSession, emails: list[str], now: datetime) -> dict[str, datetime]:
+    """Accounts (by e-mail) locked after failed logins, and until when."""
+    if not emails:
+        return {}
+    rows = await session.execute(
+        select(LoginThrottle.key, LoginThrottle.locked_until).where(
+            LoginThrottle.scope == ACCOUNT_THROTTLE.scope,
+            LoginThrottle.key.in_(emails),
+            LoginThrottle.locked_until > now,
+        )
+    )
+    return {row[0]: row[1] for row in rows if row[1] is not None}
+
+
+async def user_in_cpts_by_email(session: AsyncSession, cpts_id: uuid.UUID, email: str) -> StaffUser | None:
+    found: StaffUser | None = await session.scalar(scoped(StaffUser, cpts_id).where(StaffUser.email == email.lower()))
+    return found

@@ -16,6 +16,22 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int
+    mfa_enrollment_required: bool = Field(
+        default=False, description="The CPTS requires a second factor: this token only enrols one"
+    )
+
+
+class MfaEnrollment(BaseModel):
+    secret: str = Field(description="Base32 TOTP secret, for an authenticator app (shown once)")
+    otpauth_uri: str = Field(description="The same as an otpauth:// URI (for a QR code)")
+
+
+class MfaCode(InputModel):
+    code: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}$")]
+
+
+class MfaActivated(BaseModel):
+    recovery_codes: list[str] = Field(description="Single-use codes for a lost phone, shown once")
 
 
 class UserCreate(InputModel):
@@ -48,6 +64,8 @@ class UserOut(BaseModel):
     role: StaffRole
     rpps: str | None
     active: bool
+    mfa_enabled: bool
+    locked_until: LocalDatetime | None = Field(description="Failed logins locked the account until then")
     created_at: LocalDatetime
     last_login_at: LocalDatetime | None
 
@@ -91,3 +109,4 @@ class ClientKeyRotated(BaseModel):
 class WebhookSecretRotated(BaseModel):
     id: uuid.UUID
     webhook_secret: str
+    previous_secret_valid_until: LocalDatetime = Field(description="Webhooks carry both signatures until then")

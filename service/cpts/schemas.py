@@ -26,6 +26,7 @@ class CptsOut(BaseModel):
     max_slot_minutes: int
     publication_horizon_days: int
     territory: list[str]
+    mfa_required: bool = Field(description="Staff sign in with a second factor (TOTP)")
     motif_overrides: dict[str, str]
     compensation: CompensationOut = Field(description="The compensation settings in force today")
     created_at: LocalDatetime
@@ -55,6 +56,7 @@ class CptsPatch(InputModel):
     min_slot_minutes: int | None = Field(default=None, ge=1, le=720)
     max_slot_minutes: int | None = Field(default=None, ge=5, le=1440)
     publication_horizon_days: int | None = Field(default=None, ge=1, le=366)
+    mfa_required: bool | None = Field(default=None, description="Require a second factor (TOTP) of all staff")
     compensation: CompensationIn | None = None
     motif_overrides: dict[str, Literal["transfer_15", "assess", "snp"]] | None = Field(
         default=None, description="Replaces the CPTS's own classification of motifs ({} to use the default)"

@@ -37,6 +37,7 @@ async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
         max_slot_minutes=cpts.max_slot_minutes,
         publication_horizon_days=cpts.publication_horizon_days,
         territory=list(cpts.territory),
+        mfa_required=cpts.mfa_required,
         motif_overrides=dict(cpts.motif_overrides or {}),
         compensation=compensation.compensation_out(size_of(cpts), history, today),
         created_at=cpts.created_at,

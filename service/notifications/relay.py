@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,13 +24,16 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service import destinations
 from service.accounts.domain import Role
+from service.accounts.models import SoftwareClient
 from service.audit import service as audit
 from service.auth import Principal
 from service.clock import utc_now
-from service.config import Settings
+from service.config import Settings, webhook_policy
 from service.cpts.models import Cpts
 from service.db import session_scope
+from service.destinations import WebhookPolicy
 from service.fields import response_timezone
 from service.notifications import repository
 from service.notifications.domain import (
@@ -66,13 +70,47 @@ def policy(settings: Settings) -> RetryPolicy:
     )
 
 
-async def _post(http: httpx.AsyncClient, message_id: int, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+# What the deliveries list says of a failure: the receiver's HTTP status when it answered, otherwise
+# one generic reason, so that the list cannot serve to map what answers where (a port scanner).
+NO_ANSWER = "no answer"
+REFUSED = "destination refused"
+
+
+def signature_header(client: SoftwareClient, timestamp: int, body: bytes, now: datetime, grace: timedelta) -> str:
+    """Signed with the current secret, and during the grace period after a rotation with the
+    previous one too (`t=...,v1=<new>,v1=<old>`): a receiver accepts either while it switches."""
+    header = sign(client.webhook_secret, timestamp, body)
+    rotated = client.webhook_secret_rotated_at
+    if client.previous_webhook_secret and rotated is not None and now - rotated < grace:
+        header += "," + sign(client.previous_webhook_secret, timestamp, body).split(",", 1)[1]
+    return header
+
+
+async def _post(
+    http: httpx.AsyncClient,
+    message_id: int,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    policy: WebhookPolicy,
+) -> Outcome:
     started = time.perf_counter()
     try:
-        answer = await http.post(url, content=body, headers=headers)
+        # Checked again now (the name may resolve elsewhere than at registration), then sent to the
+        # very address that was checked, under the original host name (Host header, TLS name).
+        destination = await destinations.check(url, policy)
+    except destinations.RefusedDestination:
+        return Outcome(message_id, None, REFUSED, 0)
+    try:
+        answer = await http.post(
+            destination.pinned_url(),
+            content=body,
+            headers={**headers, "Host": urlsplit(url).netloc},
+            extensions={"sni_hostname": destination.host},
+        )
         status, error = answer.status_code, None if answer.is_success else f"HTTP {answer.status_code}"
-    except httpx.HTTPError as exc:
-        status, error = None, f"{type(exc).__name__}"[:300]
+    except httpx.HTTPError:
+        status, error = None, NO_ANSWER
     return Outcome(message_id, status, error, int((time.perf_counter() - started) * 1000))
 
 
@@ -84,10 +122,14 @@ async def run_once(
     now: Callable[[], datetime] = utc_now,
     batch: int = 20,
     rng: random.Random | None = None,
+    destinations_policy: WebhookPolicy | None = None,
 ) -> int:
-    """Deliver what is due; answer how many messages were tried."""
+    """Deliver what is due; answer how many messages were tried. The destinations policy comes from
+    the settings (tests pass one with a resolver of their own)."""
     started = now()
     lease = started + timedelta(seconds=settings.webhook_timeout_seconds * 2 + 30)
+    async with session_scope(sessionmaker) as session:
+        await repository.settle_undeliverable(session)
     async with session_scope(sessionmaker) as session:
         ids = await repository.claim(session, started, lease, batch)
     if not ids:
@@ -99,9 +141,11 @@ async def run_once(
             for c in await session.scalars(select(Cpts).where(Cpts.id.in_({m.cpts_id for m, *_ in rows})))
         }
     sends = []
+    allowed = destinations_policy or webhook_policy(settings)
+    grace = timedelta(hours=settings.webhook_secret_grace_hours)
     for message, care_request, booking, client in rows:
         if not client.webhook_url or not client.active:
-            continue
+            continue  # changed since the claim: the next round settles it as skipped
         token = response_timezone.set(zones[message.cpts_id])
         try:
             body = render(message, care_request, booking).model_dump_json().encode()
@@ -111,11 +155,11 @@ async def run_once(
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            SIGNATURE_HEADER: sign(client.webhook_secret, timestamp, body),
+            SIGNATURE_HEADER: signature_header(client, timestamp, body, started, grace),
             EVENT_ID_HEADER: str(message.event_id),
             EVENT_TYPE_HEADER: message.event_type,
         }
-        sends.append(_post(http, message.id, client.webhook_url, body, headers))
+        sends.append(_post(http, message.id, client.webhook_url, body, headers, allowed))
     outcomes = await asyncio.gather(*sends)
     retry = policy(settings)
     finished = now()

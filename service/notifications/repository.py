@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import column, select, table, text, update
+from sqlalchemy import and_, column, select, table, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.accounts.models import SoftwareClient
+from service.accounts.models import ClientPractitioner, SoftwareClient
 from service.notifications.models import DeliveryAttempt, OutboxMessage
 from service.orientation.models import CareRequest
 
@@ -32,6 +32,14 @@ async def feed_page(
         select(OutboxMessage, CareRequest, BOOKING.c.cancelled_side, BOOKING.c.cancel_reason)
         .join(CareRequest, CareRequest.id == OutboxMessage.request_id)
         .join(BOOKING, BOOKING.c.id == OutboxMessage.booking_id)
+        # The client's practitioners now: removed from one, it no longer reads their patients.
+        .join(
+            ClientPractitioner,
+            and_(
+                ClientPractitioner.client_id == OutboxMessage.client_id,
+                ClientPractitioner.practitioner_id == OutboxMessage.practitioner_id,
+            ),
+        )
         .where(OutboxMessage.cpts_id == cpts_id, OutboxMessage.client_id == client_id, OutboxMessage.id > after)
         .order_by(OutboxMessage.id)
         .limit(limit + 1)
@@ -39,14 +47,25 @@ async def feed_page(
     return [(m, r, BookingFacts(side, reason)) for m, r, side, reason in rows]
 
 
+# Fair to every client: the batch takes each due client's oldest message first, then each one's
+# second, and so on; so one client's backlog (a receiver down for hours) never pushes another's
+# next delivery past the next round.
 _CLAIM = text(
     """
     UPDATE outbox_message SET lease_until = :lease_until
     WHERE id IN (
         SELECT id FROM outbox_message
-        WHERE status = 'pending' AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now)
-        ORDER BY next_attempt_at, id
-        LIMIT :batch
+        WHERE id IN (
+            SELECT id FROM (
+                SELECT id, next_attempt_at,
+                       row_number() OVER (PARTITION BY client_id ORDER BY next_attempt_at, id) AS turn
+                FROM outbox_message
+                WHERE status = 'pending' AND next_attempt_at <= :now
+                  AND (lease_until IS NULL OR lease_until < :now)
+            ) AS due
+            ORDER BY turn, next_attempt_at, id
+            LIMIT :batch
+        )
         -- Several relays may run at once: each takes rows the others have not locked.
         FOR UPDATE SKIP LOCKED
     )
@@ -58,6 +77,32 @@ _CLAIM = text(
 async def claim(session: AsyncSession, now: datetime, lease_until: datetime, batch: int) -> list[int]:
     rows = await session.execute(_CLAIM, {"now": now, "lease_until": lease_until, "batch": batch})
     return sorted(row[0] for row in rows)
+
+
+# Messages nobody should receive any more: the client was deactivated, lost its webhook URL, or no
+# longer serves the practitioner. Settled as `skipped` (visible, redeliverable) instead of being
+# claimed and dropped again every round.
+_SETTLE_UNDELIVERABLE = text(
+    """
+    UPDATE outbox_message AS m
+    SET status = 'skipped', next_attempt_at = NULL, lease_until = NULL, last_error = :reason
+    WHERE m.id IN (
+        SELECT o.id FROM outbox_message AS o JOIN software_client AS c ON c.id = o.client_id
+        WHERE o.status = 'pending'
+          AND (NOT c.active OR c.webhook_url IS NULL
+               OR NOT EXISTS (SELECT 1 FROM client_practitioner AS cp
+                              WHERE cp.client_id = o.client_id AND cp.practitioner_id = o.practitioner_id))
+        LIMIT :batch
+        FOR UPDATE OF o SKIP LOCKED
+    )
+    """
+)
+SKIPPED_REASON = "not sent: the client is inactive, has no webhook URL, or no longer serves the practitioner"
+
+
+async def settle_undeliverable(session: AsyncSession, batch: int = 1000) -> int:
+    result = await session.execute(_SETTLE_UNDELIVERABLE, {"batch": batch, "reason": SKIPPED_REASON})
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def to_deliver(

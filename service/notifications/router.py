@@ -38,7 +38,7 @@ async def deliveries(
     client_id: uuid.UUID,
     principal: Coordinator,
     session: SessionDep,
-    status: Literal["pending", "delivered", "dead", "feed_only"] | None = None,
+    status: Literal["pending", "delivered", "dead", "feed_only", "skipped"] | None = None,
     before: Annotated[
         int | None, Query(ge=1, le=MAX_BIGINT, description="`message_id` below which to list (pages)")
     ] = None,

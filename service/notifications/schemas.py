@@ -68,7 +68,10 @@ class DeliveryOut(BaseModel):
     type: str
     booking_id: uuid.UUID
     occurred_at: LocalDatetime
-    status: str = Field(description="pending, delivered, dead, or feed_only (no webhook URL)")
+    status: str = Field(
+        description="pending, delivered, dead, feed_only (no webhook URL), or skipped (client inactive, without a "
+        "webhook URL, or no longer serving the practitioner)"
+    )
     attempts: int
     next_attempt_at: LocalDatetime | None
     delivered_at: LocalDatetime | None

@@ -9,7 +9,7 @@ from service import migrate
 from service.config import Settings
 from service.main import create_app
 from tests import dbserver
-from tests.conftest import make_settings
+from tests.conftest import METRICS_TOKEN, make_settings
 
 
 async def get(app: FastAPI, path: str) -> httpx.Response:
@@ -75,7 +75,9 @@ async def test_a_lost_database_connection_is_a_503_to_retry_then_the_service_rec
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient, app: FastAPI) -> None:
     request_id = "0b5c0b5c-0000-4000-8000-00000000abcd"
     await client.get(f"/v1/requests/{request_id}")  # 401: no credentials
-    metrics = await client.get("/metrics")
+    assert (await client.get("/metrics")).status_code == 401
+    assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert metrics.status_code == 200
     assert 'snp_http_requests_total{method="GET",route="/v1/requests/{request_id}",status="401"}' in metrics.text
     assert request_id not in metrics.text  # the template, never the raw path
@@ -86,3 +88,9 @@ async def test_every_answer_carries_a_request_id(client: httpx.AsyncClient) -> N
     assert mine.headers["x-request-id"] == "abc-123"
     generated = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
     assert len(generated.headers["x-request-id"]) == 32
+
+
+async def test_metrics_need_a_token_outside_development(database_url: str) -> None:
+    production = create_app(make_settings(database_url, SNP_METRICS_TOKEN=None))
+    refused = await get(production, "/metrics")
+    assert (refused.status_code, refused.json()["code"]) == (403, "metrics_token_required")

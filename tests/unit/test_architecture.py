@@ -14,7 +14,8 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 # import anything below them. The same table is in docs/architecture.md.
 LAYERS: list[set[str]] = [
     # cross-cutting: pure helpers, then the database and errors, then what builds on them
-    {"errors", "clock", "config", "logging", "reference", "money", "embedded_db", "migrate", "observability"},
+    {"errors", "clock", "destinations", "logging", "reference", "money", "embedded_db", "migrate", "observability"},
+    {"config"},
     {"db", "problems", "fields"},
     {"tenancy", "pagination", "batches", "openapi"},
     # the domains, the tenant first

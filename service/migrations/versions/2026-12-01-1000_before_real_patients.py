@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.add_column("staff_user", sa.Column("rpps", sa.String(length=11), nullable=True))
     op.add_column("staff_user", sa.Column("credentials_version", sa.Integer(), server_default="1", nullable=False))
     op.add_column("staff_user", sa.Column("totp_secret", sa.LargeBinary(), nullable=True))
+    op.add_column("staff_user", sa.Column("pending_totp_secret", sa.LargeBinary(), nullable=True))
     op.add_column("staff_user", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column(
         "staff_user",
@@ -65,6 +66,7 @@ def downgrade() -> None:
     op.create_unique_constraint("uq_staff_user_email", "staff_user", ["email"])
     op.drop_column("staff_user", "recovery_code_digests")
     op.drop_column("staff_user", "totp_enabled_at")
+    op.drop_column("staff_user", "pending_totp_secret")
     op.drop_column("staff_user", "totp_secret")
     op.drop_column("staff_user", "credentials_version")
     op.drop_column("staff_user", "rpps")
