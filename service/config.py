@@ -15,7 +15,8 @@ from fastapi import Depends, Request
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.destinations import WebhookPolicy
+from service.db import Timeouts
+from service.destinations import WebhookPolicy, numeric_resolver, system_resolver
 
 # Values people paste from examples; refused as a signing secret outside development.
 PLACEHOLDER_SECRETS = frozenset(
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".data"), alias="SNP_DATA_DIR")
     db_pool_size: int = Field(default=10, ge=1, alias="SNP_DB_POOL_SIZE")
     db_max_overflow: int = Field(default=20, ge=0, alias="SNP_DB_MAX_OVERFLOW")
+    # Waiting for the database: past these, a request answers 503 + Retry-After (service.db.Timeouts).
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60, alias="SNP_DB_CONNECT_TIMEOUT_SECONDS")
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60, alias="SNP_DB_POOL_TIMEOUT_SECONDS")
+    db_statement_timeout_seconds: float = Field(default=5.0, gt=0, le=600, alias="SNP_DB_STATEMENT_TIMEOUT_SECONDS")
+    db_lock_timeout_seconds: float = Field(default=3.0, gt=0, le=600, alias="SNP_DB_LOCK_TIMEOUT_SECONDS")
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86400, alias="SNP_TOKEN_TTL_SECONDS")
     log_level: str = Field(default="INFO", alias="SNP_LOG_LEVEL")
     # Argon2 cost; tests lower it so that creating users stays fast.
@@ -56,6 +62,8 @@ class Settings(BaseSettings):
     # development); loopback hosts only when listed here (comma-separated), or in development.
     webhook_allow_http: bool = Field(default=False, alias="SNP_WEBHOOK_ALLOW_HTTP")
     webhook_allowed_hosts: str = Field(default="", alias="SNP_WEBHOOK_ALLOWED_HOSTS")
+    # False: webhook hosts must be IP addresses (no DNS lookup at all), e.g. on an isolated network.
+    webhook_resolve_names: bool = Field(default=True, alias="SNP_WEBHOOK_RESOLVE_NAMES")
     # After a rotation, webhooks are signed with the old secret too for this long.
     webhook_secret_grace_hours: int = Field(default=24, ge=0, le=720, alias="SNP_WEBHOOK_SECRET_GRACE_HOURS")
     # Bodies above this are refused (413) before they are read; above the second bound, only an
@@ -84,12 +92,22 @@ class Settings(BaseSettings):
         return self
 
 
+def db_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        connect_seconds=settings.db_connect_timeout_seconds,
+        pool_seconds=settings.db_pool_timeout_seconds,
+        statement_seconds=settings.db_statement_timeout_seconds,
+        lock_seconds=settings.db_lock_timeout_seconds,
+    )
+
+
 def webhook_policy(settings: Settings) -> WebhookPolicy:
     development = settings.env is Environment.development
     return WebhookPolicy(
         allow_http=settings.webhook_allow_http or development,
         allow_loopback=development,
         allowed_hosts=frozenset(h.strip().lower() for h in settings.webhook_allowed_hosts.split(",") if h.strip()),
+        resolver=system_resolver if settings.webhook_resolve_names else numeric_resolver,
     )
 
 

@@ -7,11 +7,13 @@ the commit happens before the response is sent; dependencies only fetch it from 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, DateTime, ForeignKey, MetaData, func
 from sqlalchemy.dialects import postgresql
@@ -70,11 +72,58 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, pool_size: int = 10, max_overflow: int = 20, **kwargs: Any) -> AsyncEngine:
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a request waits for the database before it answers 503 + Retry-After: connecting,
+    a connection from the pool, a statement (on the server, and on the client for a server that
+    no longer answers at all), a row lock."""
+
+    connect_seconds: float = 3.0
+    pool_seconds: float = 3.0
+    statement_seconds: float = 5.0
+    lock_seconds: float = 3.0
+
+
+class DatabaseUnavailable(ConnectionError):
+    """No connection to the database could be made (refused, no socket, no answer in time)."""
+
+
+def _connector(url: str, limits: Timeouts) -> Callable[[], Awaitable[Any]]:
+    """Opens the driver's connections: a failure to connect is told apart from any other OSError
+    (a request that meets it answers 503 + Retry-After, see service.problems)."""
+    parsed = make_url(url)
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    options = {
+        "timeout": limits.connect_seconds,
+        # The client side of the statement limit: a frozen server would never send its error.
+        "command_timeout": limits.statement_seconds + 1,
+        "server_settings": {
+            "application_name": "snp-service",
+            "timezone": "UTC",
+            "statement_timeout": str(int(limits.statement_seconds * 1000)),
+            "lock_timeout": str(int(limits.lock_seconds * 1000)),
+        },
+    }
+
+    async def connect() -> Any:
+        try:
+            return await asyncpg.connect(dsn, **options)
+        except (OSError, TimeoutError) as exc:
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+
+    return connect
+
+
+def create_engine(
+    url: str, pool_size: int = 10, max_overflow: int = 20, timeouts: Timeouts | None = None, **kwargs: Any
+) -> AsyncEngine:
+    limits = timeouts or Timeouts()
     return create_async_engine(
         async_url(url),
+        async_creator=_connector(async_url(url), limits),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=limits.pool_seconds,
         # No ping before each checkout: it is a round trip on every request, a fifth of the booking
         # path's. A connection found broken is dropped and the request answered 503 + Retry-After
         # (service.problems); a connection older than an hour is replaced.
@@ -82,7 +131,6 @@ def create_engine(url: str, pool_size: int = 10, max_overflow: int = 20, **kwarg
         pool_recycle=3600,
         # Statement parameters can hold patient data; keep them out of error messages and logs.
         hide_parameters=True,
-        connect_args={"server_settings": {"application_name": "snp-service", "timezone": "UTC"}},
         **kwargs,
     )
 

@@ -29,6 +29,13 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+async def numeric_resolver(host: str, port: int) -> list[str]:
+    """Addresses written as numbers only: no name is looked up (SNP_WEBHOOK_RESOLVE_NAMES=false)."""
+    flags = socket.AI_NUMERICHOST
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags)
+    return sorted({str(info[4][0]) for info in infos})
+
+
 class RefusedDestination(ValueError):
     """Why a webhook URL may not be used (the message is safe to show: it names no address)."""
 

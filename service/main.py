@@ -15,7 +15,7 @@ from service.accounts import router as accounts_router
 from service.accounts.domain import password_hasher
 from service.body_limit import BodyLimitMiddleware
 from service.bookings import router as bookings_router
-from service.config import Settings, get_settings, webhook_policy
+from service.config import Settings, db_timeouts, get_settings, webhook_policy
 from service.cpts import router as cpts_router
 from service.db import create_engine, create_sessionmaker
 from service.idempotency import response_cipher
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 admin_url = stack.enter_context(embedded_db.embedded_server(settings.data_dir))
                 await embedded_db.ensure_database(admin_url, embedded_db.EMBEDDED_DATABASE)
                 url = embedded_db.database_url(admin_url, embedded_db.EMBEDDED_DATABASE)
-            engine = create_engine(url, settings.db_pool_size, settings.db_max_overflow)
+            engine = create_engine(url, settings.db_pool_size, settings.db_max_overflow, db_timeouts(settings))
             stack.push_async_callback(engine.dispose)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)

@@ -11,8 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.db import DatabaseUnavailable
 from service.errors import DomainError, TooManyRequests
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -104,19 +106,32 @@ async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
     # back whole, so a retry is safe and will most likely go through.
     if sqlstate in ("40001", "40P01"):
         _log.warning("http.concurrency_conflict", path=request.url.path, sqlstate=sqlstate)
-        response = problem(
-            503,
+        return _retry(
             "concurrency_conflict",
             "The request collided with a concurrent one and nothing was saved; retry it (same Idempotency-Key).",
         )
-        response.headers["Retry-After"] = "1"
-        return response
+    # A statement or a lock wait past its limit (SNP_DB_STATEMENT_TIMEOUT_SECONDS, ..._LOCK_...).
+    if sqlstate in ("57014", "55P03"):
+        _log.warning("http.database_timeout", path=request.url.path, sqlstate=sqlstate)
+        return _retry("database_timeout", "The database did not answer in time and nothing was saved; retry.")
     if exc.connection_invalidated or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
         _log.warning("http.database_unavailable", path=request.url.path, sqlstate=sqlstate or None)
-        response = problem(503, "database_unavailable", "The database connection was lost; retry in a moment.")
-        response.headers["Retry-After"] = "1"
-        return response
+        return _retry("database_unavailable", "The database connection was lost; retry in a moment.")
     return await _unexpected_error(request, exc)
+
+
+def _retry(code: str, detail: str) -> ProblemResponse:
+    """503 + Retry-After: nothing was saved, and the same request may simply be sent again."""
+    response = problem(503, code, detail)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+async def _database_wait(request: Request, exc: Exception) -> ProblemResponse:
+    """No connection from the pool in time, or a database that stopped answering (the driver's
+    own timeout): the database is unavailable for now."""
+    _log.warning("http.database_unavailable", path=request.url.path, error_type=type(exc).__name__)
+    return _retry("database_unavailable", "The database does not answer in time; retry in a moment.")
 
 
 def _safe_error_context(exc: BaseException) -> dict[str, Any]:
@@ -145,4 +160,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_wait)
+    app.add_exception_handler(TimeoutError, _database_wait)
+    app.add_exception_handler(DatabaseUnavailable, _database_wait)  # e.g. refused while the server restarts
     app.add_exception_handler(Exception, _unexpected_error)

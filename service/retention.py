@@ -28,8 +28,12 @@ _PURGE_REQUESTS = text(
     RETURNING r.id
     """
 )
+# Every free text that a person typed about the request can name the patient or carry a phone number.
 _PURGE_NOTES = text(
     "UPDATE orientation_event SET note = NULL WHERE request_id = ANY(:ids) AND note IS NOT NULL"
+).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+_PURGE_CANCEL_REASONS = text(
+    "UPDATE booking SET cancel_reason = NULL WHERE request_id = ANY(:ids) AND cancel_reason IS NOT NULL"
 ).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
 
 
@@ -43,6 +47,7 @@ async def purge(session: AsyncSession, before: date, now: datetime, cpts_id: uui
     ids = [row[0] for row in await session.execute(_PURGE_REQUESTS, {"before": before, "now": now, "cpts_id": cpts_id})]
     if ids:
         await session.execute(_PURGE_NOTES, {"ids": ids})
+        await session.execute(_PURGE_CANCEL_REASONS, {"ids": ids})
     # Stored answers replay retries for a day; older ones only hold (encrypted) data nobody needs.
     stale = await idempotency.purge_before(session, now - timedelta(days=1))
     return PurgeResult(requests=len(ids), idempotency_records=stale)

@@ -44,6 +44,9 @@ def live_api(server_url: str) -> Iterator[tuple[str, dict[str, str]]]:
         "SNP_ARGON2_TIME_COST": "1",
         "SNP_ARGON2_MEMORY_KIB": "64",
         "SNP_LOG_LEVEL": "ERROR",
+        # The fuzzer registers webhook URLs of made-up hosts: none is looked up.
+        "SNP_WEBHOOK_RESOLVE_NAMES": "false",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     seeded = subprocess.run(  # noqa: S603 - our own CLI
         [BIN / "snp", "seed-demo", "--json"], env=env, capture_output=True, text=True, check=True
@@ -75,11 +78,19 @@ def live_api(server_url: str) -> Iterator[tuple[str, dict[str, str]]]:
         asyncio.run(dbserver.drop_database(server_url, database_url))
 
 
-@pytest.mark.parametrize("principal", ["coordinator", "handler", "software"])
+@pytest.mark.parametrize(
+    ("principal", "hostile"),
+    [("coordinator", False), ("handler", False), ("software", False), ("coordinator", True), ("software", True)],
+    ids=["coordinator", "handler", "software", "coordinator-hostile", "software-hostile"],
+)
 def test_no_server_error_and_every_answer_matches_the_schema(
-    live_api: tuple[str, dict[str, str]], principal: str, tmp_path: Path
+    live_api: tuple[str, dict[str, str]], principal: str, hostile: bool, tmp_path: Path
 ) -> None:
+    """`hostile`: the bodies also get lone surrogates, deep nesting and surrogate keys
+    (tests/fuzz/hostile_hooks.py)."""
     base, tokens = live_api
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root, **({"SCHEMATHESIS_HOOKS": "tests.fuzz.hostile_hooks"} if hostile else {})}
     result = subprocess.run(  # noqa: S603
         [
             BIN / "st", "run", f"{base}/openapi.json",
@@ -96,5 +107,6 @@ def test_no_server_error_and_every_answer_matches_the_schema(
         capture_output=True,
         text=True,
         timeout=900,
+        env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]

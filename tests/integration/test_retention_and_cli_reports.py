@@ -3,13 +3,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import openpyxl
 
-from tests.builders import Clock, Tenant, open_request
+from tests.builders import Clock, Tenant, new_agenda, open_request, publish, slot_item
 from tests.integration.test_cli import snp
 
 
@@ -75,6 +75,36 @@ async def test_purge_erases_identities_and_keeps_the_indicators(
     assert [line["patient_pseudonym"] for line in again] == pseudonyms
     code, out, _ = await snp(database_url, "purge", "--before", "2026-10-15", "--cpts", str(tenant.cpts_id), "--json")
     assert json.loads(out)["requests"] == 0
+
+
+async def test_purge_erases_the_free_text_of_a_cancelled_booking(
+    client: httpx.AsyncClient, tenant: Tenant, database_url: str, clock: Clock
+) -> None:
+    clock.now = datetime(2026, 10, 14, 8, 0, tzinfo=UTC)
+    await tenant.relogin()
+    agenda = await new_agenda(tenant, practitioners=1)
+    [slot_id] = await publish(agenda, [slot_item("p", agenda.practitioners[0], clock.now + timedelta(days=1))])
+    request = await open_request(tenant)
+    booking = (
+        await client.post(f"/v1/requests/{request['id']}/book", json={"slot_id": slot_id}, headers=tenant.handler)
+    ).json()
+    reason = "la patiente rappellera au 06 99 88 77 66"
+    await client.post(
+        f"/v1/bookings/{booking['booking_id']}/cancel",
+        json={"reason": reason, "cancelled_by": "patient"},
+        headers=tenant.handler,
+    )
+    feed = (await client.get("/v1/bookings/feed", headers=agenda.headers)).json()["items"]
+    assert feed[-1]["booking"]["cancel_reason"] == reason
+    clock.now = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)
+    await tenant.relogin()
+    code, _, err = await snp(database_url, "purge", "--before", "2026-10-15", "--cpts", str(tenant.cpts_id))
+    assert code == 0, err
+    detail = (await client.get(f"/v1/requests/{request['id']}", headers=tenant.coordinator)).json()
+    assert [b["cancel_reason"] for b in detail["bookings"]] == [None]
+    assert "06 99" not in json.dumps(detail)
+    feed = (await client.get("/v1/bookings/feed", headers=agenda.headers)).json()["items"]
+    assert "06 99" not in json.dumps(feed)
 
 
 async def test_reports_from_the_command_line(

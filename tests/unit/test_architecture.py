@@ -15,8 +15,8 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 LAYERS: list[set[str]] = [
     # cross-cutting: pure helpers, then the database and errors, then what builds on them
     {"errors", "clock", "destinations", "logging", "reference", "money", "embedded_db", "migrate", "observability"},
-    {"config"},
-    {"db", "problems", "fields"},
+    {"db", "fields"},
+    {"problems", "config"},
     {"tenancy", "pagination", "batches", "openapi"},
     # the domains, the tenant first
     {"compensation"},
