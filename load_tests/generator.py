@@ -337,6 +337,7 @@ async def create_structure(
     from service.cpts import service as cpts_service
     from service.cpts.schemas import CptsCreate
     from service.db import create_engine, create_sessionmaker, session_scope
+    from service.destinations import WebhookPolicy
 
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
     hasher = password_hasher(1, 64)
@@ -381,6 +382,7 @@ async def create_structure(
                 session,
                 generated.cpts_id,
                 ClientCreate(name="Agenda (load)", practitioner_ids=[m.id for m in generated.members]),
+                WebhookPolicy(),  # no webhook URL
             )
             generated.client_id = client.id
             generated.credentials["api_key"] = client.api_key
