@@ -66,6 +66,22 @@ class Settings(BaseSettings):
     webhook_resolve_names: bool = Field(default=True, alias="SNP_WEBHOOK_RESOLVE_NAMES")
     # After a rotation, webhooks are signed with the old secret too for this long.
     webhook_secret_grace_hours: int = Field(default=24, ge=0, le=720, alias="SNP_WEBHOOK_SECRET_GRACE_HOURS")
+    # Messages to patients (booking confirmations and cancellations, with their consent): e-mail
+    # through this SMTP server, SMS through this HTTP gateway (service.notifications.patients).
+    # A channel without its provider is not offered; its messages are marked skipped.
+    smtp_host: str | None = Field(default=None, alias="SNP_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, alias="SNP_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, alias="SNP_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, alias="SNP_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=True, alias="SNP_SMTP_STARTTLS")
+    smtp_from: str = Field(default="CPTS <no-reply@localhost>", alias="SNP_SMTP_FROM")
+    sms_gateway_url: str | None = Field(default=None, alias="SNP_SMS_GATEWAY_URL")
+    sms_gateway_token: SecretStr | None = Field(default=None, alias="SNP_SMS_GATEWAY_TOKEN")
+    sms_sender: str = Field(default="CPTS", max_length=11, alias="SNP_SMS_SENDER")
+    patient_message_max_attempts: int = Field(default=5, ge=1, le=20, alias="SNP_PATIENT_MESSAGE_MAX_ATTEMPTS")
+    patient_message_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, alias="SNP_PATIENT_MESSAGE_TIMEOUT_SECONDS"
+    )
     # Bodies above this are refused (413) before they are read; above the second bound, only an
     # authenticated caller's body is read (service.body_limit).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="SNP_MAX_BODY_BYTES")

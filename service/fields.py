@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Annotated, ClassVar
@@ -105,6 +106,24 @@ def aware_query(value: datetime | None, name: str) -> datetime | None:
             errors=[field_error(["query", name], problem, "timezone_aware" if value.tzinfo is None else "value_error")],
         )
     return value
+
+
+# A booking's reference, read to the patient and quoted when they call back: six characters of
+# Crockford's base32 (no I, L, O, U to misread), as "K7M-3Q9".
+REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_reference() -> str:
+    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+    return f"{chars[:3]}-{chars[3:]}"
+
+
+def reference_key(text: str) -> str | None:
+    """What a handler types of a reference ("k7m3q9", "K7M 3Q9", with O for 0...), as stored."""
+    chars = "".join(c for c in text.upper() if c.isalnum()).replace("O", "0").replace("I", "1").replace("L", "1")
+    if len(chars) != 6 or any(c not in REFERENCE_ALPHABET for c in chars):
+        return None
+    return f"{chars[:3]}-{chars[3:]}"
 
 
 # INSEE commune code: 5 digits, or 2A/2B + 3 digits in Corsica.

@@ -21,7 +21,7 @@ from service.db import create_engine, create_sessionmaker
 from service.idempotency import response_cipher
 from service.imports import router as imports_router
 from service.logging import configure_logging
-from service.notifications import relay
+from service.notifications import patients, relay
 from service.notifications import router as notifications_router
 from service.observability import RequestContextMiddleware
 from service.openapi import install_openapi
@@ -63,10 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
-            if settings.relay_enabled:
-                stop = asyncio.Event()
-                task = asyncio.create_task(relay.run_forever(app.state.sessionmaker, settings, stop))
-                stack.push_async_callback(_stop_relay, stop, task)
+            if settings.relay_enabled:  # webhooks, and messages to patients
+                for worker in (relay.run_forever, patients.run_forever):
+                    stop = asyncio.Event()
+                    task = asyncio.create_task(worker(app.state.sessionmaker, settings, stop))
+                    stack.push_async_callback(_stop_relay, stop, task)
             # What startup built (routes, models, compiled statements) lives as long as the process:
             # kept out of the collector's scans, a full collection over a month's report stalls
             # the worker for a few tens of milliseconds instead of a hundred.

@@ -7,8 +7,8 @@ from service.compensation.models import CompensationRate
 from service.cpts.models import Cpts
 from service.db import Base
 from service.idempotency import IdempotencyRecord
-from service.notifications.models import DeliveryAttempt, OutboxMessage
-from service.orientation.models import CareRequest, OrientationEvent
+from service.notifications.models import DeliveryAttempt, OutboxMessage, PatientMessage
+from service.orientation.models import Callback, CareRequest, OrientationEvent, RequestNote
 from service.practitioners.models import Practitioner, Site
 from service.slots.models import Slot
 
@@ -16,6 +16,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Booking",
+    "Callback",
     "CareRequest",
     "ClientPractitioner",
     "CompensationRate",
@@ -25,7 +26,9 @@ __all__ = [
     "LoginThrottle",
     "OrientationEvent",
     "OutboxMessage",
+    "PatientMessage",
     "Practitioner",
+    "RequestNote",
     "Site",
     "Slot",
     "SoftwareClient",

@@ -6,7 +6,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from service.errors import Conflict
@@ -112,3 +112,83 @@ def rank(
         for c in candidates
     ]
     return sorted(ranked, key=key)
+
+
+# --- what is offered ---------------------------------------------------------------------------------
+
+# A teleconsultation needs no travel: offered until a few minutes before it starts.
+VIDEO_LEAD = timedelta(minutes=5)
+
+
+def earliest_start(modality: Modality, now: datetime, lead: timedelta) -> datetime:
+    """The earliest start a slot may have to be offered: the patient (or, for a home visit, the
+    practitioner) must have time to get there; the CPTS sets that lead time."""
+    return now + (min(lead, VIDEO_LEAD) if modality is Modality.VR else lead)
+
+
+class Exclusion(StrEnum):
+    """Why a free slot that fits the needs is not offered."""
+
+    too_soon = "too_soon"  # inside the lead time
+    not_before = "not_before"  # before the handler's "not before"
+    too_far = "too_far"  # farther than the handler's maximum distance
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the handler asked for on top of the request's needs."""
+
+    now: datetime
+    lead: timedelta
+    not_before: datetime | None = None
+    max_distance_km: float | None = None
+
+
+def exclusion(ranked: Ranked, offer: Offer) -> Exclusion | None:
+    start = ranked.candidate.start
+    if start < earliest_start(ranked.candidate.modality, offer.now, offer.lead):
+        return Exclusion.too_soon
+    if offer.not_before is not None and start < offer.not_before:
+        return Exclusion.not_before
+    limit, distance = offer.max_distance_km, ranked.distance_km
+    if limit is not None and distance is not None and distance > limit:
+        return Exclusion.too_far
+    return None
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    detail: str
+
+
+# Why the list is empty or has nothing before the deadline; the console says them in French.
+REASONS = {
+    "home_visit_needs_commune": "A home visit needs the patient's commune.",
+    "no_modality": "None of the modalities asked for is possible.",
+    "no_free_slot": "No free slot fits the needs (profession, specialty, modality) in the coming days.",
+    Exclusion.too_soon.value: "The free slots start too soon for the patient to get there (the CPTS's lead time).",
+    Exclusion.not_before.value: "The free slots all start before the time asked for.",
+    Exclusion.too_far.value: "The free slots are all farther than the distance asked for.",
+    "distance_unknown": "The patient's commune is unknown: distances cannot be computed.",
+    "none_before_deadline": "No slot offered starts before the request's deadline.",
+}
+
+
+def reasons(
+    offered: Sequence[Ranked], excluded: Sequence[Exclusion], *, home_visit_dropped: bool, distance_unknown: bool
+) -> list[Reason]:
+    """Why nothing (or nothing in time) is offered: what the handler can change, most telling first."""
+    codes: list[str] = []
+    if distance_unknown:
+        codes.append("distance_unknown")
+    if not offered:
+        if home_visit_dropped:
+            codes.append("home_visit_needs_commune")
+        if not excluded:
+            codes.append("no_free_slot")
+        counts = {e: excluded.count(e) for e in Exclusion}
+        codes += [e.value for e, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n]
+    elif not any(r.within_deadline for r in offered):
+        codes.append("none_before_deadline")
+    return [Reason(code, REASONS[code]) for code in codes]

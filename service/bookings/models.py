@@ -29,6 +29,9 @@ class Booking(TenantOwned, Base):
             postgresql_where=text("status IN ('held', 'booked')"),
         ),
         Index("ix_booking_cpts_id_request_id", "cpts_id", "request_id"),
+        # What the patient is told and quotes when calling back (fields.new_reference). Not unique:
+        # a one-in-a-billion repeat must not fail a booking; a search by reference lists both.
+        Index("ix_booking_cpts_id_reference", "cpts_id", "reference"),
         CheckConstraint("status IN ('held', 'booked', 'released', 'expired', 'cancelled')", name="status_known"),
         CheckConstraint("outcome IS NULL OR outcome IN ('fulfilled', 'noshow')", name="outcome_known"),
     )
@@ -37,6 +40,7 @@ class Booking(TenantOwned, Base):
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_request.id", ondelete="CASCADE"))
     slot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("slot.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(10))
+    reference: Mapped[str] = mapped_column(String(7))
     hold_token: Mapped[uuid.UUID | None]
     hold_expires_at: Mapped[datetime | None]
     held_by_id: Mapped[uuid.UUID | None]

@@ -17,6 +17,7 @@ from service.bookings.domain import ACTIVE, BookingStatus
 from service.bookings.models import Booking
 from service.bookings.predicates import ENDED_HOLD_STATUS_SQL
 from service.errors import NotFound
+from service.notifications import patients
 from service.notifications import service as notifications
 from service.orientation import log
 from service.orientation.log import LockedRequest
@@ -170,9 +171,12 @@ class ClaimedSlot:
     given_name: str
     profession: str
     specialty: str | None
+    practitioner_phone: str | None
     site_name: str
     address: str | None
+    postal_code: str | None
     commune_insee: str
+    site_phone: str | None
     latitude: float | None
     longitude: float | None
 
@@ -203,18 +207,19 @@ _CLAIM_STEPS = """
           AND p.id = s.practitioner_id AND p.active AND st.id = s.site_id
           AND {guard} AND (SELECT count(*) FROM held_on_slot) >= 0
         RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
-                  p.family_name, p.given_name, p.profession, p.specialty,
-                  st.name, st.address, st.commune_insee, st.latitude, st.longitude, s.hold_expires_at
+                  p.family_name, p.given_name, p.profession, p.specialty, p.phone,
+                  st.name, st.address, st.postal_code, st.commune_insee, st.phone, st.latitude, st.longitude,
+                  s.hold_expires_at
     ), stale AS (
         UPDATE booking AS b SET status = 'expired', ended_at = :now
         FROM claimed
         WHERE b.id IN (SELECT id FROM held_on_slot) AND b.status = 'held'
         RETURNING b.id
     ), inserted AS (
-        INSERT INTO booking (id, cpts_id, request_id, slot_id, status, hold_token, hold_expires_at, held_by_id,
-                             booked_at, booked_by_id, created_at)
-        SELECT :booking_id, :cpts_id, :request_id, claimed.id, :status, :hold_token, claimed.hold_expires_at,
-               :actor_id, :booked_at, :booked_by_id, :now
+        INSERT INTO booking (id, cpts_id, request_id, slot_id, status, reference, hold_token, hold_expires_at,
+                             held_by_id, booked_at, booked_by_id, created_at)
+        SELECT :booking_id, :cpts_id, :request_id, claimed.id, :status, :reference, :hold_token,
+               claimed.hold_expires_at, :actor_id, :booked_at, :booked_by_id, :now
         FROM claimed
         WHERE (SELECT count(*) FROM stale) >= 0
         ON CONFLICT DO NOTHING
@@ -304,6 +309,7 @@ _RECORD_BOOKED = text(
     f"""
     WITH {log.APPEND_CTES},
     outboxed AS ({notifications.ENQUEUE_SQL}),
+    told AS ({patients.ENQUEUE_SQL}),
     audited AS ({audit.INSERT_ONE_SQL})
     SELECT id FROM logged
     """  # noqa: S608 - module constants, no input
@@ -331,8 +337,8 @@ async def request_has_active_booking(session: AsyncSession, cpts_id: uuid.UUID, 
 _SITE_AND_PRACTITIONER = text(
     """
     SELECT s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
-           p.family_name, p.given_name, p.profession, p.specialty,
-           st.name, st.address, st.commune_insee, st.latitude, st.longitude
+           p.family_name, p.given_name, p.profession, p.specialty, p.phone,
+           st.name, st.address, st.postal_code, st.commune_insee, st.phone, st.latitude, st.longitude
     FROM slot s JOIN practitioner p ON p.id = s.practitioner_id JOIN site st ON st.id = s.site_id
     WHERE s.id = :slot_id AND s.cpts_id = :cpts_id
     """

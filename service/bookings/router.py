@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, status
@@ -13,8 +14,10 @@ from service.bookings import service
 from service.bookings.schemas import BookingOut, CancelIn, OutcomeIn, SlotChoice, Suggestions
 from service.clock import Now
 from service.db import SessionDep
+from service.fields import aware_query
 from service.idempotency import Idempotent
 from service.routing import api_router
+from service.slots.domain import Modality
 
 router = api_router(prefix="/v1")
 
@@ -28,10 +31,22 @@ async def suggestions(
     session: SessionDep,
     now: Now,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    not_before: Annotated[datetime | None, Query(description="Only slots starting at or after this")] = None,
+    max_distance_km: Annotated[float | None, Query(gt=0, le=500, description="Only practices this close")] = None,
+    modality: Annotated[
+        list[Modality] | None, Query(description="Only these modalities (among the request's needs)")
+    ] = None,
 ) -> Suggestions:
-    """Free slots that fit the request's needs, ranked; those after the deadline come last,
-    flagged `within_deadline: false`."""
-    return await service.suggestions(session, principal, request_id, limit, now)
+    """Free slots that fit the request's needs and these filters, ranked; those after the deadline
+    come last, flagged `within_deadline: false`. Slots starting within the CPTS's lead time are not
+    offered. When nothing (in time) is offered: `reasons`, and `alternatives` (without the filters,
+    later, by video, another specialty or profession). 422 for a red-flagged request."""
+    filters = service.SuggestionFilters(
+        not_before=aware_query(not_before, "not_before"),
+        max_distance_km=max_distance_km,
+        modalities=frozenset(modality) if modality else None,
+    )
+    return await service.suggestions(session, principal, request_id, limit, now, filters)
 
 
 @router.post(

@@ -36,6 +36,7 @@ class BookingSlot(BaseModel):
 
 class BookingOut(BaseModel):
     booking_id: uuid.UUID
+    reference: str = Field(description="Short reference read to the patient, e.g. K7M-3Q9")
     request_id: uuid.UUID
     slot_id: uuid.UUID
     status: Literal["held", "booked", "released", "expired", "cancelled"]
@@ -58,6 +59,22 @@ class Suggestion(BaseModel):
     distance_km: float | None
 
 
+class ReasonOut(BaseModel):
+    code: str = Field(
+        description="home_visit_needs_commune, no_modality, no_free_slot, too_soon, not_before, too_far, "
+        "distance_unknown, none_before_deadline"
+    )
+    detail: str
+
+
+class Alternative(BaseModel):
+    kind: Literal["without_filters", "later", "teleconsultation", "other_specialty", "other_profession"]
+    items: list[Suggestion]
+
+
 class Suggestions(BaseModel):
     deadline_at: LocalDatetime
+    min_lead_minutes: int = Field(description="Slots starting sooner are not offered (a video call: 5 minutes)")
     items: list[Suggestion]
+    reasons: list[ReasonOut] = Field(description="Why nothing, or nothing before the deadline, is offered")
+    alternatives: list[Alternative] = Field(description="When nothing is offered in time: the nearest alternatives")

@@ -7,7 +7,9 @@ conditional UPDATE). A request's state changes only through `orientation.log.app
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,22 +18,42 @@ from service.audit import service as audit
 from service.auth import Principal
 from service.bookings import repository
 from service.bookings.domain import (
+    REASONS,
     BookingStatus,
     CancelSide,
     Candidate,
+    Exclusion,
+    Offer,
+    Ranked,
+    Reason,
     check_transition,
+    earliest_start,
     ended_hold_status,
+    exclusion,
     rank,
+    reasons,
     slot_status_after_cancel,
 )
 from service.bookings.models import Booking
 from service.bookings.repository import ClaimedSlot
-from service.bookings.schemas import BookingOut, BookingSlot, CancelIn, OutcomeIn, Suggestion, Suggestions
+from service.bookings.schemas import (
+    Alternative,
+    BookingOut,
+    BookingSlot,
+    CancelIn,
+    OutcomeIn,
+    ReasonOut,
+    Suggestion,
+    Suggestions,
+)
 from service.errors import Conflict, Invalid, NotFound
+from service.fields import new_reference
+from service.notifications import patients
 from service.notifications import service as notifications
 from service.notifications.domain import EventType
 from service.orientation import log
 from service.orientation import repository as requests_repository
+from service.orientation import service as requests
 from service.orientation.domain import (
     EventKind,
     RequestStatus,
@@ -41,7 +63,10 @@ from service.orientation.domain import (
 )
 from service.orientation.log import LockedRequest, append_event
 from service.orientation.models import CareRequest
+from service.orientation.repository import SuggestionNeeds
 from service.practitioners.models import Practitioner, Site
+from service.reference.codes import PHYSICIAN
+from service.reference.communes import commune
 from service.slots import repository as slots_repository
 from service.slots import service as slots_service
 from service.slots.domain import Modality, SlotStatus
@@ -51,6 +76,8 @@ from service.slots.schemas import PractitionerSummary, SiteSummary
 ONE_ACTIVE_PER_SLOT = "uq_booking_one_active_per_slot"
 ONE_ACTIVE_PER_REQUEST = "uq_booking_one_active_per_request"
 
+# The callback a practitioner's cancellation leaves in the queue (shown to handlers, in French).
+CANCELLATION_CALLBACK = "Rendez-vous annulé par le praticien : rappeler le patient et le réorienter."
 SLOT_UNAVAILABLE = ("slot_unavailable", "This slot is no longer free: choose another one.")
 # The request statuses from which a booking may be made (the orientation log's transitions).
 BOOKABLE = statuses_allowing(EventKind.booked)
@@ -93,9 +120,11 @@ async def take_slot(
     path of the service: compiled statements and as few round trips as the rules allow."""
     booking_id = uuid.uuid4()
     status = BookingStatus.booked if confirm else BookingStatus.held
+    reference = new_reference()
     values = {
         "slot_id": slot_id,
         "booking_id": booking_id,
+        "reference": reference,
         "cpts_id": principal.cpts_id,
         "request_id": request_id,
         "status": status.value,
@@ -132,17 +161,25 @@ async def take_slot(
             notifications.booking_event_values(
                 principal.cpts_id, booking_id, request.id, status.value, slot, EventType.booking_confirmed, now
             ),
+            patients.message_values(EventType.booking_confirmed),
             audit.one_row(principal, action, "request", request.id, now, http, audit_detail),
         )
     else:
         await audit.record(session, principal, action, "request", [request.id], now, http, audit_detail)
     return _answer(
-        booking_id, request.id, status, slot, hold_expires_at=claim.hold_expires_at, booked_at=now if confirm else None
+        booking_id,
+        reference,
+        request.id,
+        status,
+        slot,
+        hold_expires_at=claim.hold_expires_at,
+        booked_at=now if confirm else None,
     )
 
 
 def _answer(
     booking_id: uuid.UUID,
+    reference: str,
     request_id: uuid.UUID,
     status: BookingStatus,
     slot: ClaimedSlot,
@@ -152,6 +189,7 @@ def _answer(
 ) -> BookingOut:
     return BookingOut(
         booking_id=booking_id,
+        reference=reference,
         request_id=request_id,
         slot_id=slot.id,
         status=status.value,
@@ -171,12 +209,15 @@ def _answer(
                 given_name=slot.given_name,
                 profession=slot.profession,
                 specialty=slot.specialty,
+                phone=slot.practitioner_phone,
             ),
-            site=SiteSummary(
+            site=SiteSummary.of(
                 id=slot.site_id,
                 name=slot.site_name,
                 address=slot.address,
+                postal_code=slot.postal_code,
                 commune_insee=slot.commune_insee,
+                phone=slot.site_phone,
                 latitude=slot.latitude,
                 longitude=slot.longitude,
             ),
@@ -217,10 +258,15 @@ async def confirm(
             EventType.booking_confirmed,
             now,
         )
+        await patients.enqueue(
+            session, principal.cpts_id, booking.id, care_request.id, EventType.booking_confirmed, now
+        )
         await _audit(session, principal, "booking.confirm", care_request.id, booking, now, http)
     else:
         slot = await repository.slot_details(session, principal.cpts_id, booking.slot_id)
-    return _answer(booking.id, care_request.id, BookingStatus.booked, slot, booked_at=booking.booked_at)
+    return _answer(
+        booking.id, booking.reference, care_request.id, BookingStatus.booked, slot, booked_at=booking.booked_at
+    )
 
 
 async def release(
@@ -263,6 +309,12 @@ async def _cancel_booked(
     await notifications.booking_event(
         session, booking.cpts_id, booking.id, booking.request_id, booking.status, slot, EventType.booking_cancelled, now
     )
+    await patients.enqueue(session, booking.cpts_id, booking.id, booking.request_id, EventType.booking_cancelled, now)
+    if side is CancelSide.practitioner:
+        # The patient does not know yet: someone must call them back and book again.
+        await requests.add_callback(
+            session, booking.cpts_id, booking.request_id, now, CANCELLATION_CALLBACK, "cancellation", None, now
+        )
 
 
 async def cancel(
@@ -350,34 +402,47 @@ async def report_outcome(
 
 
 SUGGESTION_HORIZON_AFTER_DEADLINE = timedelta(days=3)
+# When nothing fits: alternatives look this far ahead, a few slots each.
+ALTERNATIVES_HORIZON, ALTERNATIVES_PER_KIND = timedelta(days=14), 3
 # Candidates read to rank: enough to cover the first hours in full for the ranking by distance.
 SUGGESTION_CANDIDATES_PER_RESULT, SUGGESTION_CANDIDATES_MIN = 6, 60
 
 
-async def suggestions(
-    session: AsyncSession, principal: Principal, request_id: uuid.UUID, limit: int, now: datetime
-) -> Suggestions:
-    """The request's deadline and the free slots that fit its needs, ranked: before the deadline
-    first (earliest, then nearest), then the best ones after it."""
-    needs = await requests_repository.suggestion_needs(session, principal.cpts_id, request_id)
-    refuse_if_red_flagged(RequestStatus(needs.status))
-    modalities = list(needs.modalities)
-    if needs.commune_insee is None and Modality.HH.value in modalities:
-        modalities.remove(Modality.HH.value)  # a home visit needs to know where the patient is
-    if not modalities:
-        return Suggestions(deadline_at=needs.deadline_at, items=[])
-    found = await slots_repository.free_slots(
-        session,
-        principal.cpts_id,
-        now,
-        start_from=now,
-        start_to=needs.deadline_at + SUGGESTION_HORIZON_AFTER_DEADLINE,
-        limit=max(SUGGESTION_CANDIDATES_MIN, limit * SUGGESTION_CANDIDATES_PER_RESULT),
-        profession=needs.profession,
-        specialty=needs.specialty,
-        modalities=modalities,
-        home_visits_for=needs.commune_insee,
-    )
+@dataclass(frozen=True)
+class SuggestionFilters:
+    """What the handler narrows the suggestions to, on top of the request's needs."""
+
+    not_before: datetime | None = None
+    max_distance_km: float | None = None
+    modalities: frozenset[Modality] | None = None
+
+
+@dataclass(frozen=True)
+class _Search:
+    profession: str | None
+    specialty: str | None
+    modalities: list[str]
+    start_to: datetime
+
+
+async def _offered(
+    session: AsyncSession,
+    principal: Principal,
+    needs: SuggestionNeeds,
+    search: _Search,
+    offer: Offer,
+    limit: int,
+) -> tuple[list[Suggestion], list[Exclusion]]:
+    """Free slots of `search`, ranked, without those `offer` excludes (and why they were)."""
+    earliest = min(earliest_start(Modality(m), offer.now, offer.lead) for m in search.modalities)
+    if offer.not_before is not None:
+        earliest = max(earliest, offer.not_before)
+    wanted = max(SUGGESTION_CANDIDATES_MIN, limit * SUGGESTION_CANDIDATES_PER_RESULT)
+    found = await _free(session, principal, needs, search, offer.now, earliest, search.start_to, wanted)
+    if not found and earliest < search.start_to:  # why nothing: were there slots too soon?
+        found = await _free(
+            session, principal, needs, search, offer.now, offer.now, earliest, SUGGESTION_CANDIDATES_MIN
+        )
     rows = {row.id: row for row in found}
     candidates = [
         Candidate(
@@ -388,27 +453,173 @@ async def suggestions(
         )
         for row in rows.values()
     ]
-    items = []
-    for ranked in rank(candidates, needs.deadline_at, needs.patient_point)[:limit]:
-        slot = slots_service.found_of(rows[ranked.candidate.slot_id])
-        items.append(
-            Suggestion(
-                slot_id=slot.id,
-                start=slot.start,
-                end=slot.end,
-                modality=slot.modality,
-                practitioner=slot.practitioner,
-                site=slot.site,
-                within_deadline=ranked.within_deadline,
-                distance_km=round(ranked.distance_km, 1) if ranked.distance_km is not None else None,
+    excluded: list[Exclusion] = []
+    items: list[Suggestion] = []
+    for ranked in rank(candidates, needs.deadline_at, needs.patient_point):
+        why = exclusion(ranked, offer)
+        if why is not None:
+            excluded.append(why)
+            continue
+        if len(items) < limit:
+            slot = slots_service.found_of(rows[ranked.candidate.slot_id])
+            items.append(
+                Suggestion(
+                    slot_id=slot.id,
+                    start=slot.start,
+                    end=slot.end,
+                    modality=slot.modality,
+                    practitioner=slot.practitioner,
+                    site=slot.site,
+                    within_deadline=ranked.within_deadline,
+                    distance_km=round(ranked.distance_km, 1) if ranked.distance_km is not None else None,
+                )
             )
-        )
-    return Suggestions(deadline_at=needs.deadline_at, items=items)
+    return items, excluded
+
+
+async def _free(
+    session: AsyncSession,
+    principal: Principal,
+    needs: SuggestionNeeds,
+    search: _Search,
+    now: datetime,
+    start_from: datetime,
+    start_to: datetime,
+    limit: int,
+) -> list[Any]:
+    return await slots_repository.free_slots(
+        session,
+        principal.cpts_id,
+        now,  # judges lapsed holds: the real now, whatever the window
+        start_from=start_from,
+        start_to=start_to,
+        limit=limit,
+        profession=search.profession,
+        specialty=search.specialty,
+        modalities=search.modalities,
+        home_visits_for=needs.commune_insee,
+    )
+
+
+async def suggestions(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    limit: int,
+    now: datetime,
+    filters: SuggestionFilters | None = None,
+) -> Suggestions:
+    """The request's deadline and the free slots that fit its needs and the handler's filters,
+    ranked: before the deadline first (earliest, then nearest), then the best ones after it. Slots
+    starting within the CPTS's lead time are not offered. When nothing (in time) is offered, why,
+    and the nearest alternatives: without the filters, later, by video, another specialty or
+    profession."""
+    filters = filters or SuggestionFilters()
+    needs = await requests_repository.suggestion_needs(session, principal.cpts_id, request_id)
+    refuse_if_red_flagged(RequestStatus(needs.status))
+    if needs.commune_insee is not None:
+        centre = commune(needs.commune_insee)
+        if centre is not None and centre.point is not None:  # the commune's centre beats its sites'
+            needs = replace(needs, patient_point=centre.point)
+    offer = Offer(
+        now=now,
+        lead=timedelta(minutes=needs.min_lead_minutes),
+        not_before=filters.not_before,
+        max_distance_km=filters.max_distance_km,
+    )
+    asked = [m for m in needs.modalities if filters.modalities is None or Modality(m) in filters.modalities]
+    home_visit_dropped = needs.commune_insee is None and Modality.HH.value in asked
+    if home_visit_dropped:
+        asked.remove(Modality.HH.value)  # a home visit needs to know where the patient is
+    horizon = needs.deadline_at + SUGGESTION_HORIZON_AFTER_DEADLINE
+    items: list[Suggestion] = []
+    excluded: list[Exclusion] = []
+    if asked:
+        search = _Search(needs.profession, needs.specialty, asked, horizon)
+        items, excluded = await _offered(session, principal, needs, search, offer, limit)
+    distance_unknown = filters.max_distance_km is not None and needs.patient_point is None
+    why = reasons(
+        items_ranked(items), excluded, home_visit_dropped=home_visit_dropped, distance_unknown=distance_unknown
+    )
+    if not asked and not home_visit_dropped:
+        why.insert(0, Reason("no_modality", REASONS["no_modality"]))
+    alternatives = []
+    if not any(i.within_deadline for i in items):
+        alternatives = await _alternatives(session, principal, needs, offer, filters, asked, horizon)
+    return Suggestions(
+        deadline_at=needs.deadline_at,
+        min_lead_minutes=needs.min_lead_minutes,
+        items=items,
+        reasons=[ReasonOut(code=r.code, detail=r.detail) for r in why],
+        alternatives=alternatives,
+    )
+
+
+def items_ranked(items: list[Suggestion]) -> list[Ranked]:
+    """The offered items as the reasons read them (only `within_deadline` matters there)."""
+    return [Ranked(Candidate(i.slot_id, i.start, i.modality, None), i.within_deadline, i.distance_km) for i in items]
+
+
+async def _alternatives(
+    session: AsyncSession,
+    principal: Principal,
+    needs: SuggestionNeeds,
+    offer: Offer,
+    filters: SuggestionFilters,
+    asked: list[str],
+    horizon: datetime,
+) -> list[Alternative]:
+    """Nearest alternatives, a few slots each, when nothing is offered in time (a rare path: a few
+    more queries are fine here)."""
+    unfiltered = Offer(now=offer.now, lead=offer.lead)
+    every = [m.value for m in Modality if m is not Modality.HH or needs.commune_insee is not None]
+    tries: list[tuple[str, _Search, Offer]] = []
+    if filters != SuggestionFilters():
+        tries.append(("without_filters", _Search(needs.profession, needs.specialty, every, horizon), unfiltered))
+    if asked:
+        later = _Search(needs.profession, needs.specialty, asked, offer.now + ALTERNATIVES_HORIZON)
+        tries.append(("later", later, offer))
+    if Modality.VR.value not in asked:
+        video = _Search(needs.profession, needs.specialty, [Modality.VR.value], horizon)
+        tries.append(("teleconsultation", video, unfiltered))
+    if needs.specialty is not None:
+        tries.append(("other_specialty", _Search(needs.profession, None, every, horizon), unfiltered))
+    found: list[Alternative] = []
+    seen: set[uuid.UUID] = set()
+    for kind, search, applied in tries:
+        items, _ = await _offered(session, principal, needs, search, applied, ALTERNATIVES_PER_KIND * 3)
+        fresh = [i for i in items if i.slot_id not in seen][:ALTERNATIVES_PER_KIND]
+        if fresh:
+            seen |= {i.slot_id for i in fresh}
+            found.append(Alternative(kind=kind, items=fresh))
+    others = await _other_professions(session, principal, needs, unfiltered, every, horizon, seen)
+    if others:
+        found.append(Alternative(kind="other_profession", items=others))
+    return found
+
+
+async def _other_professions(
+    session: AsyncSession,
+    principal: Principal,
+    needs: SuggestionNeeds,
+    offer: Offer,
+    modalities: list[str],
+    horizon: datetime,
+    seen: set[uuid.UUID],
+) -> list[Suggestion]:
+    """The first slots of other professions (a nurse, a physiotherapist...): the handler judges."""
+    items, _ = await _offered(
+        session, principal, needs, _Search(None, None, modalities, horizon), offer, ALTERNATIVES_PER_KIND * 4
+    )
+    return [i for i in items if i.practitioner.profession != (needs.profession or PHYSICIAN) and i.slot_id not in seen][
+        :ALTERNATIVES_PER_KIND
+    ]
 
 
 def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: Site) -> BookingOut:
     return BookingOut(
         booking_id=booking.id,
+        reference=booking.reference,
         request_id=booking.request_id,
         slot_id=booking.slot_id,
         status=booking.status,
@@ -423,7 +634,16 @@ def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: 
             end=slot.end_at,
             modality=Modality(slot.modality),
             practitioner=PractitionerSummary.model_validate(practitioner, from_attributes=True),
-            site=SiteSummary.model_validate(site, from_attributes=True),
+            site=SiteSummary.of(
+                id=site.id,
+                name=site.name,
+                address=site.address,
+                postal_code=site.postal_code,
+                commune_insee=site.commune_insee,
+                phone=site.phone,
+                latitude=site.latitude,
+                longitude=site.longitude,
+            ),
         ),
     )
 

@@ -22,6 +22,8 @@ class Cpts(Base):
         CheckConstraint("hold_ttl_seconds BETWEEN 10 AND 3600", name="hold_ttl_range"),
         CheckConstraint("min_slot_minutes >= 1 AND max_slot_minutes >= min_slot_minutes", name="slot_bounds"),
         CheckConstraint("publication_horizon_days BETWEEN 1 AND 366", name="horizon_range"),
+        CheckConstraint("min_lead_minutes BETWEEN 0 AND 240", name="lead_range"),
+        CheckConstraint("duplicate_window_hours BETWEEN 1 AND 720", name="duplicate_window_range"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -41,6 +43,10 @@ class Cpts(Base):
     publication_horizon_days: Mapped[int] = mapped_column(server_default="60")
     # The CPTS's own red-flag classification of some motifs: {code: transfer_15|assess|snp}.
     motif_overrides: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'"))
+    # A slot starting sooner than this is not offered: the patient could not get there.
+    min_lead_minutes: Mapped[int] = mapped_column(server_default="30")
+    # Another request of the same patient this close is shown as a possible duplicate.
+    duplicate_window_hours: Mapped[int] = mapped_column(server_default="72")
     # Staff must sign in with a second factor (TOTP) when set.
     mfa_required: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # Keys the HMAC that pseudonymises patients in exports; never leaves the database.

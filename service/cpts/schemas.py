@@ -25,6 +25,8 @@ class CptsOut(BaseModel):
     min_slot_minutes: int
     max_slot_minutes: int
     publication_horizon_days: int
+    min_lead_minutes: int = Field(description="A slot starting sooner is not suggested (a video call: 5 minutes)")
+    duplicate_window_hours: int = Field(description="Requests of the same patient this close are shown as duplicates")
     territory: list[str]
     mfa_required: bool = Field(description="Staff sign in with a second factor (TOTP)")
     motif_overrides: dict[str, str]
@@ -56,6 +58,8 @@ class CptsPatch(InputModel):
     min_slot_minutes: int | None = Field(default=None, ge=1, le=720)
     max_slot_minutes: int | None = Field(default=None, ge=5, le=1440)
     publication_horizon_days: int | None = Field(default=None, ge=1, le=366)
+    min_lead_minutes: int | None = Field(default=None, ge=0, le=240)
+    duplicate_window_hours: int | None = Field(default=None, ge=1, le=720)
     mfa_required: bool | None = Field(default=None, description="Require a second factor (TOTP) of all staff")
     compensation: CompensationIn | None = None
     motif_overrides: dict[str, Literal["transfer_15", "assess", "snp"]] | None = Field(

@@ -36,6 +36,8 @@ async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
         min_slot_minutes=cpts.min_slot_minutes,
         max_slot_minutes=cpts.max_slot_minutes,
         publication_horizon_days=cpts.publication_horizon_days,
+        min_lead_minutes=cpts.min_lead_minutes,
+        duplicate_window_hours=cpts.duplicate_window_hours,
         territory=list(cpts.territory),
         mfa_required=cpts.mfa_required,
         motif_overrides=dict(cpts.motif_overrides or {}),

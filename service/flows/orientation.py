@@ -13,12 +13,13 @@ from service.audit import service as audit
 from service.auth import Principal
 from service.bookings import service as bookings
 from service.flows.schemas import RequestOut
+from service.notifications import patients
 from service.orientation import repository as requests_repository
 from service.orientation import service as requests
 from service.orientation.domain import RequestStatus
 from service.orientation.log import LoggedEvent
 from service.orientation.models import CareRequest
-from service.orientation.schemas import CallerOut, EventOut, OrientationIn
+from service.orientation.schemas import CallbackOut, CallerOut, EventOut, NoteOut, OrientationIn
 
 
 async def orient(
@@ -40,10 +41,14 @@ async def orient(
 async def request_detail(
     session: AsyncSession, principal: Principal, request_id: uuid.UUID, now: datetime, http: Request | None = None
 ) -> RequestOut:
-    """The whole request with its bookings and orientation log; the read is audited."""
+    """The whole request with its bookings, orientation log, notes, callbacks and messages to the
+    patient; the read is audited."""
     care_request = await requests_repository.get(session, principal.cpts_id, request_id)
     booked = await bookings.of_request(session, principal.cpts_id, request_id)
     events = await requests_repository.events_of(session, principal.cpts_id, request_id)
+    notes = await requests_repository.notes_of(session, principal.cpts_id, request_id)
+    callbacks = await requests_repository.callbacks_of(session, principal.cpts_id, request_id)
+    messages = await patients.of_request(session, principal.cpts_id, request_id)
     await audit.record(session, principal, "request.read", "request", [care_request.id], now, http)
     return RequestOut(
         **requests.summary_fields(care_request),
@@ -55,4 +60,7 @@ async def request_detail(
         created_at=care_request.created_at,
         bookings=booked,
         events=[EventOut.model_validate(e, from_attributes=True) for e in events],
+        notes=[NoteOut.model_validate(n, from_attributes=True) for n in notes],
+        callbacks=[CallbackOut.model_validate(c, from_attributes=True) for c in callbacks],
+        messages=messages,
     )

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from service.bookings.schemas import BookingOut
 from service.fields import LocalDatetime
-from service.orientation.schemas import CallerOut, EventOut, PatientOut, RequestSummary
+from service.notifications.schemas import PatientMessageOut
+from service.orientation.schemas import CallbackOut, CallerOut, EventOut, NoteOut, PatientOut, RequestSummary
 
 
 class RequestOut(RequestSummary):
@@ -14,3 +17,6 @@ class RequestOut(RequestSummary):
     created_at: LocalDatetime
     bookings: list[BookingOut]
     events: list[EventOut]
+    notes: list[NoteOut]
+    callbacks: list[CallbackOut]
+    messages: list[PatientMessageOut] = Field(description="Messages to the patient and their delivery state")

@@ -3,7 +3,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -55,3 +66,30 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(SmallInteger)
     error: Mapped[str | None] = mapped_column(String(300))
     duration_ms: Mapped[int] = mapped_column(Integer)
+
+
+class PatientMessage(TenantOwned, Base):
+    """A message to the patient (the booking's confirmation, its cancellation) by SMS or e-mail, for
+    a patient who agreed to it. Written with the change, like the outbox; what it says is composed
+    when it is sent, from the request as it is then (an erased identity sends nothing)."""
+
+    __tablename__ = "patient_message"
+    __table_args__ = (
+        Index("ix_patient_message_cpts_id_request_id", "cpts_id", "request_id"),
+        Index("ix_patient_message_due", "next_attempt_at", "id", postgresql_where=text("status = 'pending'")),
+        CheckConstraint("channel IN ('sms', 'email')", name="channel_known"),
+        CheckConstraint("status IN ('pending', 'sent', 'dead', 'skipped')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_request.id", ondelete="CASCADE"))
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(5))
+    event_type: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))

@@ -16,11 +16,12 @@ from service.orientation.models import CareRequest
 # What an event reads of its booking when it is rendered (the cancellation may name the patient,
 # so it is read then, not copied into the outbox). The bookings package writes the events; this
 # one only reads these columns, by name, so that it needs nothing of that package.
-BOOKING = table("booking", column("id"), column("cancelled_side"), column("cancel_reason"))
+BOOKING = table("booking", column("id"), column("reference"), column("cancelled_side"), column("cancel_reason"))
 
 
 @dataclass(frozen=True)
 class BookingFacts:
+    reference: str
     cancelled_side: str | None
     cancel_reason: str | None
 
@@ -29,7 +30,7 @@ async def feed_page(
     session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, after: int, limit: int
 ) -> list[tuple[OutboxMessage, CareRequest, BookingFacts]]:
     rows = await session.execute(
-        select(OutboxMessage, CareRequest, BOOKING.c.cancelled_side, BOOKING.c.cancel_reason)
+        select(OutboxMessage, CareRequest, BOOKING.c.reference, BOOKING.c.cancelled_side, BOOKING.c.cancel_reason)
         .join(CareRequest, CareRequest.id == OutboxMessage.request_id)
         .join(BOOKING, BOOKING.c.id == OutboxMessage.booking_id)
         # The client's practitioners now: removed from one, it no longer reads their patients.
@@ -44,7 +45,7 @@ async def feed_page(
         .order_by(OutboxMessage.id)
         .limit(limit + 1)
     )
-    return [(m, r, BookingFacts(side, reason)) for m, r, side, reason in rows]
+    return [(m, r, BookingFacts(ref, side, reason)) for m, r, ref, side, reason in rows]
 
 
 # Fair to every client: the batch takes each due client's oldest message first, then each one's
@@ -109,14 +110,21 @@ async def to_deliver(
     session: AsyncSession, ids: Sequence[int]
 ) -> list[tuple[OutboxMessage, CareRequest, BookingFacts, SoftwareClient]]:
     rows = await session.execute(
-        select(OutboxMessage, CareRequest, BOOKING.c.cancelled_side, BOOKING.c.cancel_reason, SoftwareClient)
+        select(
+            OutboxMessage,
+            CareRequest,
+            BOOKING.c.reference,
+            BOOKING.c.cancelled_side,
+            BOOKING.c.cancel_reason,
+            SoftwareClient,
+        )
         .join(CareRequest, CareRequest.id == OutboxMessage.request_id)
         .join(BOOKING, BOOKING.c.id == OutboxMessage.booking_id)
         .join(SoftwareClient, SoftwareClient.id == OutboxMessage.client_id)
         .where(OutboxMessage.id.in_(list(ids)))
         .order_by(OutboxMessage.id)
     )
-    return [(m, r, BookingFacts(side, reason), c) for m, r, side, reason, c in rows]
+    return [(m, r, BookingFacts(ref, side, reason), c) for m, r, ref, side, reason, c in rows]
 
 
 async def record_attempt(

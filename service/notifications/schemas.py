@@ -17,6 +17,7 @@ class FeedPatient(BaseModel):
     birth_date: date | None
     sex: str | None
     phone: str | None
+    address: str | None = Field(description="Where a home visit goes")
 
 
 class FeedSlot(BaseModel):
@@ -30,6 +31,7 @@ class FeedSlot(BaseModel):
 
 class FeedBooking(BaseModel):
     booking_id: uuid.UUID
+    reference: str = Field(description="The short reference the patient was given, e.g. K7M-3Q9")
     status: str = Field(description="booked, or cancelled")
     practitioner_id: uuid.UUID
     slot: FeedSlot
@@ -78,3 +80,18 @@ class DeliveryOut(BaseModel):
     last_status_code: int | None
     last_error: str | None
     history: list[AttemptOut]
+
+
+class PatientMessageOut(BaseModel):
+    """A message to the patient and where it stands (never its text or destination)."""
+
+    id: int
+    booking_id: uuid.UUID
+    channel: str = Field(description="sms or email")
+    event_type: str = Field(description="booking.confirmed or booking.cancelled")
+    status: str = Field(description="pending, sent, dead (gave up), or skipped (not to be sent: see last_error)")
+    attempts: int
+    created_at: LocalDatetime
+    next_attempt_at: LocalDatetime | None
+    sent_at: LocalDatetime | None
+    last_error: str | None

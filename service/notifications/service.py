@@ -132,6 +132,7 @@ def render(message: OutboxMessage, care_request: CareRequest, booking: BookingFa
         occurred_at=message.occurred_at,
         booking=FeedBooking(
             booking_id=message.booking_id,
+            reference=booking.reference,
             status=snapshot["status"],
             practitioner_id=uuid.UUID(snapshot["practitioner_id"]),
             slot=FeedSlot(
@@ -151,6 +152,7 @@ def render(message: OutboxMessage, care_request: CareRequest, booking: BookingFa
                 birth_date=care_request.patient_birth_date,
                 sex=care_request.patient_sex,
                 phone=care_request.patient_phone,
+                address=care_request.patient_address,
             ),
             cancelled_side=booking.cancelled_side if message.event_type == EventType.booking_cancelled else None,
             cancel_reason=booking.cancel_reason if message.event_type == EventType.booking_cancelled else None,

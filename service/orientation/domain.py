@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -273,10 +273,28 @@ def ins_problem(identity_status: str, ins: str | None) -> str | None:
     return None
 
 
-def _letters(text: str) -> str:
+def name_key(text: str) -> str:
     """Upper-case letters only, accents removed: "Lefèvre-Dupont" and "LEFEVRE DUPONT" match."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if c.isalpha() and not unicodedata.combining(c)).upper()
+
+
+def phone_key(phone: str | None) -> str | None:
+    """A phone number's last nine digits: "06 12 34 56 78", "+33 6 12 34 56 78" and "0033612345678"
+    are the same number (nine digits after the trunk 0 or the country code in France)."""
+    if not phone:
+        return None
+    digits = "".join(c for c in phone if c.isdigit())
+    return digits[-9:] if len(digits) >= 9 else None
+
+
+def notify_problem(channels: Sequence[str], phone: str | None, email: str | None) -> str | None:
+    """A patient is told of the booking only where they can be reached."""
+    if "sms" in channels and not phone:
+        return "an SMS needs the patient's phone number"
+    if "email" in channels and not email:
+        return "an e-mail needs the patient's e-mail address"
+    return None
 
 
 def identity_key(
@@ -287,10 +305,10 @@ def identity_key(
     if ins:
         return f"ins:{ins}"
     if family_name and given_name and birth_date:
-        return f"id:{_letters(family_name)}|{_letters(given_name)}|{birth_date.isoformat()}"
-    if phone:
-        digits = "".join(c for c in phone if c.isdigit())
-        return f"tel:{digits[-9:]}" if len(digits) >= 9 else None
+        return f"id:{name_key(family_name)}|{name_key(given_name)}|{birth_date.isoformat()}"
+    key = phone_key(phone)
+    if key:
+        return f"tel:{key}"
     return None
 
 

@@ -49,7 +49,9 @@ class LoggedEvent:
 # the parameters are those `event_values` answers.
 APPEND_CTES = """
     moved AS (
-        UPDATE care_request SET status = :request_status, updated_at = :now
+        UPDATE care_request
+        SET status = :request_status, updated_at = :now,
+            reopened_at = CASE WHEN :event_kind = 'reopened' THEN CAST(:now AS timestamptz) ELSE reopened_at END
         WHERE id = :request_id AND cpts_id = :cpts_id
     ),
     logged AS (
@@ -98,6 +100,8 @@ def mark_moved(request: RequestState, values: dict[str, Any]) -> None:
         # The UPDATE already wrote it: no second write through the session.
         set_committed_value(request, "status", values["request_status"])
         set_committed_value(request, "updated_at", values["now"])
+        if values["event_kind"] == EventKind.reopened:
+            set_committed_value(request, "reopened_at", values["now"])
     else:
         request.status = values["request_status"]
 

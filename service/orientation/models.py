@@ -17,6 +17,11 @@ class CareRequest(TenantOwned, Base):
     __table_args__ = (
         Index("ix_care_request_cpts_id_status_deadline_at", "cpts_id", "status", "deadline_at"),
         Index("ix_care_request_cpts_id_received_at", "cpts_id", "received_at"),
+        # Finding a caller again: by phone, by family name (normalised keys, see orientation.domain).
+        Index("ix_care_request_cpts_id_patient_phone_key", "cpts_id", "patient_phone_key"),
+        Index("ix_care_request_cpts_id_caller_phone_key", "cpts_id", "caller_phone_key"),
+        Index("ix_care_request_cpts_id_family_name_key", "cpts_id", "family_name_key"),
+        Index("ix_care_request_cpts_id_patient_pseudonym", "cpts_id", "patient_pseudonym"),
         CheckConstraint("deadline_at > received_at", name="deadline_after_reception"),
         CheckConstraint("status IN ('open', 'transfer_required', 'booked', 'closed')", name="status_known"),
         CheckConstraint("patient_ins IS NULL OR identity_status = 'QUAL'", name="ins_only_when_qualified"),
@@ -45,6 +50,15 @@ class CareRequest(TenantOwned, Base):
     patient_birth_date: Mapped[date | None]
     patient_phone: Mapped[str | None] = mapped_column(String(30))
     patient_ins: Mapped[str | None] = mapped_column(String(15))
+    # Home visits need the address (sent to the practitioner); the e-mail receives the confirmation.
+    patient_address: Mapped[str | None] = mapped_column(String(300))
+    patient_email: Mapped[str | None] = mapped_column(String(254))
+    # Search keys, erased with the identity: the phones' last nine digits, the family name's letters.
+    patient_phone_key: Mapped[str | None] = mapped_column(String(9))
+    caller_phone_key: Mapped[str | None] = mapped_column(String(9))
+    family_name_key: Mapped[str | None] = mapped_column(String(100))
+    # Channels the patient agreed to be told of the booking by: "sms", "email".
+    notify_by: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     note: Mapped[str | None] = mapped_column(Text)
     # Pseudonymised facts kept for the indicators.
     patient_pseudonym: Mapped[str | None] = mapped_column(String(32))
@@ -76,6 +90,8 @@ class CareRequest(TenantOwned, Base):
     imported_appointment_modality: Mapped[str | None] = mapped_column(String(3))
     imported_appointment_status: Mapped[str | None] = mapped_column(String(30))
     identity_purged_at: Mapped[datetime | None]
+    # Set when a cancelled booking reopened the request (the queue marks it).
+    reopened_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 
@@ -97,3 +113,37 @@ class OrientationEvent(TenantOwned, Base):
     # Free text may name the patient: the only column `snp purge` may clear.
     note: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, object]] = mapped_column(JSONB, server_default=text("'{}'"))
+
+
+class RequestNote(TenantOwned, Base):
+    """A note added to a request at any time (append-only; its text is erased by `snp purge`)."""
+
+    __tablename__ = "request_note"
+    __table_args__ = (Index("ix_request_note_cpts_id_request_id_id", "cpts_id", "request_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_request.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    author_kind: Mapped[str] = mapped_column(String(10))
+    author_id: Mapped[uuid.UUID]
+    text: Mapped[str | None] = mapped_column(Text)
+
+
+class Callback(TenantOwned, Base):
+    """A call to make back to the caller at a given time; the queue shows it when it is due."""
+
+    __tablename__ = "request_callback"
+    __table_args__ = (
+        Index("ix_request_callback_cpts_id_request_id", "cpts_id", "request_id"),
+        Index("ix_request_callback_due", "cpts_id", "due_at", postgresql_where=text("done_at IS NULL")),
+        CheckConstraint("source IN ('handler', 'cancellation')", name="source_known"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("care_request.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime]
+    created_by_id: Mapped[uuid.UUID | None]
+    done_at: Mapped[datetime | None]

@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import column, func, or_, select, table, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.errors import NotFound
 from service.orientation import predicates
 from service.orientation.domain import EventKind
-from service.orientation.models import CareRequest, OrientationEvent
+from service.orientation.models import Callback, CareRequest, OrientationEvent, RequestNote
 from service.tenancy import get_or_raise, scoped
+
+# A booking's reference, read by name: the bookings package writes the table (it sits above).
+BOOKING = table("booking", column("request_id"), column("cpts_id"), column("reference"))
 
 
 async def get(
@@ -66,15 +69,17 @@ class SuggestionNeeds:
     modalities: list[str]
     commune_insee: str | None
     patient_point: tuple[float, float] | None
+    min_lead_minutes: int
 
 
-# One statement on a hot path, compiled once. Where the patient is: the centre of the CPTS's
-# sites in the patient's commune (no commune table is kept).
+# One statement on a hot path, compiled once. Where the patient is, when the communes reference
+# does not say: the centre of the CPTS's sites in the patient's commune.
 _SUGGESTION_NEEDS = text(
     """
     SELECT r.status, r.deadline_at, r.needs_profession, r.needs_specialty, r.needs_modalities, r.patient_commune_insee,
-           point.latitude, point.longitude
+           point.latitude, point.longitude, c.min_lead_minutes
     FROM care_request r
+    JOIN cpts c ON c.id = r.cpts_id
     LEFT JOIN LATERAL (
         SELECT avg(st.latitude) AS latitude, avg(st.longitude) AS longitude
         FROM site st
@@ -97,4 +102,83 @@ async def suggestion_needs(session: AsyncSession, cpts_id: uuid.UUID, request_id
         modalities=list(row.needs_modalities),
         commune_insee=row.patient_commune_insee,
         patient_point=None if row.latitude is None else (float(row.latitude), float(row.longitude)),
+        min_lead_minutes=row.min_lead_minutes,
     )
+
+
+async def notes_of(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> list[RequestNote]:
+    query = scoped(RequestNote, cpts_id).where(RequestNote.request_id == request_id).order_by(RequestNote.id)
+    return list(await session.scalars(query))
+
+
+async def callbacks_of(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> list[Callback]:
+    query = scoped(Callback, cpts_id).where(Callback.request_id == request_id)
+    return list(await session.scalars(query.order_by(Callback.due_at, Callback.id)))
+
+
+async def callback(
+    session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID, callback_id: uuid.UUID
+) -> Callback:
+    found = await get_or_raise(session, Callback, cpts_id, callback_id, "callback", for_update=True)
+    if found.request_id != request_id:
+        raise NotFound("callback")
+    return found
+
+
+async def next_callbacks(session: AsyncSession, request_ids: list[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """The earliest callback still to make, of each request."""
+    if not request_ids:
+        return {}
+    rows = await session.execute(
+        select(Callback.request_id, func.min(Callback.due_at))
+        .where(Callback.request_id.in_(request_ids), Callback.done_at.is_(None))
+        .group_by(Callback.request_id)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def search(
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    *,
+    phone: str | None,
+    reference: str | None,
+    family: str | None,
+    limit: int,
+) -> list[CareRequest]:
+    """Requests by patient or caller phone key, booking reference, or family-name key prefix."""
+    matches = []
+    if phone:
+        matches += [CareRequest.patient_phone_key == phone, CareRequest.caller_phone_key == phone]
+    if reference:
+        booked = select(BOOKING.c.request_id).where(BOOKING.c.cpts_id == cpts_id, BOOKING.c.reference == reference)
+        matches.append(CareRequest.id.in_(booked))
+    if family and not phone:
+        matches.append(CareRequest.family_name_key.startswith(family, autoescape=True))
+    if not matches:
+        return []
+    query = scoped(CareRequest, cpts_id).where(or_(*matches))
+    return list(await session.scalars(query.order_by(CareRequest.received_at.desc(), CareRequest.id).limit(limit)))
+
+
+async def same_patient(
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    patient_pseudonym: str | None,
+    phones: list[str],
+    start: datetime,
+    end: datetime,
+) -> list[CareRequest]:
+    """Requests of this pseudonym, or with one of these phone keys (the patient's or the caller's),
+    received between `start` and `end`."""
+    matches = []
+    if patient_pseudonym:
+        matches.append(CareRequest.patient_pseudonym == patient_pseudonym)
+    if phones:
+        matches += [CareRequest.patient_phone_key.in_(phones), CareRequest.caller_phone_key.in_(phones)]
+    if not matches:
+        return []
+    query = scoped(CareRequest, cpts_id).where(
+        or_(*matches), CareRequest.received_at >= start, CareRequest.received_at <= end
+    )
+    return list(await session.scalars(query.order_by(CareRequest.received_at.desc()).limit(20)))

@@ -18,13 +18,20 @@ from service.orientation import service
 from service.orientation.log import LoggedEvent
 from service.orientation.models import CareRequest
 from service.orientation.schemas import (
+    CallbackIn,
+    CallbackOut,
+    DuplicateCheck,
+    DuplicateOut,
     EventOut,
     MotifOut,
+    NoteIn,
+    NoteOut,
     OrientationIn,
     OverrideIn,
     QueueItem,
     RedFlag,
     RequestCreate,
+    RequestPatch,
     RequestSummary,
 )
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -68,10 +75,22 @@ async def queue(
         list[QueueStatus] | None, Query(alias="status", description="Default: open and transfer_required")
     ] = None,
     due_before: Annotated[datetime | None, Query(description="Only requests whose deadline is before this")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=100,
+            description="Find requests by phone (any format), booking reference or family name; "
+            "newest first, whatever their status",
+        ),
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[QueueItem]:
-    """The queue: red-flagged requests (`transfer_required`) first, then the most urgent deadline."""
+    """The queue: red-flagged requests (`transfer_required`) first, then the most urgent deadline.
+    With `q`, the requests found instead (one page)."""
+    if q is not None:
+        return Page(items=await service.search(session, principal, q, limit, now, http), next_cursor=None)
     statuses = [str(s) for s in status_filter] if status_filter else None
     return await service.queue(
         session, principal, statuses, aware_query(due_before, "due_before"), limit, cursor, now, http
@@ -84,6 +103,75 @@ async def get_request(
 ) -> RequestOut:
     """The request with its bookings and its orientation events (the read is audited)."""
     return await flows.request_detail(session, principal, request_id, now, http)
+
+
+@router.patch("/requests/{request_id}", operation_id="requests-correct", dependencies=[Idempotent])
+async def correct_request(
+    request_id: uuid.UUID, patch: RequestPatch, principal: Handler, session: SessionDep, now: Now, http: Request
+) -> RequestOut:
+    """Correct the caller, the patient's traits, the needs or the consent to be notified; absent
+    fields stay as they are. `received_at` and the deadline never move. Audited."""
+    await service.correct(session, principal, request_id, patch, now, http)
+    return await flows.request_detail(session, principal, request_id, now, None)
+
+
+@router.post(
+    "/requests/{request_id}/notes",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="requests-add_note",
+    dependencies=[Idempotent],
+)
+async def add_note(
+    request_id: uuid.UUID, data: NoteIn, principal: Handler, session: SessionDep, now: Now, http: Request
+) -> NoteOut:
+    """Add a note to the request, at any time, whatever its status."""
+    note = await service.add_note(session, principal, request_id, data.text, now, http)
+    return NoteOut.model_validate(note, from_attributes=True)
+
+
+@router.post(
+    "/requests/{request_id}/callbacks",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="requests-schedule_callback",
+    dependencies=[Idempotent],
+)
+async def schedule_callback(
+    request_id: uuid.UUID, data: CallbackIn, principal: Handler, session: SessionDep, now: Now
+) -> CallbackOut:
+    """Plan a call back to the caller; the queue shows it (`callback_due_at`) and it is due from `due_at`."""
+    callback = await service.schedule_callback(session, principal, request_id, data, now)
+    return CallbackOut.model_validate(callback, from_attributes=True)
+
+
+@router.post(
+    "/requests/{request_id}/callbacks/{callback_id}/done",
+    operation_id="requests-complete_callback",
+    dependencies=[Idempotent],
+)
+async def complete_callback(
+    request_id: uuid.UUID, callback_id: uuid.UUID, principal: Handler, session: SessionDep, now: Now
+) -> CallbackOut:
+    """The call back was made (doing it twice changes nothing)."""
+    callback = await service.complete_callback(session, principal, request_id, callback_id, now)
+    return CallbackOut.model_validate(callback, from_attributes=True)
+
+
+@router.get("/requests/{request_id}/duplicates", operation_id="requests-duplicates")
+async def duplicates(
+    request_id: uuid.UUID, principal: Staff, session: SessionDep, now: Now, http: Request
+) -> list[DuplicateOut]:
+    """Other requests that seem to be of the same patient (same pseudonym, or a phone number in
+    common) within the CPTS's `duplicate_window_hours` of this one's reception."""
+    return await service.duplicates(session, principal, request_id, now, http)
+
+
+@router.post("/requests/duplicate-check", operation_id="requests-check_duplicates")
+async def check_duplicates(
+    data: DuplicateCheck, principal: Handler, session: SessionDep, now: Now, http: Request
+) -> list[DuplicateOut]:
+    """Before saving a request: the recent requests of the same patient or phone number (nothing
+    is written but the audit of what was shown)."""
+    return await service.check_duplicates(session, principal, data, now, http)
 
 
 @router.post(

@@ -13,13 +13,15 @@ from pydantic import (
     model_validator,
 )
 
-from service.fields import InputModel, InseeCode, LocalDatetime, Name, Phone, PlausibleDatetime
-from service.orientation.domain import EventKind, RequestStatus, ins_problem
+from service.fields import Email, InputModel, InseeCode, LocalDatetime, Name, Phone, PlausibleDatetime
+from service.orientation.domain import EventKind, RequestStatus, ins_problem, notify_problem
 from service.practitioners.schemas import ProfessionCode, Rpps, SpecialtyCode
 from service.reference.codes import PHYSICIAN, motif_classification, red_flags
 from service.slots.domain import Modality
 
 Channel = Literal["phone", "sas", "pharmacy", "professional", "other"]
+NotifyChannel = Literal["sms", "email"]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 CallerRelation = Literal["self", "parent", "relative", "carer", "professional", "other"]
 IdentityStatus = Literal["PROV", "VALI", "RECUP", "QUAL"]
 Sex = Literal["F", "M", "U"]
@@ -57,6 +59,12 @@ def _known_motif(code: str) -> str:
 MotifCode = Annotated[str, StringConstraints(pattern=r"^M\d{2}\.\d{2}\.\d{2}$"), AfterValidator(_known_motif)]
 
 
+def plausible_birth_date(value: date | None) -> date | None:
+    if value is not None and not date(1900, 1, 1) <= value <= date(2100, 1, 1):
+        raise ValueError("implausible birth date")
+    return value
+
+
 class CallerIn(InputModel):
     relation: CallerRelation = "self"
     phone: Phone | None = None
@@ -69,15 +77,15 @@ class PatientIn(InputModel):
     sex: Sex | None = None
     phone: Phone | None = None
     commune_insee: InseeCode | None = None
+    address: Address | None = Field(default=None, description="Where a home visit goes (sent to the practitioner)")
+    email: Email | None = Field(default=None, description="For the booking's confirmation, if the patient wants it")
     identity_status: IdentityStatus = "PROV"
     ins: Ins | None = Field(default=None, description="Only with identity_status QUAL")
 
     @field_validator("birth_date")
     @classmethod
     def _plausible(cls, value: date | None) -> date | None:
-        if value is not None and not date(1900, 1, 1) <= value <= date(2100, 1, 1):
-            raise ValueError("implausible birth date")
-        return value
+        return plausible_birth_date(value)
 
     @model_validator(mode="after")
     def _ins_only_when_qualified(self) -> Self:
@@ -122,6 +130,82 @@ class RequestCreate(InputModel):
     red_flags: Annotated[list[str], AfterValidator(_known_red_flags)] = Field(default_factory=list, max_length=20)
     needs: NeedsIn = Field(default_factory=NeedsIn)
     note: Note | None = None
+    notify_by: list[NotifyChannel] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Tell the patient of the booking (and of its cancellation) by SMS, e-mail: with their consent",
+    )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Self:
+        problem = notify_problem(self.notify_by, self.patient.phone, self.patient.email)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class DuplicateCheck(InputModel):
+    """Who is calling, before the request is saved: are they already in the queue?"""
+
+    caller: CallerIn = Field(default_factory=CallerIn)
+    patient: PatientIn = Field(default_factory=PatientIn)
+
+
+class PatientPatch(InputModel):
+    """Corrections of the patient's traits; absent fields stay as they are, null erases."""
+
+    family_name: Name | None = None
+    given_name: Name | None = None
+    birth_date: date | None = None
+    sex: Sex | None = None
+    phone: Phone | None = None
+    commune_insee: InseeCode | None = None
+    address: Address | None = None
+    email: Email | None = None
+    identity_status: IdentityStatus | None = None
+    ins: Ins | None = None
+
+    @field_validator("birth_date")
+    @classmethod
+    def _plausible(cls, value: date | None) -> date | None:
+        return plausible_birth_date(value)
+
+
+class RequestPatch(InputModel):
+    """Corrections of a request: the caller, the patient, the needs, the consent to be notified.
+    When it was received, and so its deadline, never move."""
+
+    caller: CallerIn | None = None
+    patient: PatientPatch | None = None
+    needs: NeedsIn | None = None
+    notify_by: list[NotifyChannel] | None = Field(default=None, max_length=2)
+
+
+class NoteIn(InputModel):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class NoteOut(BaseModel):
+    id: int
+    at: LocalDatetime
+    author_kind: str
+    author_id: uuid.UUID
+    text: str | None
+
+
+class CallbackIn(InputModel):
+    due_at: PlausibleDatetime = Field(description="When to call back")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
+class CallbackOut(BaseModel):
+    id: uuid.UUID
+    request_id: uuid.UUID
+    due_at: LocalDatetime
+    reason: str | None
+    source: str = Field(description="handler, or cancellation (a practitioner cancelled the booking)")
+    created_at: LocalDatetime
+    done_at: LocalDatetime | None
 
 
 class NeedsOut(BaseModel):
@@ -144,6 +228,8 @@ class RequestSummary(BaseModel):
     age_rules: list[str] = Field(description="Age conditions that raised the motif's classification")
     needs: NeedsOut
     imported: bool
+    reopened: bool = Field(description="A cancelled booking reopened it: it is to be booked again")
+    notify_by: list[str]
 
 
 class PatientOut(BaseModel):
@@ -153,6 +239,8 @@ class PatientOut(BaseModel):
     sex: str | None
     phone: str | None
     commune_insee: str | None
+    address: str | None
+    email: str | None
     identity_status: str
     ins: str | None
     age_band: str | None
@@ -160,6 +248,17 @@ class PatientOut(BaseModel):
 
 class QueueItem(RequestSummary):
     patient: PatientOut
+    callback_due_at: LocalDatetime | None = Field(description="The next callback to make, if any")
+
+
+class DuplicateOut(BaseModel):
+    """Another request that seems to be of the same patient (same pseudonym or same phone)."""
+
+    id: uuid.UUID
+    received_at: LocalDatetime
+    status: RequestStatus
+    motif_label: str
+    same: list[str] = Field(description="What matched: patient, phone")
 
 
 class CallerOut(BaseModel):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +15,7 @@ from service.audit import service as audit
 from service.auth import Principal
 from service.cpts import repository as cpts_repository
 from service.errors import Conflict, Invalid, field_error
+from service.fields import reference_key
 from service.orientation import repository
 from service.orientation.domain import (
     EventKind,
@@ -25,7 +27,11 @@ from service.orientation.domain import (
     final_outcome,
     identity_key,
     initial_status,
+    ins_problem,
+    name_key,
+    notify_problem,
     override_decision,
+    phone_key,
     pseudonym,
     queue_rank,
     received_at_problem,
@@ -33,8 +39,11 @@ from service.orientation.domain import (
     screen,
 )
 from service.orientation.log import LoggedEvent, append_event
-from service.orientation.models import CareRequest
+from service.orientation.models import Callback, CareRequest, RequestNote
 from service.orientation.schemas import (
+    CallbackIn,
+    DuplicateCheck,
+    DuplicateOut,
     MotifOut,
     NeedsOut,
     OrientationIn,
@@ -42,11 +51,14 @@ from service.orientation.schemas import (
     PatientOut,
     QueueItem,
     RequestCreate,
+    RequestPatch,
     RequestSummary,
 )
 from service.pagination import BY_QUEUE, Page
 from service.reference.codes import motifs
 from service.slots.domain import Modality
+
+_log = structlog.get_logger("service.orientation")
 
 
 async def create(
@@ -71,26 +83,9 @@ async def create(
         regulating_physician=data.regulating_physician,
         caller_relation=data.caller.relation,
         caller_phone=data.caller.phone,
-        patient_family_name=data.patient.family_name,
-        patient_given_name=data.patient.given_name,
-        patient_birth_date=data.patient.birth_date,
-        patient_phone=data.patient.phone,
-        patient_ins=data.patient.ins,
+        caller_phone_key=phone_key(data.caller.phone),
         note=data.note,
-        patient_pseudonym=pseudonym(
-            cpts.pseudonym_key,
-            identity_key(
-                data.patient.family_name,
-                data.patient.given_name,
-                data.patient.birth_date,
-                data.patient.ins,
-                data.patient.phone,
-            ),
-        ),
-        patient_sex=data.patient.sex,
-        patient_age_band=age_band(data.patient.birth_date, local_day),
-        patient_commune_insee=data.patient.commune_insee,
-        identity_status=data.patient.identity_status,
+        notify_by=sorted(set(data.notify_by)),
         motif=data.motif,
         motif_classification=classification.value,
         age_rules=list(screening.age_rules),
@@ -104,10 +99,226 @@ async def create(
         created_at=now,
         updated_at=now,
     )
+    _set_patient(care_request, data.patient.model_dump(), cpts.pseudonym_key, local_day)
     session.add(care_request)
     await session.flush()
     await audit.record(session, principal, "request.create", "request", [care_request.id], now, http)
     return care_request
+
+
+_PATIENT_COLUMNS = {
+    "family_name": "patient_family_name",
+    "given_name": "patient_given_name",
+    "birth_date": "patient_birth_date",
+    "sex": "patient_sex",
+    "phone": "patient_phone",
+    "commune_insee": "patient_commune_insee",
+    "address": "patient_address",
+    "email": "patient_email",
+    "identity_status": "identity_status",
+    "ins": "patient_ins",
+}
+
+
+def _set_patient(care_request: CareRequest, traits: dict[str, Any], key: bytes, local_day: date) -> None:
+    """Store the patient's traits and what is derived from them: the search keys, the pseudonym
+    the reports follow the patient by, the age band."""
+    for trait, value in traits.items():
+        setattr(care_request, _PATIENT_COLUMNS[trait], value)
+    family, given = care_request.patient_family_name, care_request.patient_given_name
+    birth, phone = care_request.patient_birth_date, care_request.patient_phone
+    care_request.patient_phone_key = phone_key(phone)
+    care_request.family_name_key = name_key(family) if family else None
+    care_request.patient_pseudonym = pseudonym(key, identity_key(family, given, birth, care_request.patient_ins, phone))
+    care_request.patient_age_band = age_band(birth, local_day)
+
+
+async def correct(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    patch: RequestPatch,
+    now: datetime,
+    http: Request | None = None,
+) -> CareRequest:
+    """Correct the caller, the patient's traits, the needs or the consent to be notified. When the
+    request was received, and so its deadline, never move. Which fields changed is audited and
+    logged (never their values)."""
+    care_request = await repository.get(session, principal.cpts_id, request_id, for_update=True)
+    if care_request.identity_purged_at is not None:
+        raise Conflict("identity_purged", "This request's identity was erased after the retention period.")
+    cpts = await cpts_repository.get(session, principal.cpts_id)
+    changed: list[str] = []
+    if patch.caller is not None:
+        care_request.caller_relation = patch.caller.relation
+        care_request.caller_phone, care_request.caller_phone_key = patch.caller.phone, phone_key(patch.caller.phone)
+        changed.append("caller")
+    if patch.patient is not None:
+        traits = patch.patient.model_dump(exclude_unset=True)
+        status = traits.get("identity_status", care_request.identity_status)
+        problem = ins_problem(status, traits.get("ins", care_request.patient_ins))
+        if problem:
+            raise Invalid("validation_error", problem, errors=[field_error(["body", "patient", "ins"], problem)])
+        local_day = care_request.received_at.astimezone(ZoneInfo(cpts.timezone)).date()
+        _set_patient(care_request, traits, cpts.pseudonym_key, local_day)
+        changed += [f"patient.{t}" for t in sorted(traits)]
+    if patch.needs is not None:
+        profession, specialty = default_needs(patch.needs.profession, patch.needs.specialty)
+        care_request.needs_profession, care_request.needs_specialty = profession, specialty
+        care_request.needs_modalities = [m.value for m in patch.needs.modalities]
+        changed.append("needs")
+    if patch.notify_by is not None:
+        care_request.notify_by = sorted(set(patch.notify_by))
+        changed.append("notify_by")
+    problem = notify_problem(care_request.notify_by, care_request.patient_phone, care_request.patient_email)
+    if problem:
+        raise Invalid("validation_error", problem, errors=[field_error(["body", "notify_by"], problem)])
+    care_request.updated_at = now
+    await session.flush()
+    await audit.record(
+        session, principal, "request.correct", "request", [care_request.id], now, http, {"fields": changed}
+    )
+    _log.info("request.corrected", request_id=str(care_request.id), fields=changed)
+    return care_request
+
+
+async def add_note(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, text: str, now: datetime, http: Request | None
+) -> RequestNote:
+    care_request = await repository.get(session, principal.cpts_id, request_id)
+    note = RequestNote(
+        cpts_id=principal.cpts_id, request_id=care_request.id, at=now, author_kind=principal.kind,
+        author_id=principal.id, text=text,
+    )  # fmt: skip
+    session.add(note)
+    await session.flush()
+    await audit.record(session, principal, "request.note", "request", [care_request.id], now, http)
+    return note
+
+
+async def add_callback(
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    request_id: uuid.UUID,
+    due_at: datetime,
+    reason: str | None,
+    source: str,
+    created_by: uuid.UUID | None,
+    now: datetime,
+) -> Callback:
+    """A call to make back; the queue shows it once due. A practitioner's cancellation sets one
+    at once (source `cancellation`): the patient must hear of it and be booked again."""
+    callback = Callback(
+        id=uuid.uuid4(), cpts_id=cpts_id, request_id=request_id, due_at=due_at, reason=reason, source=source,
+        created_at=now, created_by_id=created_by,
+    )  # fmt: skip
+    session.add(callback)
+    await session.flush()
+    return callback
+
+
+async def schedule_callback(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, data: CallbackIn, now: datetime
+) -> Callback:
+    care_request = await repository.get(session, principal.cpts_id, request_id)
+    if data.due_at < now - timedelta(minutes=5):
+        problem = "a callback is due now or later"
+        raise Invalid("validation_error", problem, errors=[field_error(["body", "due_at"], problem)])
+    return await add_callback(
+        session, principal.cpts_id, care_request.id, data.due_at, data.reason, "handler", principal.id, now
+    )
+
+
+async def complete_callback(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, callback_id: uuid.UUID, now: datetime
+) -> Callback:
+    callback = await repository.callback(session, principal.cpts_id, request_id, callback_id)
+    if callback.done_at is None:
+        callback.done_at = now
+        await session.flush()
+    return callback
+
+
+async def search(
+    session: AsyncSession, principal: Principal, text: str, limit: int, now: datetime, http: Request | None
+) -> list[QueueItem]:
+    """Requests found by what a handler types: a phone number, a booking reference, or a family
+    name (its beginning); newest first. It shows identities, so it is audited like any read."""
+    rows = await repository.search(
+        session,
+        principal.cpts_id,
+        phone=phone_key(text) if sum(c.isdigit() for c in text) >= 9 else None,
+        reference=reference_key(text),
+        family=name_key(text) or None,
+        limit=limit,
+    )
+    await audit.record(session, principal, "request.search", "request", [r.id for r in rows], now, http)
+    return await queue_items(session, rows, now)
+
+
+async def duplicates(
+    session: AsyncSession, principal: Principal, request_id: uuid.UUID, now: datetime, http: Request | None
+) -> list[DuplicateOut]:
+    """Other requests that seem to be of the same patient (same pseudonym, or a phone number in
+    common) received within the CPTS's window around this one."""
+    care_request = await repository.get(session, principal.cpts_id, request_id)
+    phones = [care_request.patient_phone_key, care_request.caller_phone_key]
+    return await _likely_duplicates(
+        session, principal, care_request.patient_pseudonym, phones, care_request.received_at, care_request.id, now, http
+    )
+
+
+async def check_duplicates(
+    session: AsyncSession, principal: Principal, data: DuplicateCheck, now: datetime, http: Request | None
+) -> list[DuplicateOut]:
+    """The same question before a request is saved, from what the handler has typed so far."""
+    cpts = await cpts_repository.get(session, principal.cpts_id)
+    patient = data.patient
+    identity = identity_key(patient.family_name, patient.given_name, patient.birth_date, patient.ins, patient.phone)
+    phones = [phone_key(patient.phone), phone_key(data.caller.phone)]
+    return await _likely_duplicates(
+        session, principal, pseudonym(cpts.pseudonym_key, identity), phones, now, None, now, http
+    )
+
+
+async def _likely_duplicates(
+    session: AsyncSession,
+    principal: Principal,
+    patient_pseudonym: str | None,
+    phones: list[str | None],
+    around: datetime,
+    exclude: uuid.UUID | None,
+    now: datetime,
+    http: Request | None,
+) -> list[DuplicateOut]:
+    cpts = await cpts_repository.get(session, principal.cpts_id)
+    window = timedelta(hours=cpts.duplicate_window_hours)
+    known = sorted({p for p in phones if p})
+    rows = await repository.same_patient(
+        session, principal.cpts_id, patient_pseudonym, known, around - window, around + window
+    )
+    answers = []
+    for row in rows:
+        if row.id == exclude:
+            continue
+        same = []
+        if patient_pseudonym is not None and row.patient_pseudonym == patient_pseudonym:
+            same.append("patient")
+        if {row.patient_phone_key, row.caller_phone_key} & set(known):
+            same.append("phone")
+        motif = motifs().get(row.motif)
+        answers.append(
+            DuplicateOut(
+                id=row.id,
+                received_at=row.received_at,
+                status=RequestStatus(row.status),
+                motif_label=motif.label if motif else row.motif,
+                same=same,
+            )
+        )
+    if answers:
+        await audit.record(session, principal, "request.duplicates", "request", [d.id for d in answers], now, http)
+    return answers
 
 
 async def record_orientation(
@@ -191,6 +402,8 @@ def summary_fields(care_request: CareRequest) -> dict[str, Any]:
         "motif_classification": care_request.motif_classification,
         "red_flags": list(care_request.red_flags),
         "age_rules": list(care_request.age_rules),
+        "reopened": care_request.reopened_at is not None,
+        "notify_by": list(care_request.notify_by),
         "needs": NeedsOut(
             profession=care_request.needs_profession,
             specialty=care_request.needs_specialty,
@@ -208,6 +421,8 @@ def patient_out(care_request: CareRequest) -> PatientOut:
         sex=care_request.patient_sex,
         phone=care_request.patient_phone,
         commune_insee=care_request.patient_commune_insee,
+        address=care_request.patient_address,
+        email=care_request.patient_email,
         identity_status=care_request.identity_status,
         ins=care_request.patient_ins,
         age_band=care_request.patient_age_band,
@@ -218,8 +433,10 @@ def summary(care_request: CareRequest) -> RequestSummary:
     return RequestSummary(**summary_fields(care_request))
 
 
-def queue_item(care_request: CareRequest) -> QueueItem:
-    return QueueItem(**summary_fields(care_request), patient=patient_out(care_request))
+async def queue_items(session: AsyncSession, rows: list[CareRequest], now: datetime) -> list[QueueItem]:
+    """Requests as the queue shows them, with the next callback of each."""
+    due = await repository.next_callbacks(session, [r.id for r in rows])
+    return [QueueItem(**summary_fields(r), patient=patient_out(r), callback_due_at=due.get(r.id)) for r in rows]
 
 
 async def queue(
@@ -238,7 +455,7 @@ async def queue(
     rows = await repository.queue_page(session, principal.cpts_id, wanted, due_before, BY_QUEUE.decode(cursor), limit)
     page, next_cursor = BY_QUEUE.page(rows, limit, lambda r: (queue_rank(r.status), r.deadline_at, r.id))
     await audit.record(session, principal, "request.list", "request", [r.id for r in page], now, http)
-    return Page(items=[queue_item(r) for r in page], next_cursor=next_cursor)
+    return Page(items=await queue_items(session, page, now), next_cursor=next_cursor)
 
 
 async def motifs_of(session: AsyncSession, principal: Principal) -> list[MotifOut]:

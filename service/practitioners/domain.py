@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from service.reference.codes import PHYSICIAN, professions, specialties
+from service.reference.communes import commune
 
 RPPS_PATTERN = re.compile(r"^\d{11}$")
 # ADELI: 9 characters, the first two the département (2A/2B in Corsica).
@@ -58,3 +59,28 @@ def profession_problem(profession: str, specialty: str | None) -> str | None:
         if specialty not in specialties():
             return f"unknown or non-SNP specialty code '{specialty}' (TRE_R38)"
     return None
+
+
+def display_name(family_name: str, given_name: str, profession: str) -> str:
+    """How a practitioner is named to a patient: "Dr Claire Martin", "Paul Roux (Infirmier)"."""
+    if profession == PHYSICIAN:
+        return f"Dr {given_name} {family_name}"
+    label = professions().get(profession)
+    return f"{given_name} {family_name} ({label})" if label else f"{given_name} {family_name}"
+
+
+@dataclass(frozen=True)
+class Place:
+    postal_code: str | None
+    commune_name: str | None
+    full_address: str  # what is read to the patient: "12 rue des Lilas, 69003 Lyon"
+
+
+def place(address: str | None, postal_code: str | None, commune_insee: str) -> Place:
+    """A site's address as read out, completed from the communes reference: the commune's name,
+    and its postal code when the site has none and the commune has only one."""
+    found = commune(commune_insee)
+    if postal_code is None and found is not None and len(found.postal_codes) == 1:
+        postal_code = found.postal_code
+    town = " ".join(part for part in (postal_code, found.name if found else None) if part) or commune_insee
+    return Place(postal_code, found.name if found else None, ", ".join(p for p in (address, town) if p))

@@ -55,4 +55,6 @@ class Site(TenantOwned, Base):
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     home_visit_communes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    # The practice's own number, read to the patient (else the practitioner's).
+    phone: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[datetime] = created_at_column()

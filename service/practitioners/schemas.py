@@ -36,6 +36,7 @@ class SiteIn(InputModel):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     home_visit_communes: list[InseeCode] = Field(default_factory=list, max_length=500)
+    phone: Phone | None = Field(default=None, description="The practice's number, read to the patient")
 
     @model_validator(mode="after")
     def _coordinates_together(self) -> Self:
@@ -53,6 +54,7 @@ class SiteOut(BaseModel):
     latitude: float | None
     longitude: float | None
     home_visit_communes: list[str]
+    phone: str | None
 
 
 class PractitionerCreate(InputModel):

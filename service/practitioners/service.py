@@ -96,6 +96,7 @@ def _new_site(cpts_id: uuid.UUID, practitioner_id: uuid.UUID, data: SiteIn) -> S
         latitude=data.latitude,
         longitude=data.longitude,
         home_visit_communes=sorted(set(data.home_visit_communes)),
+        phone=data.phone,
     )
 
 

@@ -388,8 +388,9 @@ _FREE_SLOTS = text(
     f"""
     SELECT s.id, s.start_at, s.end_at, s.modality, s.specialty, s.visibility, s.home_visit_communes,
            p.id AS practitioner_id, p.family_name, p.given_name, p.profession,
-           p.specialty AS practitioner_specialty,
-           st.id AS site_id, st.name AS site_name, st.address, st.commune_insee, st.latitude, st.longitude
+           p.specialty AS practitioner_specialty, p.phone AS practitioner_phone,
+           st.id AS site_id, st.name AS site_name, st.address, st.postal_code, st.commune_insee, st.phone AS site_phone,
+           st.latitude, st.longitude
     FROM slot s
     JOIN practitioner p ON p.id = s.practitioner_id
     JOIN site st ON st.id = s.site_id

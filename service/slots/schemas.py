@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, Field, SkipValidation, StringCon
 
 from service.batches import ItemProblemOut
 from service.fields import InputModel, InseeCode, LocalDatetime, PlausibleDatetime
+from service.practitioners.domain import place
 from service.slots.domain import DEFAULT_VISIBILITY, Modality, Outcome, SlotStatus, Visibility
 
 MAX_BATCH = 1000
@@ -123,15 +124,48 @@ class PractitionerSummary(BaseModel):
     given_name: str
     profession: str
     specialty: str | None
+    phone: str | None
 
 
 class SiteSummary(BaseModel):
     id: uuid.UUID
     name: str
     address: str | None
+    postal_code: str | None
     commune_insee: str
+    commune_name: str | None
+    full_address: str = Field(description="What is read to the patient: street, postal code and commune")
+    phone: str | None = Field(description="The practice's number (else see the practitioner's)")
     latitude: float | None
     longitude: float | None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        id: uuid.UUID,
+        name: str,
+        address: str | None,
+        postal_code: str | None,
+        commune_insee: str,
+        phone: str | None,
+        latitude: float | None,
+        longitude: float | None,
+    ) -> SiteSummary:
+        """The site with its address completed for reading out (`practitioners.domain.place`)."""
+        where = place(address, postal_code, commune_insee)
+        return cls(
+            id=id,
+            name=name,
+            address=address,
+            postal_code=where.postal_code,
+            commune_insee=commune_insee,
+            commune_name=where.commune_name,
+            full_address=where.full_address,
+            phone=phone,
+            latitude=latitude,
+            longitude=longitude,
+        )
 
 
 class SlotFound(BaseModel):

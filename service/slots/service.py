@@ -338,7 +338,7 @@ def to_out(slot: Slot, status: str) -> SlotOut:
 
 
 def found_of(row: Any) -> SlotFound:
-    """A free slot as the search and the suggestions show it (a row of FREE_SLOT_COLUMNS)."""
+    """A free slot as the search and the suggestions show it (a row of `repository.free_slots`)."""
     return SlotFound(
         id=row.id,
         start=row.start_at,
@@ -353,12 +353,15 @@ def found_of(row: Any) -> SlotFound:
             given_name=row.given_name,
             profession=row.profession,
             specialty=row.practitioner_specialty,
+            phone=row.practitioner_phone,
         ),
-        site=SiteSummary(
+        site=SiteSummary.of(
             id=row.site_id,
             name=row.site_name,
             address=row.address,
+            postal_code=row.postal_code,
             commune_insee=row.commune_insee,
+            phone=row.site_phone,
             latitude=row.latitude,
             longitude=row.longitude,
         ),

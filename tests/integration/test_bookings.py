@@ -305,12 +305,13 @@ async def test_suggestions_fit_the_needs_and_rank_by_deadline(
     assert answer.json()["deadline_at"] == request["deadline_at"]
     items = answer.json()["items"]
     by_id = dict(zip(ids, ["far", "near", "video", "later", "hh", "after"], strict=True))
-    # Same hour: the practice in the patient's commune (0 km) and the video call tie on travel, so
-    # the earlier comes first; the far practice (Couëron, about 13 km) after them.
-    assert [by_id[s["slot_id"]] for s in items] == ["near", "video", "far", "later", "hh", "after"]
+    # Same hour: nearest first. The video call needs no travel; the practice in the patient's commune
+    # is about 1.5 km from Nantes's centre; the far practice (Couëron) about 14 km.
+    assert [by_id[s["slot_id"]] for s in items] == ["video", "near", "far", "later", "hh", "after"]
     assert [s["within_deadline"] for s in items] == [True] * 5 + [False]
-    assert (items[0]["distance_km"], items[1]["distance_km"]) == (0.0, None)
-    assert 10 < items[2]["distance_km"] < 16
+    assert items[0]["distance_km"] is None
+    assert 0.5 < items[1]["distance_km"] < 3
+    assert 10 < items[2]["distance_km"] < 18
 
     elsewhere = await open_request(tenant, patient={"commune_insee": "44020"}, needs={"modalities": ["HH"]})
     hh = (await client.get(f"/v1/requests/{elsewhere['id']}/suggestions", headers=tenant.handler)).json()["items"]

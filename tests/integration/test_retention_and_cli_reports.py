@@ -25,10 +25,20 @@ async def test_purge_erases_identities_and_keeps_the_indicators(
         "sex": "F",
         "phone": "0611223344",
         "commune_insee": "44109",
+        "address": "4 allée des Tilleuls",
+        "email": "droit.oubli@example.org",
         "identity_status": "QUAL",
         "ins": "269054958815780",
     }
     request = await open_request(tenant, patient=patient, note="rappeler Mme Oubli")
+    path = f"/v1/requests/{request['id']}"
+    note = await client.post(f"{path}/notes", json={"text": "Mme Oubli au 06 11 22 33 44"}, headers=tenant.handler)
+    assert note.status_code == 201
+    due = (clock.now + timedelta(hours=1)).isoformat()
+    callback = await client.post(
+        f"{path}/callbacks", json={"due_at": due, "reason": "rappeler Mme Oubli"}, headers=tenant.handler
+    )
+    assert callback.status_code == 201
     await client.post(
         f"/v1/requests/{request['id']}/orientations",
         json={"outcome": "advice", "note": "Mme Oubli rassurée"},
@@ -59,12 +69,20 @@ async def test_purge_erases_identities_and_keeps_the_indicators(
         "sex": "F",
         "phone": None,
         "commune_insee": "44109",
+        "address": None,
+        "email": None,
         "identity_status": "PROV",
         "ins": None,
         "age_band": "75+",
     }
     assert (detail["note"], detail["caller"]["phone"]) == (None, None)
     assert [e["note"] for e in detail["events"]] == [None]
+    assert [n["text"] for n in detail["notes"]] == [None]
+    assert [c["reason"] for c in detail["callbacks"]] == [None]
+    # The search keys went with the identity: neither the phone nor the name finds the request.
+    for typed in ("06 11 22 33 44", "Oubli"):
+        found = await client.get("/v1/requests", params={"q": typed}, headers=tenant.handler)
+        assert (found.status_code, found.json()["items"]) == (200, [])
     after = (await client.get("/v1/reports/monthly", params={"month": "2026-10"}, headers=tenant.coordinator)).json()
     assert {k: v for k, v in after.items() if k != "cutoff"} == {k: v for k, v in before.items() if k != "cutoff"}
     again = (

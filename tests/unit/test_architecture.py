@@ -14,7 +14,8 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 # import anything below them. The same table is in docs/architecture.md.
 LAYERS: list[set[str]] = [
     # cross-cutting: pure helpers, then the database and errors, then what builds on them
-    {"errors", "clock", "destinations", "logging", "reference", "money", "embedded_db", "migrate", "observability"},
+    {"errors", "clock", "destinations", "logging", "reference", "money", "french", "embedded_db", "migrate",
+     "observability"},
     {"db", "fields"},
     {"problems", "config"},
     {"tenancy", "pagination", "batches", "openapi"},
