@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts import repository as accounts_repository
 from service.accounts.domain import API_KEY_PREFIX, STAFF_ROLES, Role, api_key_digest, decode_access_token
@@ -67,6 +69,11 @@ async def any_principal(
     token = staff_token or (api_key.credentials if api_key else None)
     if not token:
         raise Unauthenticated("unauthenticated", "Missing bearer token.")
+    return await principal_for_token(request, session, now, token)
+
+
+async def principal_for_token(request: Request, session: AsyncSession, now: datetime, token: str) -> Principal:
+    """Who a bearer token (or the console's session cookie, which holds the same token) names."""
     if token.startswith(API_KEY_PREFIX):
         client = await accounts_repository.principal_for_api_key(session, api_key_digest(token))
         if client is None:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.auth import CurrentPrincipal
+from service.auth import CurrentPrincipal, Principal
 from service.db import Base, SessionDep, created_at_column
 from service.errors import Conflict, Invalid
 
@@ -79,20 +79,26 @@ def request_digest(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe key: the same key and body replay the first answer.",
+    ),
+]
+
+
 async def idempotency_guard(
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=255,
-            description="Retry-safe key: the same key and body replay the first answer.",
-        ),
-    ] = None,
+    request: Request, principal: CurrentPrincipal, session: SessionDep, idempotency_key: IdempotencyKey = None
 ) -> None:
+    await guard(request, principal, session, idempotency_key)
+
+
+async def guard(request: Request, principal: Principal, session: AsyncSession, idempotency_key: str | None) -> None:
+    """Claim the key for this request, or replay the answer of the request that claimed it (raises
+    `IdempotentReplay`); the console calls it with its own principal (from the session cookie)."""
     if idempotency_key is None:
         return
     digest = request_digest(request.method, request.url.path, await request.body())

@@ -15,7 +15,9 @@ from service.bookings.schemas import BookingOut, CancelIn, OutcomeIn, SlotChoice
 from service.clock import Now
 from service.db import SessionDep
 from service.fields import aware_query
+from service.flows import patient_messages
 from service.idempotency import Idempotent
+from service.notifications.schemas import PatientMessageIn, PatientMessageOut
 from service.routing import api_router
 from service.slots.domain import Modality
 
@@ -112,6 +114,22 @@ async def cancel(
     """Cancel a booked appointment: the slot is free again (withdrawn when the practitioner
     cancels) and the request reopens with its original deadline."""
     return await service.cancel(session, principal, booking_id, data, now, http)
+
+
+@router.post(
+    "/bookings/{booking_id}/patient-messages",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="bookings-send_to_patient",
+    dependencies=[Idempotent],
+    tags=["bookings"],
+)
+async def send_to_patient(
+    booking_id: uuid.UUID, data: PatientMessageIn, principal: Handler, session: SessionDep, now: Now, http: Request
+) -> list[PatientMessageOut]:
+    """Send the booking's confirmation to the patient by SMS or e-mail (their consent is recorded;
+    the cancellation, if any, follows the same way). Asking twice sends once. Answers the request's
+    messages and their delivery state."""
+    return await patient_messages.send_confirmation(session, principal, booking_id, data.channel, now, http)
 
 
 @router.post(

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from service.fields import LocalDatetime
+from service.fields import InputModel, LocalDatetime
 from service.slots.domain import Modality
 
 
@@ -95,3 +96,7 @@ class PatientMessageOut(BaseModel):
     next_attempt_at: LocalDatetime | None
     sent_at: LocalDatetime | None
     last_error: str | None
+
+
+class PatientMessageIn(InputModel):
+    channel: Literal["sms", "email"]

@@ -265,3 +265,26 @@ def test_french_mobile_numbers_become_e164_and_others_are_refused() -> None:
     assert patients.sms_number("+44 7700 900123") is None  # not French
     assert patients.sms_number("06 12") is None
     assert patients.sms_number(None) is None
+
+
+async def test_the_confirmation_can_be_sent_after_the_booking_once_per_channel(
+    client: httpx.AsyncClient, agenda: Agenda, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    booking = await book(client, agenda, "m9", patient={**PATIENT, "email": None})
+    path = f"/v1/bookings/{booking['booking_id']}/patient-messages"
+    first = await client.post(path, json={"channel": "sms"}, headers=tenant.handler)
+    assert first.status_code == 201, first.text
+    again = await client.post(path, json={"channel": "sms"}, headers=tenant.handler)
+    assert [(m["channel"], m["status"]) for m in again.json()] == [("sms", "pending")]  # asked twice, sent once
+    detail = (await client.get(f"/v1/requests/{booking['request_id']}", headers=tenant.handler)).json()
+    assert detail["notify_by"] == ["sms"]  # the consent is recorded
+    no_email = await client.post(path, json={"channel": "email"}, headers=tenant.handler)
+    assert no_email.status_code == 422
+    assert (await client.post(path, json={"channel": "fax"}, headers=tenant.handler)).status_code == 422
+    assert (await client.post(path, json={"channel": "sms"}, headers=other_tenant.handler)).status_code == 404
+    await client.post(
+        f"/v1/bookings/{booking['booking_id']}/cancel", json={"reason": "x", "cancelled_by": "patient"},
+        headers=tenant.handler,
+    )  # fmt: skip
+    cancelled = await client.post(path, json={"channel": "sms"}, headers=tenant.handler)
+    assert cancelled.status_code == 409
