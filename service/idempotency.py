@@ -30,7 +30,8 @@ from service.db import Base, SessionDep, created_at_column
 from service.errors import Conflict, Invalid
 
 REPLAY_HEADER = "Idempotent-Replayed"
-_STORED_HEADERS = ("location", "content-type")
+# The hx-* headers: a replayed console answer navigates or targets as the first one did.
+_STORED_HEADERS = ("location", "content-type", "hx-redirect", "hx-retarget", "hx-reswap")
 
 
 class IdempotencyRecord(Base):

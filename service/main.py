@@ -16,6 +16,7 @@ from service.accounts.domain import password_hasher
 from service.body_limit import BodyLimitMiddleware
 from service.bookings import router as bookings_router
 from service.config import Settings, db_timeouts, get_settings, webhook_policy
+from service.console import router as console
 from service.cpts import router as cpts_router
 from service.db import create_engine, create_sessionmaker
 from service.idempotency import response_cipher
@@ -102,4 +103,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router.deliveries_router)
     app.include_router(reporting_router.router)
     app.include_router(imports_router.router)
+    console.install(app)
     return app
