@@ -20,12 +20,16 @@ from service.accounts.domain import Role, new_api_key, password_hasher
 from service.accounts.models import SoftwareClient
 from service.accounts.schemas import ClientCreate, UserCreate
 from service.auth import Principal
+from service.bookings import service as bookings_service
+from service.bookings.schemas import CancelIn
 from service.clock import utc_now
 from service.config import Settings
 from service.cpts import service as cpts_service
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate
 from service.destinations import WebhookPolicy
+from service.orientation import service as requests_service
+from service.orientation.schemas import RequestCreate
 from service.practitioners import service as practitioners_service
 from service.practitioners.domain import luhn_valid
 from service.practitioners.models import Practitioner, Site
@@ -103,19 +107,24 @@ def demo_practitioners(seed: int = 44) -> list[PractitionerCreate]:
     people: list[PractitionerCreate] = []
     for profession, specialty, count in MEMBERS:
         for _ in range(count):
-            insee, postal, town, lat, lon = rng.choice(COMMUNES[:10])
+            insee, postal, _town, lat, lon = rng.choice(COMMUNES[:10])
             family, given = rng.choice(FAMILY_NAMES), rng.choice(GIVEN_NAMES)
             national = {"rpps": rpps_with_key(rng)} if profession in ("10", "40", "50", "60", "70") else {}
             # Nurses and physiotherapists visit patients at home in their commune and the next ones.
             neighbours = [c[0] for c in rng.sample(COMMUNES[:10], 3)] if profession in ("60", "70", "10") else []
+            street = f"{rng.randint(1, 120)} {rng.choice(STREETS)}"  # the town comes with the postal code
+            latitude = round(lat + rng.uniform(-0.01, 0.01), 5)
+            longitude = round(lon + rng.uniform(-0.01, 0.01), 5)
+            phone = f"02 40 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
             site = SiteIn(
                 name=f"Cabinet {family}",
-                address=f"{rng.randint(1, 120)} {rng.choice(STREETS)}, {town}",
+                address=street,
                 postal_code=postal,
                 commune_insee=insee,
-                latitude=round(lat + rng.uniform(-0.01, 0.01), 5),
-                longitude=round(lon + rng.uniform(-0.01, 0.01), 5),
+                latitude=latitude,
+                longitude=longitude,
                 home_visit_communes=sorted({insee, *neighbours}),
+                phone=phone,  # the practice's number, read to the patient
             )
             people.append(
                 PractitionerCreate(
@@ -124,7 +133,7 @@ def demo_practitioners(seed: int = 44) -> list[PractitionerCreate]:
                     given_name=given,
                     profession=profession,
                     specialty=specialty,
-                    phone=f"02 40 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}",
+                    phone=phone,
                     sites=[site],
                 )
             )
@@ -259,19 +268,23 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
     practitioner_ids = list(await session.scalars(select(Practitioner.id).where(Practitioner.cpts_id == cpts.id)))
     result = DemoResult(cpts_id=cpts.id, created=created, practitioners=len(practitioner_ids))
 
-    for role in ("handler", "coordinator", "admin"):
+    handler_id = None
+    for role in ("handler", "regulator", "coordinator", "admin"):
         email = f"{role}@{DEMO_EMAIL_DOMAIN}"
         password = secrets.token_urlsafe(12)
         user = await accounts_repository.user_in_cpts_by_email(session, cpts.id, email)
         if user is None:
+            rpps = rpps_with_key(random.Random(role)) if role == "regulator" else None  # noqa: S311 - demo data
             user_data = UserCreate.model_validate(
-                {"email": email, "display_name": f"Demo {role}", "role": role, "password": password}
+                {"email": email, "display_name": f"Demo {role}", "role": role, "password": password, "rpps": rpps}
             )
-            await accounts_service.create_user(session, hasher, cpts.id, user_data)
+            user = await accounts_service.create_user(session, hasher, cpts.id, user_data)
         else:
             user.password_hash = hasher.hash(password)
             user.active = True
         result.users[role] = (email, password)
+        if role == "handler":
+            handler_id = user.id
 
     client = await session.scalar(
         select(SoftwareClient).where(SoftwareClient.cpts_id == cpts.id, SoftwareClient.name == CLIENT_NAME)
@@ -288,4 +301,50 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
     await session.flush()
     counts = await publish_demo_slots(session, cpts, result.client_id, now)
     result.extra["slots"] = counts
+    if created and handler_id is not None:
+        result.extra["requests"] = await demo_queue(session, cpts, handler_id, now)
     return result
+
+
+# Calls in the queue of a new demo CPTS: (minutes ago, caller, patient, motif, red flags).
+DEMO_CALLS: list[tuple[int, dict[str, Any], dict[str, Any], str, list[str]]] = [
+    (20, {"relation": "self", "phone": "06 12 45 78 90"},
+     {"family_name": "Martin", "given_name": "Chloé", "birth_date": "1991-03-14", "sex": "F",
+      "phone": "06 12 45 78 90", "commune_insee": "44109"}, "M19.05.00", []),
+    (35, {"relation": "relative", "phone": "06 33 21 54 87"},
+     {"family_name": "Robert", "given_name": "Paul", "birth_date": "1958-11-02", "sex": "M",
+      "phone": "02 40 33 21 54", "commune_insee": "44143"}, "M17.03.00", ["chest_pain"]),
+    (21 * 60, {"relation": "parent", "phone": "07 81 22 43 65"},
+     {"family_name": "Leroy", "given_name": "Emma", "birth_date": "2023-06-09", "sex": "F",
+      "phone": "07 81 22 43 65", "commune_insee": "44162"}, "M11.03.04", []),
+]  # fmt: skip
+# Booked, then cancelled by the practitioner: the request reopens with a callback due.
+DEMO_REOPENED = (
+    {"relation": "self", "phone": "06 98 76 12 34"},
+    {"family_name": "Bernard", "given_name": "Louise", "birth_date": "1979-08-23", "sex": "F",
+     "phone": "06 98 76 12 34", "commune_insee": "44190"},
+    "M09.03.01",
+)  # fmt: skip
+
+
+async def demo_queue(session: AsyncSession, cpts: Cpts, handler_id: uuid.UUID, now: datetime) -> int:
+    """A few calls waiting in the queue, as a handler would have taken them (the same service code):
+    an ordinary one, a red flag, one close to its deadline, one reopened by a cancellation."""
+    handler = Principal(kind="user", id=handler_id, cpts_id=cpts.id, role=Role.handler, timezone=cpts.timezone)
+    for minutes, caller, patient, motif, flags in DEMO_CALLS:
+        data = RequestCreate.model_validate(
+            {"received_at": now - timedelta(minutes=minutes), "caller": caller, "patient": patient,
+             "motif": motif, "red_flags": flags, "note": None}
+        )  # fmt: skip
+        await requests_service.create(session, handler, data, now)
+    caller, patient, motif = DEMO_REOPENED
+    reopened = await requests_service.create(
+        session, handler, RequestCreate.model_validate({"caller": caller, "patient": patient, "motif": motif}), now
+    )
+    offered = await bookings_service.suggestions(session, handler, reopened.id, 1, now)
+    if offered.items:
+        booked = await bookings_service.take_slot(session, handler, reopened.id, offered.items[0].slot_id, now,
+                                                  confirm=True)  # fmt: skip
+        cancel = CancelIn(reason="Praticien absent (démo)", cancelled_by="practitioner")
+        await bookings_service.cancel(session, handler, booked.booking_id, cancel, now)
+    return len(DEMO_CALLS) + 1

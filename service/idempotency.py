@@ -97,12 +97,19 @@ async def idempotency_guard(
     await guard(request, principal, session, idempotency_key)
 
 
-async def guard(request: Request, principal: Principal, session: AsyncSession, idempotency_key: str | None) -> None:
+async def guard(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    idempotency_key: str | None,
+    body: bytes | None = None,
+) -> None:
     """Claim the key for this request, or replay the answer of the request that claimed it (raises
-    `IdempotentReplay`); the console calls it with its own principal (from the session cookie)."""
+    `IdempotentReplay`). The console calls it with its own principal (from the session cookie) and
+    the form it already parsed as `body`."""
     if idempotency_key is None:
         return
-    digest = request_digest(request.method, request.url.path, await request.body())
+    digest = request_digest(request.method, request.url.path, await request.body() if body is None else body)
     claimed = await session.scalar(
         insert(IdempotencyRecord)
         .values(principal_id=principal.id, key=idempotency_key, cpts_id=principal.cpts_id, request_digest=digest)

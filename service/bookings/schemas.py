@@ -68,7 +68,9 @@ class ReasonOut(BaseModel):
 
 
 class Alternative(BaseModel):
-    kind: Literal["without_filters", "later", "teleconsultation", "other_specialty", "other_profession"]
+    kind: Literal[
+        "without_filters", "later", "teleconsultation", "other_modality", "other_specialty", "other_profession"
+    ]
     items: list[Suggestion]
 
 

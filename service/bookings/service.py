@@ -582,6 +582,9 @@ async def _alternatives(
     if Modality.VR.value not in asked:
         video = _Search(needs.profession, needs.specialty, [Modality.VR.value], horizon)
         tries.append(("teleconsultation", video, unfiltered))
+    elsewhere = [m for m in every if m not in asked and m != Modality.VR.value]
+    if elsewhere:  # at the practice rather than at home, or the other way round
+        tries.append(("other_modality", _Search(needs.profession, needs.specialty, elsewhere, horizon), unfiltered))
     if needs.specialty is not None:
         tries.append(("other_specialty", _Search(needs.profession, None, every, horizon), unfiltered))
     found: list[Alternative] = []

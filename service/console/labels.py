@@ -97,6 +97,7 @@ ALTERNATIVES = {
     "without_filters": "Sans vos filtres",
     "later": "Plus tard",
     "teleconsultation": "En téléconsultation",
+    "other_modality": "Autre modalité (au cabinet ou à domicile)",
     "other_specialty": "Autre spécialité",
     "other_profession": "Autre profession",
 }
@@ -175,7 +176,17 @@ FIELDS = {
 }
 
 
+NOT_FOUND = {
+    "request": "Cette demande est introuvable (ou appartient à une autre CPTS).",
+    "booking": "Ce rendez-vous est introuvable (ou appartient à une autre CPTS).",
+    "slot": "Ce créneau n'existe plus.",
+    "callback": "Ce rappel est introuvable.",
+}
+
+
 def problem_text(code: str, detail: str | None = None) -> str:
+    if code.endswith("_not_found"):
+        return NOT_FOUND.get(code.removesuffix("_not_found"), PROBLEMS["not_found"])
     return PROBLEMS.get(code, GENERIC_PROBLEM)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -74,7 +75,11 @@ class ConsoleRoute(TransactionalRoute):
             except CsrfRefused:
                 response = _alert(request, "Ce formulaire a expiré : rechargez la page.", 403)
             except DomainError as error:
-                response = _retarget_alert(request, refusal(request, error.code, error.status))
+                if _is_htmx(request):
+                    response = _retarget_alert(request, refusal(request, error.code, error.status))
+                else:  # a page asked for directly: the refusal in the page's layout
+                    message = labels.problem_text(error.code)
+                    response = render(request, "error.html", status_code=error.status, message=message)
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
             response.headers.setdefault("Referrer-Policy", "no-referrer")
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -126,7 +131,9 @@ def _may_orient(principal: Principal) -> None:
 async def _claim_key(request: Request, principal: Principal, session: SessionDep) -> None:
     """The page's idempotency key: a double-click, or a retry after a lost answer, replays the
     first answer instead of acting twice."""
-    await idempotency.guard(request, principal, session, request.headers.get("Idempotency-Key"))
+    form = await request.form()  # parsed once (Starlette keeps it); the digest covers what was posted
+    posted = urlencode(sorted((k, v) for k, v in form.multi_items() if isinstance(v, str))).encode()
+    await idempotency.guard(request, principal, session, request.headers.get("Idempotency-Key"), posted)
 
 
 # --- sign-in -------------------------------------------------------------------------------------------
