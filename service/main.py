@@ -7,6 +7,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -29,6 +30,7 @@ from service.openapi import install_openapi
 from service.orientation import router as orientation_router
 from service.practitioners import router as practitioners_router
 from service.problems import install_problem_handlers
+from service.reference import communes
 from service.reporting import router as reporting_router
 from service.slots import router as slots_router
 
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
+            # The console's commune search indexes 35 000 names once: now, not on a handler's first call.
+            await anyio.to_thread.run_sync(communes.warm)
             if settings.relay_enabled:  # webhooks, and messages to patients
                 for worker in (relay.run_forever, patients.run_forever):
                     stop = asyncio.Event()

@@ -166,3 +166,8 @@ def search(text: str, limit: int = 10) -> list[Commune]:
         index.names.matches(key),
     )
     return _first((item for group in groups for item in group), limit)
+
+
+def warm() -> None:
+    """Load the list and build the search index now (about half a second), not on a first search."""
+    _index()

@@ -366,6 +366,20 @@ def test_cancel_and_rebook_from_the_request(handler: Session, console: Console) 
     assert statuses == ["cancelled", "booked"]
 
 
+def test_another_outcome_closes_the_request(handler: Session, console: Console) -> None:
+    page = handler.page
+    created = console.new_request(patient={"family_name": "Conseil"})
+    page.goto(f"/console/requests/{created['id']}")
+    page.get_by_text("Autre orientation (sans rendez-vous)").click()
+    page.get_by_label("Conseil donné").check()
+    page.get_by_label("Note (facultatif)").fill("Paracétamol, reconsulter si la fièvre persiste")
+    page.get_by_role("button", name="Clôturer la demande").click()
+    expect(page.get_by_role("heading", name="Demande clôturée")).to_be_visible()
+    expect(page.locator(".history")).to_contain_text("Conseil donné : Paracétamol")
+    assert [e["kind"] for e in console.detail(created["id"])["events"]] == ["advice"]
+    handler.check()
+
+
 def test_notes_callbacks_and_search(handler: Session, console: Console) -> None:
     page = handler.page
     created = console.new_request(patient={"family_name": "Notes", "phone": "06 77 88 99 00"})
