@@ -15,7 +15,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts import repository as accounts_repository
-from service.accounts.domain import API_KEY_PREFIX, STAFF_ROLES, Role, api_key_digest, decode_access_token
+from service.accounts.domain import (
+    API_KEY_PREFIX,
+    ORIENTING_ROLES,
+    STAFF_ROLES,
+    Role,
+    api_key_digest,
+    decode_access_token,
+)
 from service.clock import Now
 from service.db import SessionDep
 from service.errors import Forbidden, Unauthenticated
@@ -136,8 +143,7 @@ def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Pri
 
 Staff = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
 Coordinator = Annotated[Principal, Depends(require_roles(Role.coordinator, Role.admin))]
-# Who orients patients: call handlers, and regulating physicians (who also book for the SAS).
-Handler = Annotated[Principal, Depends(require_roles(Role.handler, Role.regulator, Role.admin))]
+Handler = Annotated[Principal, Depends(require_roles(*ORIENTING_ROLES))]
 Software = Annotated[Principal, Depends(require_roles(Role.software))]
 Publisher = Annotated[Principal, Depends(require_roles(Role.software, Role.coordinator, Role.admin))]
 

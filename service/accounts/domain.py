@@ -37,6 +37,8 @@ class Role(StrEnum):
 
 
 STAFF_ROLES = frozenset({Role.handler, Role.coordinator, Role.admin, Role.regulator})
+# Who orients patients: call handlers, and regulating physicians (who also book for the SAS).
+ORIENTING_ROLES = frozenset({Role.handler, Role.regulator, Role.admin})
 
 
 def regulator_problem(role: str, rpps: str | None) -> str | None:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from service import idempotency
 from service.accounts import service as accounts
-from service.accounts.domain import Role
+from service.accounts.domain import ORIENTING_ROLES, Role
 from service.auth import Principal
 from service.bookings import service as bookings
 from service.bookings.schemas import CancelIn
@@ -43,6 +43,7 @@ from service.flows import orientation as flows
 from service.flows import patient_messages
 from service.notifications import patients
 from service.orientation import service as requests
+from service.orientation.domain import notify_problem
 from service.orientation.schemas import CallbackIn, DuplicateCheck, OrientationIn, OverrideIn, RequestCreate
 from service.reference.codes import motifs, red_flags
 from service.reference.communes import commune, normalise
@@ -51,7 +52,6 @@ from service.routing import TransactionalRoute
 from service.slots.domain import Modality
 
 STATIC = Path(__file__).parent / "static"
-HANDLER_ROLES = frozenset({Role.handler, Role.regulator, Role.admin})
 QUEUE_REFRESH_SECONDS = 15
 # Nothing from another host, no inline script or style.
 CONTENT_SECURITY_POLICY = (
@@ -124,7 +124,7 @@ def _navigate(url: str) -> Response:
 
 
 def _may_orient(principal: Principal) -> None:
-    if principal.role not in HANDLER_ROLES:
+    if principal.role not in ORIENTING_ROLES:
         raise Forbidden("forbidden_role", "Orienting patients is for handlers and regulators.")
 
 
@@ -401,7 +401,7 @@ async def _request_context(
         "commune": place,
         "left": time_left(detail.deadline_at, now),
         "now": now,
-        "may_orient": principal.role in HANDLER_ROLES,
+        "may_orient": principal.role in ORIENTING_ROLES,
         "is_regulator": principal.role is Role.regulator,
         "red_flags": red_flags(),
         "motif": motifs().get(detail.motif),
@@ -527,8 +527,10 @@ async def confirmation_page(
         return redirect
     booking = await bookings.get(session, principal, booking_id)
     context = await _request_context(request, principal, session, booking.request_id, now)
-    return render(request, "confirmation.html", booking=booking, **context,
-                  channels=patients.channels(request.app.state.settings))  # fmt: skip
+    patient = context["detail"].patient
+    offered = patients.channels(request.app.state.settings)
+    channels = {c: notify_problem([c], patient.phone, patient.email) for c in offered}  # None: reachable
+    return render(request, "confirmation.html", booking=booking, **context, channels=channels)
 
 
 @router.post("/bookings/{booking_id}/send")

@@ -82,7 +82,10 @@ def console(server_url: str) -> Iterator[Console]:
     url = run_apart(dbserver.create_database(server_url, prefix="snp_browser"))
     migrate.upgrade(url)
     users = run_apart(_seed(url))
-    with serve_app(create_app(make_settings(url))) as base, httpx.Client(base_url=base, trust_env=False) as api:
+    # An SMS gateway is configured so that the console offers SMS; the sender does not run here
+    # (SNP_RELAY_ENABLED is off in tests): nothing is sent, the message stays pending.
+    settings = make_settings(url, SNP_SMS_GATEWAY_URL="http://127.0.0.1:9/sms")
+    with serve_app(create_app(settings)) as base, httpx.Client(base_url=base, trust_env=False) as api:
         yield Console(base, users, api)
     run_apart(dbserver.drop_database(server_url, url))
 
@@ -364,6 +367,23 @@ def test_cancel_and_rebook_from_the_request(handler: Session, console: Console) 
     page.wait_for_url("**/console/bookings/**")
     statuses = [b["status"] for b in console.detail(created["id"])["bookings"]]
     assert statuses == ["cancelled", "booked"]
+
+
+def test_the_confirmation_is_sent_to_the_patient_on_demand(handler: Session, console: Console) -> None:
+    page = handler.page
+    created = console.new_request(patient={"family_name": "Message", "phone": "06 44 55 66 77"})
+    slot_id = console.api.get(f"/v1/requests/{created['id']}/suggestions", headers=console.token("handler")).json()[
+        "items"
+    ][0]["slot_id"]
+    booked = console.api.post(
+        f"/v1/requests/{created['id']}/book", json={"slot_id": slot_id}, headers=console.token("handler")
+    ).json()
+    page.goto(f"/console/bookings/{booked['booking_id']}")
+    expect(page.get_by_role("button", name="Envoyer par E-mail")).to_have_count(0)  # no SMTP configured
+    page.get_by_role("button", name="Envoyer par SMS").click()
+    expect(page.locator("#messages")).to_contain_text("Confirmation par SMS : En cours d'envoi")
+    assert console.detail(created["id"])["notify_by"] == ["sms"]
+    handler.check("14-envoi-sms")
 
 
 def test_another_outcome_closes_the_request(handler: Session, console: Console) -> None:
