@@ -165,6 +165,7 @@ def _verified_claims(secret: str, token: str) -> tuple[int, TokenClaims] | None:
 
 # zxcvbn's scale: 0 too guessable ... 4 very unguessable. Staff read health data: 3 at least.
 MIN_PASSWORD_SCORE = 3
+ZXCVBN_MAX_LENGTH = 72
 
 
 def password_problem(password: str, email: str, display_name: str | None = None) -> str | None:
@@ -175,7 +176,8 @@ def password_problem(password: str, email: str, display_name: str | None = None)
     if password.lower() in (email.lower(), local_part.lower()):
         return "the password may not be the e-mail address"
     hints = [email, local_part, *(display_name.split() if display_name else [])]
-    verdict = zxcvbn(password[:100], user_inputs=hints)  # zxcvbn slows down past 100 characters
+    # zxcvbn refuses more than 72 characters (and slows down past them): judge the first 72.
+    verdict = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[h[:ZXCVBN_MAX_LENGTH] for h in hints])
     if verdict["score"] < MIN_PASSWORD_SCORE:
         warning = verdict["feedback"].get("warning") or "It is too easy to guess."
         return f"the password is too easy to guess: {warning.rstrip('.')}. Use a longer passphrase of unrelated words."

@@ -9,6 +9,7 @@ from service.accounts.domain import (
     issue_access_token,
     new_api_key,
     password_hasher,
+    password_problem,
     verify_password,
 )
 
@@ -50,3 +51,10 @@ def test_password_verification() -> None:
     assert not verify_password(hasher, stored, "another one")
     assert not verify_password(hasher, None, "a long passphrase")
     assert not verify_password(hasher, "not-a-hash", "a long passphrase")
+
+
+def test_long_passwords_and_long_names_are_judged_not_crashed_on() -> None:
+    # zxcvbn refuses more than 72 characters: a long passphrase is judged on its first 72.
+    passphrase = "correct horse battery staple " * 6
+    assert password_problem(passphrase, "long@cpts.test", "x" * 200) is None
+    assert password_problem("a" * 200, "long@cpts.test") is not None  # still too easy, not a 500
