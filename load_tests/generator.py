@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from service.demo import COMMUNES, rpps_with_key
+from service.fields import new_reference
 from service.orientation.domain import age_band, identity_key, pseudonym
 from service.reference.codes import motif_classification
 from service.reporting.periods import Month
@@ -292,8 +293,8 @@ def plan_month(
             booked.add(slot.id)
             outcome_status = "fulfilled" if rng.random() < 0.9 else "noshow"
             bookings.append(
-                (booking_id, generated.cpts_id, request_id, slot.id, "booked", handler, decided, handler,
-                 outcome_status, slot.end, decided)
+                (booking_id, generated.cpts_id, request_id, slot.id, "booked", new_reference(), handler, decided,
+                 handler, outcome_status, slot.end, decided)
             )  # fmt: skip
         events.append((generated.cpts_id, request_id, outcome, decided, "user", handler, booking_id))
     return MonthPlan(requests, bookings, events, booked)
@@ -313,8 +314,8 @@ async def copy_month(conn: asyncpg.Connection, plan: MonthPlan) -> None:
     await conn.copy_records_to_table(
         "booking",
         records=plan.bookings,
-        columns=["id", "cpts_id", "request_id", "slot_id", "status", "held_by_id", "booked_at", "booked_by_id",
-                 "outcome", "outcome_at", "created_at"],
+        columns=["id", "cpts_id", "request_id", "slot_id", "status", "reference", "held_by_id", "booked_at",
+                 "booked_by_id", "outcome", "outcome_at", "created_at"],
     )  # fmt: skip
     await conn.copy_records_to_table(
         "orientation_event",
