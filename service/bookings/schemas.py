@@ -79,4 +79,4 @@ class Suggestions(BaseModel):
     min_lead_minutes: int = Field(description="Slots starting sooner are not offered (a video call: 5 minutes)")
     items: list[Suggestion]
     reasons: list[ReasonOut] = Field(description="Why nothing, or nothing before the deadline, is offered")
-    alternatives: list[Alternative] = Field(description="When nothing is offered in time: the nearest alternatives")
+    alternatives: list[Alternative] = Field(description="When nothing is offered: the nearest alternatives")

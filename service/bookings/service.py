@@ -511,9 +511,9 @@ async def suggestions(
 ) -> Suggestions:
     """The request's deadline and the free slots that fit its needs and the handler's filters,
     ranked: before the deadline first (earliest, then nearest), then the best ones after it. Slots
-    starting within the CPTS's lead time are not offered. When nothing (in time) is offered, why,
-    and the nearest alternatives: without the filters, later, by video, another specialty or
-    profession."""
+    starting within the CPTS's lead time are not offered. When nothing is offered in time, why; when
+    nothing at all, the nearest alternatives: without the filters, later, by video, at another
+    modality, without the specialty, another profession."""
     filters = filters or SuggestionFilters()
     needs = await requests_repository.suggestion_needs(session, principal.cpts_id, request_id)
     refuse_if_red_flagged(RequestStatus(needs.status))
@@ -543,9 +543,9 @@ async def suggestions(
     )
     if not asked and not home_visit_dropped:
         why.insert(0, Reason("no_modality", REASONS["no_modality"]))
-    alternatives = []
-    if not any(i.within_deadline for i in items):
-        alternatives = await _alternatives(session, principal, needs, offer, filters, asked, horizon)
+    # Only an empty list looks further (slots after the deadline are already the "later" ones): the
+    # usual answer stays one query.
+    alternatives = [] if items else await _alternatives(session, principal, needs, offer, filters, asked, horizon)
     return Suggestions(
         deadline_at=needs.deadline_at,
         min_lead_minutes=needs.min_lead_minutes,
@@ -569,7 +569,7 @@ async def _alternatives(
     asked: list[str],
     horizon: datetime,
 ) -> list[Alternative]:
-    """Nearest alternatives, a few slots each, when nothing is offered in time (a rare path: a few
+    """Nearest alternatives, a few slots each, when nothing is offered at all (a rare path: a few
     more queries are fine here)."""
     unfiltered = Offer(now=offer.now, lead=offer.lead)
     every = [m.value for m in Modality if m is not Modality.HH or needs.commune_insee is not None]
