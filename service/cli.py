@@ -18,6 +18,7 @@ import typer
 
 from service import embedded_db, migrate
 from service.config import Environment, Settings, get_settings, webhook_policy
+from service.reporting.labels import Lang
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -253,9 +254,26 @@ def _check_format(fmt: str, allowed: tuple[str, ...] = ("json", "csv", "xlsx")) 
         raise typer.Exit(2)
 
 
+LangOption = Annotated[
+    str, typer.Option("--lang", help="fr (French titles, decimal commas) or en (field names), for csv and xlsx")
+]
+
+
+def _lang(lang: str) -> Lang:
+    try:
+        return Lang(lang)
+    except ValueError:
+        typer.echo("error: --lang is fr or en", err=True)
+        raise typer.Exit(2) from None
+
+
 @report_app.command("monthly")
 def report_monthly(
-    cpts: CptsOption, month: MonthOption, fmt: FormatOption = "json", output: OutputOption = None
+    cpts: CptsOption,
+    month: MonthOption,
+    fmt: FormatOption = "json",
+    output: OutputOption = None,
+    lang: LangOption = "fr",
 ) -> None:
     """The month's indicators."""
     from service.clock import utc_now
@@ -269,13 +287,18 @@ def report_monthly(
         return await reporting.monthly(session, period)
 
     report = _or_exit(lambda: run_with_session(get_settings(), work))
-    text = export.monthly_csv(report) if fmt == "csv" else iter([report.model_dump_json(indent=2) + "\n"])
-    _write(output, fmt, text, lambda handle: export.monthly_xlsx(report, handle))
+    chosen = _lang(lang)
+    text = export.monthly_csv(report, chosen) if fmt == "csv" else iter([report.model_dump_json(indent=2) + "\n"])
+    _write(output, fmt, text, lambda handle: export.monthly_xlsx(report, handle, chosen))
 
 
 @report_app.command("compensation")
 def report_compensation(
-    cpts: CptsOption, month: MonthOption, fmt: FormatOption = "json", output: OutputOption = None
+    cpts: CptsOption,
+    month: MonthOption,
+    fmt: FormatOption = "json",
+    output: OutputOption = None,
+    lang: LangOption = "fr",
 ) -> None:
     """The month's compensation statement."""
     from service.clock import utc_now
@@ -289,13 +312,18 @@ def report_compensation(
         return await reporting.compensation(session, period)
 
     report = _or_exit(lambda: run_with_session(get_settings(), work))
-    text = export.statement_csv(report) if fmt == "csv" else iter([report.model_dump_json(indent=2) + "\n"])
-    _write(output, fmt, text, lambda handle: export.statement_xlsx(report, handle))
+    chosen = _lang(lang)
+    text = export.statement_csv(report, chosen) if fmt == "csv" else iter([report.model_dump_json(indent=2) + "\n"])
+    _write(output, fmt, text, lambda handle: export.statement_xlsx(report, handle, chosen))
 
 
 @report_app.command("activity")
 def report_activity(
-    cpts: CptsOption, month: MonthOption, fmt: FormatOption = "csv", output: OutputOption = None
+    cpts: CptsOption,
+    month: MonthOption,
+    fmt: FormatOption = "csv",
+    output: OutputOption = None,
+    lang: LangOption = "fr",
 ) -> None:
     """The pseudonymised activity of the month, one line per request (streamed)."""
     from service.clock import utc_now
@@ -308,11 +336,8 @@ def report_activity(
         typer.echo("error: --output is required for xlsx", err=True)
         raise typer.Exit(2)
 
-    writers = {
-        "csv": export.activity_csv_chunks,
-        "json": export.activity_json_chunks,
-        "xlsx": export.activity_xlsx_chunks,
-    }
+    writers = {"csv": export.activity_csv_chunks, "xlsx": export.activity_xlsx_chunks}
+    chosen = _lang(lang)
 
     async def main(url: str) -> None:
         engine = create_engine(url, pool_size=2, max_overflow=0)
@@ -322,7 +347,10 @@ def report_activity(
                 period = await reporting.period(session, cpts, reporting.parse_month(month), utc_now())
             handle = output.open("wb") if output else sys.stdout.buffer
             try:
-                async for chunk in writers[fmt](reporting.activity_lines(maker, period)):
+                lines = reporting.activity_lines(maker, period)
+                title = export.month_title(reporting.header(period), "Activité pseudonymisée")
+                chunks = export.activity_json_chunks(lines) if fmt == "json" else writers[fmt](lines, chosen, title)
+                async for chunk in chunks:
                     handle.write(chunk)
             finally:
                 if output:

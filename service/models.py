@@ -4,7 +4,7 @@ from service.accounts.models import ClientPractitioner, LoginThrottle, SoftwareC
 from service.audit.models import AuditEvent
 from service.bookings.models import Booking
 from service.compensation.models import CompensationRate
-from service.cpts.models import Cpts
+from service.cpts.models import Cpts, CptsTarget
 from service.db import Base
 from service.idempotency import IdempotencyRecord
 from service.notifications.models import DeliveryAttempt, OutboxMessage, PatientMessage
@@ -21,6 +21,7 @@ __all__ = [
     "ClientPractitioner",
     "CompensationRate",
     "Cpts",
+    "CptsTarget",
     "DeliveryAttempt",
     "IdempotencyRecord",
     "LoginThrottle",

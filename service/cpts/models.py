@@ -4,7 +4,19 @@ import secrets
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, LargeBinary, SmallInteger, String, Text, false, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,4 +63,16 @@ class Cpts(Base):
     mfa_required: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # Keys the HMAC that pseudonymises patients in exports; never leaves the database.
     pseudonym_key: Mapped[bytes] = mapped_column(LargeBinary, default=lambda: secrets.token_bytes(32))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class CptsTarget(Base):
+    """A contract's indicator target in force from a date (effective-dated like the rates)."""
+
+    __tablename__ = "cpts_target"
+
+    cpts_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cpts.id", ondelete="CASCADE"), primary_key=True)
+    effective_from: Mapped[date] = mapped_column(Date, primary_key=True)
+    indicator: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = created_at_column()

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from service.compensation.schemas import CompensationIn, CompensationOut
+from service.cpts.domain import TARGET_INDICATORS, target_problem
 from service.fields import InputModel, InseeCode, Label, LocalDatetime, PlausibleDate, Timezone
 from service.reference.codes import motif_classification
 
@@ -29,6 +30,7 @@ class CptsOut(BaseModel):
     duplicate_window_hours: int = Field(description="Requests of the same patient this close are shown as duplicates")
     territory: list[str]
     mfa_required: bool = Field(description="Staff sign in with a second factor (TOTP)")
+    targets: dict[str, float] = Field(description="The contract's indicator targets in force today")
     motif_overrides: dict[str, str]
     compensation: CompensationOut = Field(description="The compensation settings in force today")
     created_at: LocalDatetime
@@ -41,6 +43,26 @@ class CptsCreate(InputModel):
     contract_start_date: PlausibleDate | None = None
     finess: str | None = Field(default=None, pattern=r"^[0-9AB]{9}$")
     territory: list[InseeCode] = Field(default_factory=list, max_length=2000)
+
+
+class TargetsIn(InputModel):
+    """The contract's indicator targets from `effective_from` on (default: the first day of the
+    current month): the whole set (an indicator left out has no target from then on)."""
+
+    values: dict[str, float] = Field(
+        max_length=len(TARGET_INDICATORS),
+        description=f"Indicator -> target; indicators: {', '.join(TARGET_INDICATORS)} (rates between 0 and 1)",
+    )
+    effective_from: PlausibleDate | None = None
+
+    @field_validator("values")
+    @classmethod
+    def _known(cls, values: dict[str, float]) -> dict[str, float]:
+        for indicator, value in values.items():
+            problem = target_problem(indicator, value)
+            if problem:
+                raise ValueError(problem)
+        return values
 
 
 class CptsPatch(InputModel):
@@ -62,6 +84,7 @@ class CptsPatch(InputModel):
     duplicate_window_hours: int | None = Field(default=None, ge=1, le=720)
     mfa_required: bool | None = Field(default=None, description="Require a second factor (TOTP) of all staff")
     compensation: CompensationIn | None = None
+    targets: TargetsIn | None = Field(default=None, description="A new set of indicator targets from a date")
     motif_overrides: dict[str, Literal["transfer_15", "assess", "snp"]] | None = Field(
         default=None, description="Replaces the CPTS's own classification of motifs ({} to use the default)"
     )

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.compensation import repository as compensation_repository
 from service.compensation import service as compensation
 from service.cpts import repository
-from service.cpts.domain import contract_start_problem, size_class
+from service.cpts.domain import contract_start_problem, size_class, targets_on
 from service.cpts.models import Cpts
-from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch
+from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch, TargetsIn
 from service.errors import Invalid, field_error
 
 
@@ -40,6 +40,7 @@ async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
         duplicate_window_hours=cpts.duplicate_window_hours,
         territory=list(cpts.territory),
         mfa_required=cpts.mfa_required,
+        targets=dict(targets_on(await repository.target_history(session, cpts.id), today)),
         motif_overrides=dict(cpts.motif_overrides or {}),
         compensation=compensation.compensation_out(size_of(cpts), history, today),
         created_at=cpts.created_at,
@@ -48,6 +49,19 @@ async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
 
 async def current(session: AsyncSession, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
     return await to_out(session, await repository.get(session, cpts_id), now)
+
+
+async def set_targets(session: AsyncSession, cpts: Cpts, data: TargetsIn, now: datetime) -> None:
+    """Record a set of targets from a date on. Like the rates, not before the current month: the
+    closed months were judged against the targets they had."""
+    this_month = now.astimezone(ZoneInfo(cpts.timezone)).date().replace(day=1)
+    effective_from = data.effective_from or this_month
+    if effective_from < this_month:
+        problem = f"targets take effect from {this_month.isoformat()} at the earliest: earlier months are closed"
+        raise Invalid(
+            "retroactive_target", problem, errors=[field_error(["body", "targets", "effective_from"], problem)]
+        )
+    await repository.put_targets(session, cpts.id, effective_from, dict(data.values), now)
 
 
 def _check_contract_start(start: date | None, timezone: str, now: datetime) -> None:
@@ -81,6 +95,9 @@ async def update(session: AsyncSession, cpts_id: uuid.UUID, patch: CptsPatch, no
     if patch.compensation is not None:
         await compensation.set_compensation(session, cpts.id, cpts.timezone, patch.compensation, now)
     changes.pop("compensation", None)
+    if patch.targets is not None:
+        await set_targets(session, cpts, patch.targets, now)
+    changes.pop("targets", None)
     if "size" in changes:
         cpts.size_override = changes.pop("size")
     if "territory" in changes:

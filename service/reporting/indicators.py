@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from service.cpts.domain import TARGET_INDICATORS, target_met
 from service.reporting.schemas import (
     HandlerLine,
     MonthlyReport,
@@ -20,6 +21,7 @@ from service.reporting.schemas import (
     ReportHeader,
     SlotsPublished,
     Spread,
+    TargetResult,
     UnmetDemand,
 )
 from service.reporting.stats import percentile, ratio, round_half_up
@@ -251,3 +253,31 @@ def monthly(
         ),
         handlers=handlers(facts, names),
     )
+
+
+def target_values(report: MonthlyReport) -> dict[str, float | None]:
+    """The month's figure of each indicator a contract may set a target on (cpts.domain)."""
+    return {
+        "rate_within_24h": report.rate_within_24h,
+        "rate_within_48h": report.rate_within_48h,
+        "fill_rate": report.fill_rate,
+        "participating_professionals": report.participating_professionals.total,
+        "requests_total": report.requests_total,
+        "unresolved_past_deadline": report.unresolved_past_deadline,
+        "delay_to_appointment_median_hours": report.delay_to_appointment_hours.median,
+    }
+
+
+def against_targets(targets: Mapping[str, float], values: Mapping[str, float | None]) -> list[TargetResult]:
+    """Each target in force, with the figure and whether it meets it."""
+    return [
+        TargetResult(
+            indicator=indicator,
+            comparator=TARGET_INDICATORS[indicator],
+            target=target,
+            value=values.get(indicator),
+            met=target_met(indicator, target, values.get(indicator)),
+        )
+        for indicator, target in targets.items()
+        if indicator in TARGET_INDICATORS
+    ]

@@ -12,7 +12,8 @@ from service.audit import service as audit
 from service.auth import Coordinator
 from service.clock import Now
 from service.db import SessionDep
-from service.reporting import export, service
+from service.reporting import export, pdf, service
+from service.reporting.labels import Lang
 from service.reporting.schemas import CompensationStatement, ContractYearReport, MonthlyReport
 from service.routing import api_router
 
@@ -20,16 +21,19 @@ router = api_router(prefix="/v1/reports", tags=["reports"])
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV = "text/csv; charset=utf-8"
+PDF = "application/pdf"
 MonthQuery = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM, in the CPTS's timezone")]
 Format = Literal["json", "csv", "xlsx"]
-FILES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {
-            "text/csv": {"schema": {"type": "string"}},
-            XLSX: {"schema": {"type": "string", "format": "binary"}},
-        }
-    }
-}
+LangQuery = Annotated[
+    Lang,
+    Query(
+        description="CSV and XLSX for people: fr (default) has French titles, a title row, decimal commas and "
+        "JJ/MM/AAAA dates in CSV; en keeps the field names and ISO values. JSON is the same either way."
+    ),
+]
+# Files are binary strings in the OpenAPI document: a generated client downloads them as bytes.
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+FILES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": BINARY, XLSX: BINARY}}}
 
 
 def _attachment(filename: str) -> dict[str, str]:
@@ -48,16 +52,21 @@ def xlsx_response(write: Callable[[IO[bytes]], None], filename: str) -> Response
 
 @router.get("/monthly", operation_id="reports-monthly", response_model=MonthlyReport, responses=FILES)
 async def monthly(
-    principal: Coordinator, session: SessionDep, now: Now, month: MonthQuery, format: Format = "json"
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+    month: MonthQuery,
+    format: Format = "json",
+    lang: LangQuery = Lang.fr,
 ) -> Any:
     """Every indicator of the month (docs/indicators.md), in the CPTS's timezone."""
     period = await service.period(session, principal.cpts_id, service.parse_month(month), now)
     report = await service.monthly(session, period)
     name = f"snp-indicators-{month}"
     if format == "csv":
-        return csv_response(export.monthly_csv(report), f"{name}.csv")
+        return csv_response(export.monthly_csv(report, lang), f"{name}.csv")
     if format == "xlsx":
-        return xlsx_response(lambda target: export.monthly_xlsx(report, target), f"{name}.xlsx")
+        return xlsx_response(lambda target: export.monthly_xlsx(report, target, lang), f"{name}.xlsx")
     return report
 
 
@@ -80,6 +89,7 @@ async def activity(
     now: Now,
     month: MonthQuery,
     format: Format = "csv",
+    lang: LangQuery = Lang.fr,
 ) -> Response:
     """One pseudonymised line per request of the month: no name, phone, birth date or INS. The
     patient pseudonym is a keyed HMAC of the CPTS, stable across months."""
@@ -87,43 +97,58 @@ async def activity(
     await audit.record(session, principal, "export.activity", "report", [None], now, request, {"month": month})
     lines = service.activity_lines(request.app.state.sessionmaker, period)
     name = f"snp-activity-{month}"
+    title = export.month_title(service.header(period), "Activité pseudonymisée")
     if format == "json":
         return StreamingResponse(export.activity_json_chunks(lines), media_type="application/json")
     if format == "xlsx":
         return StreamingResponse(
-            export.activity_xlsx_chunks(lines), media_type=XLSX, headers=_attachment(f"{name}.xlsx")
+            export.activity_xlsx_chunks(lines, lang, title), media_type=XLSX, headers=_attachment(f"{name}.xlsx")
         )
-    return StreamingResponse(export.activity_csv_chunks(lines), media_type=CSV, headers=_attachment(f"{name}.csv"))
+    chunks = export.activity_csv_chunks(lines, lang, title)
+    return StreamingResponse(chunks, media_type=CSV, headers=_attachment(f"{name}.csv"))
 
 
 @router.get("/compensation", operation_id="reports-compensation", response_model=CompensationStatement, responses=FILES)
 async def compensation(
-    principal: Coordinator, session: SessionDep, now: Now, month: MonthQuery, format: Format = "json"
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+    month: MonthQuery,
+    format: Format = "json",
+    lang: LangQuery = Lang.fr,
 ) -> Any:
     """The month's statement per professional and per slot, paid from the contract year's envelope."""
     period = await service.period(session, principal.cpts_id, service.parse_month(month), now)
     report = await service.compensation(session, period)
     name = f"snp-compensation-{month}"
     if format == "csv":
-        return csv_response(export.statement_csv(report), f"{name}.csv")
+        return csv_response(export.statement_csv(report, lang), f"{name}.csv")
     if format == "xlsx":
-        return xlsx_response(lambda target: export.statement_xlsx(report, target), f"{name}.xlsx")
+        return xlsx_response(lambda target: export.statement_xlsx(report, target, lang), f"{name}.xlsx")
     return report
 
 
-@router.get("/contract-year", operation_id="reports-contract_year", response_model=ContractYearReport, responses=FILES)
+@router.get(
+    "/contract-year",
+    operation_id="reports-contract_year",
+    response_model=ContractYearReport,
+    responses={200: {"content": {**FILES[200]["content"], PDF: BINARY}}},
+)
 async def contract_year(
     principal: Coordinator,
     session: SessionDep,
     now: Now,
     start: Annotated[date, Query(description="The anniversary that opens the contract year, YYYY-MM-DD")],
-    format: Format = "json",
+    format: Literal["json", "csv", "xlsx", "pdf"] = "json",
+    lang: LangQuery = Lang.fr,
 ) -> Any:
     """The contract year for the CPAM/ARS: month by month and in total, with the envelopes."""
     report = await service.contract_year(session, principal.cpts_id, start, now)
     name = f"snp-contract-year-{start.isoformat()}"
     if format == "csv":
-        return csv_response(export.contract_year_csv(report), f"{name}.csv")
+        return csv_response(export.contract_year_csv(report, lang), f"{name}.csv")
     if format == "xlsx":
-        return xlsx_response(lambda target: export.contract_year_xlsx(report, target), f"{name}.xlsx")
+        return xlsx_response(lambda target: export.contract_year_xlsx(report, target, lang), f"{name}.xlsx")
+    if format == "pdf":
+        return Response(pdf.contract_year_pdf(report), media_type=PDF, headers=_attachment(f"{name}.pdf"))
     return report

@@ -79,9 +79,20 @@ class HandlerLine(BaseModel):
     median_handling_minutes: float | None
 
 
+class TargetResult(BaseModel):
+    """A figure against the contract's target in force for the period."""
+
+    indicator: str
+    comparator: str = Field(description="min: the figure must reach the target; max: stay at or under it")
+    target: float
+    value: float | None
+    met: bool | None = Field(description="None when there is no figure (a rate of an empty month)")
+
+
 class ReportHeader(BaseModel):
     month: str
     cpts_id: str
+    cpts_name: str
     timezone: str
     period_start: LocalTime = Field(description="First instant of the month, local time")
     period_end: LocalTime = Field(description="First instant of the next month, local time")
@@ -143,6 +154,7 @@ class MonthlyReport(ReportHeader):
     slots_withdrawn_late: Annotated[int, SUPPLY]
     participating_professionals: Annotated[Professionals, SUPPLY]
     handlers: list[HandlerLine]
+    targets: list[TargetResult] = Field(default_factory=list, description="The contract's targets of the month")
 
     def indicators(self) -> Iterator[tuple[In, str, Any]]:
         """(marker, name, value) of every indicator, in the order of the fields."""
@@ -172,8 +184,16 @@ class StatementSlot(BaseModel):
 
 class StatementLine(BaseModel):
     practitioner_id: str
+    id_type: str = Field(description="rpps or adeli")
+    national_id: str = Field(description="The RPPS (11 digits) or ADELI (9 characters) number")
     family_name: str
     given_name: str
+    profession: str = Field(description="TRE_G15 code")
+    profession_label: str
+    site: str = Field(description="The practitioner's first site: name, postal code and commune")
+    slots_counted: int
+    rate_unfilled: Euros = Field(description="Per unfilled hour, in force for the month")
+    rate_filled: Euros = Field(description="Per filled hour, in force for the month")
     hours_unfilled: float
     hours_filled: float
     gross: Euros
@@ -205,6 +225,7 @@ class ContractYearMonth(BaseModel):
     no_solution: int
     transfer_15: int
     slots_published: int
+    slots_offered: int = Field(description="Published and not withdrawn")
     slots_booked: int
     fill_rate: float | None
     participating_professionals: int
@@ -221,8 +242,11 @@ class ContractYearTotal(BaseModel):
     no_solution: int
     transfer_15: int
     slots_published: int
+    slots_offered: int
     slots_booked: int
     rate_within_24h: float | None
+    fill_rate: float | None
+    participating_professionals: int = Field(description="The most of any month")
     compensation_paid: Euros
 
 
@@ -232,8 +256,30 @@ class CompensationYear(BaseModel):
     remaining: Euros
 
 
+class EnvelopeMonth(BaseModel):
+    month: str
+    paid: Euros
+    paid_to_date: Euros
+    remaining: Euros
+
+
+class EnvelopeProgress(BaseModel):
+    """What the contract year's compensation envelope has paid, month by month, and where the
+    current pace leads by the end of the year."""
+
+    envelope: Euros
+    months: list[EnvelopeMonth]
+    paid_to_date: Euros
+    remaining: Euros
+    elapsed_share: float = Field(description="Share of the contract year elapsed at the report's time")
+    projected_year_total: Euros = Field(description="Paid to date, extended at the same pace to the year's end")
+    projected_remaining: Euros = Field(description="What the projection leaves (0 when it exceeds the envelope)")
+
+
 class ContractYearReport(BaseModel):
     cpts_id: str
+    cpts_name: str
+    finess: str | None
     timezone: str
     start: str
     end: str
@@ -242,3 +288,5 @@ class ContractYearReport(BaseModel):
     total: ContractYearTotal
     envelopes: dict[str, Euros] = Field(description="ACI amounts of the CPTS's size, by line.part, in euros")
     compensation: CompensationYear
+    envelope_progress: EnvelopeProgress
+    targets: list[TargetResult] = Field(description="The year's figures against the targets in force at its end")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.compensation import repository as compensation_repository
@@ -22,11 +22,12 @@ from service.compensation.domain import (
     year_statements,
 )
 from service.cpts import repository as cpts_repository
-from service.cpts.domain import size_class
+from service.cpts.domain import size_class, targets_on
 from service.cpts.models import Cpts
 from service.errors import Invalid, field_error
-from service.practitioners.models import Practitioner
-from service.reference.codes import aci_amounts
+from service.practitioners.domain import place
+from service.practitioners.models import Practitioner, Site
+from service.reference.codes import aci_amounts, professions
 from service.reporting import indicators, repository
 from service.reporting.export import ActivityLine, activity_line
 from service.reporting.periods import (
@@ -44,6 +45,8 @@ from service.reporting.schemas import (
     ContractYearReport,
     ContractYearTotal,
     Envelope,
+    EnvelopeMonth,
+    EnvelopeProgress,
     MonthlyReport,
     ReportHeader,
     StatementLine,
@@ -95,6 +98,7 @@ def header(p: Period) -> ReportHeader:
     return ReportHeader(
         month=str(p.month),
         cpts_id=str(p.cpts.id),
+        cpts_name=p.cpts.name,
         timezone=p.cpts.timezone,
         period_start=p.start.astimezone(p.tz),
         period_end=p.end.astimezone(p.tz),
@@ -110,7 +114,10 @@ async def monthly(session: AsyncSession, p: Period) -> MonthlyReport:
     facts = [fact async for fact in repository.stream_request_facts(session, p.cpts.id, p.start, p.end)]
     supply = await repository.supply(session, p.cpts.id, p.start, p.end)
     names = await repository.user_names(session, p.cpts.id)
-    return indicators.monthly(header(p), facts, supply, names, p.tz)
+    report = indicators.monthly(header(p), facts, supply, names, p.tz)
+    targets = targets_on(await cpts_repository.target_history(session, p.cpts.id), p.month.first_day)
+    report.targets = indicators.against_targets(targets, indicators.target_values(report))
+    return report
 
 
 async def activity_lines(sessionmaker: async_sessionmaker[AsyncSession], p: Period) -> AsyncIterator[ActivityLine]:
@@ -145,15 +152,45 @@ async def _year_statements(
     return statements, envelopes
 
 
-async def _names(session: AsyncSession, cpts_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]]:
+@dataclass(frozen=True)
+class Payee:
+    """What a treasurer needs of a professional to pay them."""
+
+    id_type: str
+    national_id: str
+    family_name: str
+    given_name: str
+    profession: str
+    site: str
+
+
+async def _payees(session: AsyncSession, cpts_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Payee]:
     if not ids:
         return {}
-    rows = await session.execute(
-        select(Practitioner.id, Practitioner.family_name, Practitioner.given_name).where(
-            Practitioner.cpts_id == cpts_id, Practitioner.id.in_(ids)
-        )
+    first_site = (
+        select(Site.name, Site.address, Site.postal_code, Site.commune_insee)
+        .where(Site.practitioner_id == Practitioner.id)
+        .order_by(Site.created_at, Site.id)
+        .limit(1)
+        .lateral()
     )
-    return {row[0]: (row[1], row[2]) for row in rows}
+    rows = await session.execute(
+        select(Practitioner, first_site.c.name, first_site.c.postal_code, first_site.c.commune_insee)
+        .outerjoin(first_site, true())
+        .where(Practitioner.cpts_id == cpts_id, Practitioner.id.in_(ids))
+    )
+    payees = {}
+    for practitioner, site_name, postal_code, commune_insee in rows:
+        town = place(None, postal_code, commune_insee).full_address if commune_insee else ""
+        payees[practitioner.id] = Payee(
+            id_type=practitioner.id_type,
+            national_id=practitioner.national_id,
+            family_name=practitioner.family_name,
+            given_name=practitioner.given_name,
+            profession=practitioner.profession,
+            site=", ".join(part for part in (site_name, town) if part),
+        )
+    return payees
 
 
 async def compensation(session: AsyncSession, p: Period) -> CompensationStatement:
@@ -164,7 +201,9 @@ async def compensation(session: AsyncSession, p: Period) -> CompensationStatemen
         months = [p.month]
     statements, envelopes = await _year_statements(session, p.cpts, months)
     statement = statements[p.month]
-    names = await _names(session, p.cpts.id, [line.practitioner_id for line in statement.lines])
+    payees = await _payees(session, p.cpts.id, [line.practitioner_id for line in statement.lines])
+    unknown = Payee("", "", "", "", "", "")
+    rates = rates_on(await compensation_repository.rate_history(session, p.cpts.id), p.month.first_day)
     scale = float(statement.scale)
     return CompensationStatement(
         **dict(header(p)),
@@ -178,8 +217,16 @@ async def compensation(session: AsyncSession, p: Period) -> CompensationStatemen
         lines=[
             StatementLine(
                 practitioner_id=str(line.practitioner_id),
-                family_name=names.get(line.practitioner_id, ("", ""))[0],
-                given_name=names.get(line.practitioner_id, ("", ""))[1],
+                id_type=(payee := payees.get(line.practitioner_id, unknown)).id_type,
+                national_id=payee.national_id,
+                family_name=payee.family_name,
+                given_name=payee.given_name,
+                profession=payee.profession,
+                profession_label=professions().get(payee.profession, payee.profession),
+                site=payee.site,
+                slots_counted=len(line.slots),
+                rate_unfilled=rates.unfilled_cents_per_hour,
+                rate_filled=rates.filled_cents_per_hour,
                 hours_unfilled=round(line.seconds_unfilled / 3600, 2),
                 hours_filled=round(line.seconds_filled / 3600, 2),
                 gross=line.gross_cents,
@@ -240,6 +287,7 @@ async def contract_year(session: AsyncSession, cpts_id: uuid.UUID, start: date, 
                 no_solution=report.no_solution,
                 transfer_15=report.transfer_15,
                 slots_published=report.slots_published.count,
+                slots_offered=report.slots_published.count - report.slots_withdrawn,
                 slots_booked=report.slots_booked,
                 fill_rate=report.fill_rate,
                 participating_professionals=report.participating_professionals.total,
@@ -251,27 +299,70 @@ async def contract_year(session: AsyncSession, cpts_id: uuid.UUID, start: date, 
     needing_consultation = sum(r.needing_consultation for r in rows)
     size = size_class(cpts.population, cpts.size_override)
     envelope = envelopes[months[-1]]
+    end = anniversary(cpts.contract_start_date, start.year + 1)
+    offered, slots_booked = sum(r.slots_offered for r in rows), sum(r.slots_booked for r in rows)
+    total = ContractYearTotal(
+        requests_total=sum(r.requests_total for r in rows),
+        booked=sum(r.booked for r in rows),
+        needing_consultation=needing_consultation,
+        booked_within_24h=booked_within_24h,
+        booked_within_48h=sum(r.booked_within_48h for r in rows),
+        unresolved_past_deadline=sum(r.unresolved_past_deadline for r in rows),
+        no_solution=sum(r.no_solution for r in rows),
+        transfer_15=sum(r.transfer_15 for r in rows),
+        slots_published=sum(r.slots_published for r in rows),
+        slots_offered=offered,
+        slots_booked=slots_booked,
+        rate_within_24h=ratio(booked_within_24h, needing_consultation),
+        fill_rate=ratio(slots_booked, offered),
+        participating_professionals=max((r.participating_professionals for r in rows), default=0),
+        compensation_paid=paid,
+    )
+    targets = targets_on(await cpts_repository.target_history(session, cpts.id), months[-1].first_day)
+    year_values: dict[str, float | None] = {
+        "rate_within_24h": total.rate_within_24h,
+        "rate_within_48h": ratio(total.booked_within_48h, needing_consultation),
+        "fill_rate": total.fill_rate,
+        "participating_professionals": total.participating_professionals,
+        "requests_total": total.requests_total,
+        "unresolved_past_deadline": total.unresolved_past_deadline,
+        "delay_to_appointment_median_hours": None,  # a median of the year is not a sum of months
+    }
     return ContractYearReport(
         cpts_id=str(cpts.id),
+        cpts_name=cpts.name,
+        finess=cpts.finess,
         timezone=cpts.timezone,
         start=start.isoformat(),
-        end=anniversary(cpts.contract_start_date, start.year + 1).isoformat(),
+        end=end.isoformat(),
         size=size,
         months=rows,
-        total=ContractYearTotal(
-            requests_total=sum(r.requests_total for r in rows),
-            booked=sum(r.booked for r in rows),
-            needing_consultation=needing_consultation,
-            booked_within_24h=booked_within_24h,
-            booked_within_48h=sum(r.booked_within_48h for r in rows),
-            unresolved_past_deadline=sum(r.unresolved_past_deadline for r in rows),
-            no_solution=sum(r.no_solution for r in rows),
-            transfer_15=sum(r.transfer_15 for r in rows),
-            slots_published=sum(r.slots_published for r in rows),
-            slots_booked=sum(r.slots_booked for r in rows),
-            rate_within_24h=ratio(booked_within_24h, needing_consultation),
-            compensation_paid=paid,
-        ),
+        total=total,
         envelopes={f"{line}.{part}": amounts[size] for (line, part), amounts in aci_amounts().items()},
         compensation=CompensationYear(envelope=envelope, paid=paid, remaining=max(0, envelope - paid)),
+        envelope_progress=envelope_progress(
+            envelope, [(str(m), statements[m].total_paid_cents) for m in months], start, end, now.astimezone(tz).date()
+        ),
+        targets=indicators.against_targets(targets, year_values),
+    )
+
+
+def envelope_progress(
+    envelope: int, paid_by_month: list[tuple[str, int]], start: date, end: date, today: date
+) -> EnvelopeProgress:
+    """The envelope month by month, and the year's total at the pace of the days elapsed so far."""
+    lines, to_date = [], 0
+    for month, paid in paid_by_month:
+        to_date += paid
+        lines.append(EnvelopeMonth(month=month, paid=paid, paid_to_date=to_date, remaining=max(0, envelope - to_date)))
+    elapsed = min(max((today - start).days, 0), (end - start).days) / (end - start).days
+    projected = round(to_date / elapsed) if elapsed > 0 else 0
+    return EnvelopeProgress(
+        envelope=envelope,
+        months=lines,
+        paid_to_date=to_date,
+        remaining=max(0, envelope - to_date),
+        elapsed_share=round(elapsed, 4),
+        projected_year_total=projected,
+        projected_remaining=max(0, envelope - projected),
     )

@@ -136,7 +136,9 @@ async def test_the_monthly_indicators_are_recomputable_from_the_activity_export(
     await _month_of_activity(client, tenant, clock)
     report = (await monthly(client, tenant, PARIS_OCTOBER)).json()
     exported = await client.get(
-        "/v1/reports/activity", params={"month": PARIS_OCTOBER, "format": "csv"}, headers=tenant.coordinator
+        "/v1/reports/activity",
+        params={"month": PARIS_OCTOBER, "format": "csv", "lang": "en"},
+        headers=tenant.coordinator,
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
@@ -199,7 +201,7 @@ async def test_the_xlsx_holds_the_same_figures_as_the_json(
 ) -> None:
     await _month_of_activity(client, tenant, clock)
     report = (await monthly(client, tenant, PARIS_OCTOBER)).json()
-    answer = await monthly(client, tenant, PARIS_OCTOBER, format="xlsx")
+    answer = await monthly(client, tenant, PARIS_OCTOBER, format="xlsx", lang="en")
     assert answer.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     book = openpyxl.load_workbook(io.BytesIO(answer.content))
     assert book.sheetnames == ["Report", "Demand", "Response", "Appointments", "Supply", "Handlers"]
@@ -228,7 +230,7 @@ async def test_the_xlsx_holds_the_same_figures_as_the_json(
 async def test_the_csv_round_trips(client: httpx.AsyncClient, tenant: Tenant, clock: Clock) -> None:
     await _month_of_activity(client, tenant, clock)
     report = (await monthly(client, tenant, PARIS_OCTOBER)).json()
-    answer = await monthly(client, tenant, PARIS_OCTOBER, format="csv")
+    answer = await monthly(client, tenant, PARIS_OCTOBER, format="csv", lang="en")
     assert answer.headers["content-disposition"] == 'attachment; filename="snp-indicators-2026-10.csv"'
     rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig")), delimiter=";"))
     assert rows[0] == ["section", "indicator", "category", "value"]
@@ -244,7 +246,9 @@ async def test_the_activity_export_in_xlsx_stores_dates_and_numbers(
 ) -> None:
     await _month_of_activity(client, tenant, clock)
     answer = await client.get(
-        "/v1/reports/activity", params={"month": PARIS_OCTOBER, "format": "xlsx"}, headers=tenant.coordinator
+        "/v1/reports/activity",
+        params={"month": PARIS_OCTOBER, "format": "xlsx", "lang": "en"},
+        headers=tenant.coordinator,
     )
     sheet = openpyxl.load_workbook(io.BytesIO(answer.content))["Activity"]
     header = [c.value for c in sheet[1]]
@@ -357,17 +361,22 @@ async def test_compensation_counts_only_slots_published_with_notice(
     assert [s["slot_id"] for s in line["slots"]] == [ids[0]]
     assert line["gross"] == "22.50"
     csv_answer = await client.get(
-        "/v1/reports/compensation", params={"month": PARIS_OCTOBER, "format": "csv"}, headers=tenant.coordinator
+        "/v1/reports/compensation",
+        params={"month": PARIS_OCTOBER, "format": "csv", "lang": "en"},
+        headers=tenant.coordinator,
     )
     rows = list(csv.reader(io.StringIO(csv_answer.content.decode("utf-8-sig")), delimiter=";"))
     assert rows[-1][0] == "total"
     assert rows[-1][-1] == "22.50"
     xlsx = await client.get(
-        "/v1/reports/compensation", params={"month": PARIS_OCTOBER, "format": "xlsx"}, headers=tenant.coordinator
+        "/v1/reports/compensation",
+        params={"month": PARIS_OCTOBER, "format": "xlsx", "lang": "en"},
+        headers=tenant.coordinator,
     )
     book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
     assert book.sheetnames == ["Statement", "Slots", "Envelope"]
-    assert book["Statement"]["I2"].value == pytest.approx(22.5)
+    assert book["Statement"]["P2"].value == pytest.approx(22.5)  # paid
+    assert book["Statement"]["C2"].value == line["national_id"]
 
 
 async def test_an_import_replayed_twice_counts_once(client: httpx.AsyncClient, tenant: Tenant, clock: Clock) -> None:
@@ -484,7 +493,9 @@ async def test_the_contract_year_report(client: httpx.AsyncClient, tenant: Tenan
     wrong = await client.get("/v1/reports/contract-year", params={"start": "2026-02-01"}, headers=tenant.coordinator)
     assert (wrong.status_code, wrong.json()["code"]) == (422, "not_a_contract_year")
     xlsx = await client.get(
-        "/v1/reports/contract-year", params={"start": "2026-01-01", "format": "xlsx"}, headers=tenant.coordinator
+        "/v1/reports/contract-year",
+        params={"start": "2026-01-01", "format": "xlsx", "lang": "en"},
+        headers=tenant.coordinator,
     )
     book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
     assert book.sheetnames == ["Months", "Envelopes"]

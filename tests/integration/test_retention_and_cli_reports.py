@@ -152,8 +152,8 @@ async def test_reports_from_the_command_line(
         str(target),
     )
     assert code == 0, err
-    assert openpyxl.load_workbook(target).sheetnames[0] == "Report"
-    code, out, err = await snp(database_url, "report", "activity", "--cpts", cpts, "--month", "2026-10")
+    assert openpyxl.load_workbook(target).sheetnames[0] == "Rapport"  # French by default
+    code, out, err = await snp(database_url, "report", "activity", "--cpts", cpts, "--month", "2026-10", "--lang", "en")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out.removeprefix("\ufeff")), delimiter=";"))
     assert sorted(r["channel"] for r in rows) == ["pharmacy", "phone"]
@@ -161,7 +161,8 @@ async def test_reports_from_the_command_line(
         database_url, "report", "compensation", "--cpts", cpts, "--month", "2026-10", "--format", "csv"
     )
     assert code == 0, err
-    assert out.startswith("\ufeffpractitioner_id;")
+    assert "Relevé d'indemnisation des professionnels" in out.splitlines()[0]
+    assert "RPPS / ADELI" in out
     code, _, err = await snp(
         database_url, "report", "monthly", "--cpts", cpts, "--month", "2026-10", "--format", "xlsx"
     )

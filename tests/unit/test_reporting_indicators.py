@@ -30,6 +30,7 @@ def report_of(
     header = ReportHeader(
         month="2026-11",
         cpts_id=str(uuid.uuid4()),
+        cpts_name="CPTS test",
         timezone="Europe/Paris",
         period_start=datetime(2026, 11, 1, tzinfo=PARIS),
         period_end=datetime(2026, 12, 1, tzinfo=PARIS),
