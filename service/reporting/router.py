@@ -33,7 +33,8 @@ LangQuery = Annotated[
 ]
 # Files are binary strings in the OpenAPI document: a generated client downloads them as bytes.
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-FILES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": BINARY, XLSX: BINARY}}}
+TEXT = {"schema": {"type": "string"}}  # CSV is text (UTF-8 with a byte-order mark)
+FILES: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": TEXT, XLSX: BINARY}}}
 
 
 def _attachment(filename: str) -> dict[str, str]:
@@ -73,11 +74,14 @@ async def monthly(
 @router.get(
     "/activity",
     operation_id="reports-activity",
+    response_class=Response,
     responses={
         200: {
+            # The default answer (CSV) first: a generated client reads what a plain call returns.
             "content": {
+                "text/csv": TEXT,
+                XLSX: BINARY,
                 "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-                **FILES[200]["content"],
             }
         }
     },
@@ -152,3 +156,74 @@ async def contract_year(
     if format == "pdf":
         return Response(pdf.contract_year_pdf(report), media_type=PDF, headers=_attachment(f"{name}.pdf"))
     return report
+
+
+# The same files from operations that only answer files: a client generated from the OpenAPI
+# document (one answer type per operation) downloads them as bytes, whatever their format.
+FILE_ONLY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file (see Content-Type and Content-Disposition)",
+        "content": {"application/octet-stream": BINARY, "text/csv": TEXT, XLSX: BINARY, PDF: BINARY},
+    }
+}
+FileFormat = Literal["xlsx", "csv"]
+
+
+@router.get("/monthly/file", operation_id="reports-monthly_file", response_class=Response, responses=FILE_ONLY)
+async def monthly_file(
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+    month: MonthQuery,
+    format: FileFormat = "xlsx",
+    lang: LangQuery = Lang.fr,
+) -> Response:
+    """The month's indicators as a file to open (XLSX by default)."""
+    answer: Response = await monthly(principal, session, now, month, format, lang)
+    return answer
+
+
+@router.get("/activity/file", operation_id="reports-activity_file", response_class=Response, responses=FILE_ONLY)
+async def activity_file(
+    request: Request,
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+    month: MonthQuery,
+    format: FileFormat = "xlsx",
+    lang: LangQuery = Lang.fr,
+) -> Response:
+    """The pseudonymised activity of the month as a file to open (XLSX by default)."""
+    return await activity(request, principal, session, now, month, format, lang)
+
+
+@router.get(
+    "/compensation/file", operation_id="reports-compensation_file", response_class=Response, responses=FILE_ONLY
+)
+async def compensation_file(
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+    month: MonthQuery,
+    format: FileFormat = "xlsx",
+    lang: LangQuery = Lang.fr,
+) -> Response:
+    """The month's compensation statement as a file to open (XLSX by default)."""
+    answer: Response = await compensation(principal, session, now, month, format, lang)
+    return answer
+
+
+@router.get(
+    "/contract-year/file", operation_id="reports-contract_year_file", response_class=Response, responses=FILE_ONLY
+)
+async def contract_year_file(
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+    start: Annotated[date, Query(description="The anniversary that opens the contract year, YYYY-MM-DD")],
+    format: Literal["xlsx", "csv", "pdf"] = "xlsx",
+    lang: LangQuery = Lang.fr,
+) -> Response:
+    """The contract year for the CPAM/ARS as a file: XLSX (by default), CSV or PDF."""
+    answer: Response = await contract_year(principal, session, now, start, format, lang)
+    return answer
