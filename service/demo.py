@@ -21,15 +21,17 @@ from service.accounts.models import SoftwareClient
 from service.accounts.schemas import ClientCreate, UserCreate
 from service.auth import Principal
 from service.bookings import service as bookings_service
-from service.bookings.schemas import CancelIn
+from service.bookings.schemas import CancelIn, OutcomeIn
 from service.clock import utc_now
 from service.config import Settings
+from service.cpts import repository as cpts_repository
 from service.cpts import service as cpts_service
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate
 from service.destinations import WebhookPolicy
+from service.flows import orientation as flows_orientation
 from service.orientation import service as requests_service
-from service.orientation.schemas import RequestCreate
+from service.orientation.schemas import OrientationIn, RequestCreate
 from service.practitioners import service as practitioners_service
 from service.practitioners.domain import luhn_valid
 from service.practitioners.models import Practitioner, Site
@@ -152,13 +154,21 @@ DEMO_DAYS = 14
 
 
 def demo_slot_items(
-    practitioners: list[Practitioner], sites: dict[uuid.UUID, uuid.UUID], tz: str, now: datetime, days: int = DEMO_DAYS
+    practitioners: list[Practitioner],
+    sites: dict[uuid.UUID, uuid.UUID],
+    tz: str,
+    now: datetime,
+    days: int = DEMO_DAYS,
+    first_day: date | None = None,
+    seed: int = 7,
+    share: float = 0.75,
 ) -> list[dict[str, Any]]:
-    """Slots for the coming days in each member's own agenda, in local time. Stable external ids,
-    so that running the seed again leaves existing slots unchanged."""
-    rng = random.Random(7)  # noqa: S311 - demo data
+    """Slots from `first_day` (default: today) for `days` more days in each member's own agenda, in
+    local time, starting after `now` (the moment they are published). Stable external ids, so that
+    running the seed again leaves existing slots unchanged."""
+    rng = random.Random(seed)  # noqa: S311 - demo data
     zone = ZoneInfo(tz)
-    today = now.astimezone(zone).date()
+    today = first_day or now.astimezone(zone).date()
     items: list[dict[str, Any]] = []
     for index, practitioner in enumerate(sorted(practitioners, key=lambda p: p.idnps)):
         minutes, modality, starts = DAILY_SLOTS[practitioner.profession]
@@ -169,7 +179,7 @@ def demo_slot_items(
             for hour, minute in starts:
                 if day.weekday() == 5 and hour >= 13:
                     continue
-                if rng.random() < 0.25:
+                if rng.random() >= share:
                     continue  # not every member opens every slot every day
                 start = datetime.combine(day, time(hour, minute), zone)
                 if start <= now:
@@ -187,8 +197,10 @@ def demo_slot_items(
     return items
 
 
-async def publish_demo_slots(session: AsyncSession, cpts: Cpts, client_id: uuid.UUID, now: datetime) -> dict[str, int]:
-    """Publish the demo agenda as the demo software client would, through the same code path."""
+async def _publisher(
+    session: AsyncSession, cpts: Cpts, client_id: uuid.UUID
+) -> tuple[Principal, list[Practitioner], dict[uuid.UUID, uuid.UUID]]:
+    """The demo software client as a principal, its practitioners and their first sites."""
     practitioners = list(await session.scalars(select(Practitioner).where(Practitioner.cpts_id == cpts.id)))
     sites = {
         row[0]: row[1]
@@ -206,7 +218,13 @@ async def publish_demo_slots(session: AsyncSession, cpts: Cpts, client_id: uuid.
         timezone=cpts.timezone,
         practitioner_ids=frozenset(p.id for p in practitioners),
     )
-    items = demo_slot_items(practitioners, {k: uuid.UUID(v) for k, v in sites.items()}, cpts.timezone, now)
+    return principal, practitioners, {k: uuid.UUID(v) for k, v in sites.items()}
+
+
+async def publish_demo_slots(session: AsyncSession, cpts: Cpts, client_id: uuid.UUID, now: datetime) -> dict[str, int]:
+    """Publish the demo agenda as the demo software client would, through the same code path."""
+    principal, practitioners, sites = await _publisher(session, cpts, client_id)
+    items = demo_slot_items(practitioners, sites, cpts.timezone, now)
     counts: dict[str, int] = {}
     for chunk in range(0, len(items), MAX_BATCH):
         for result in await slots_service.publish(session, principal, items[chunk : chunk + MAX_BATCH], now):
@@ -302,8 +320,129 @@ async def seed(session: AsyncSession, settings: Settings) -> DemoResult:
     counts = await publish_demo_slots(session, cpts, result.client_id, now)
     result.extra["slots"] = counts
     if created and handler_id is not None:
+        assert result.client_id is not None
+        result.extra["history"] = await demo_history(session, cpts, handler_id, result.client_id, now)
         result.extra["requests"] = await demo_queue(session, cpts, handler_id, now)
     return result
+
+
+HISTORY_DAYS = 60
+# Of the agenda's usual slots, the share opened for SNP in the past months (a fill rate near a third).
+HISTORY_SHARE = 0.18
+# What people call about, with how often (motifs of unscheduled care without a sign of severity).
+HISTORY_MOTIFS = (
+    ("M19.05.00", 30), ("M11.03.04", 14), ("M17.02.01", 10), ("M17.04.02", 9), ("M13.06.05", 9),
+    ("M17.01.03", 7), ("M17.05.01", 5), ("M14.02.02", 3), ("M12.05.01", 4), ("M09.03.01", 3),
+)  # fmt: skip
+# Calls come in the morning and at the end of the day: (hour, weight).
+HISTORY_HOURS = (
+    (8, 9), (9, 10), (10, 8), (11, 6), (12, 4), (13, 4), (14, 5), (15, 5), (16, 6), (17, 8), (18, 9), (19, 5),
+    (20, 3),
+)  # fmt: skip
+HISTORY_OTHER_OUTCOMES = (("advice", 30), ("own_gp", 20), ("pharmacy", 15), ("no_solution", 25), ("unreachable", 10))
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[Any, int], ...]) -> Any:
+    return rng.choices([value for value, _ in weighted], [weight for _, weight in weighted])[0]
+
+
+async def demo_history(
+    session: AsyncSession, cpts: Cpts, handler_id: uuid.UUID, client_id: uuid.UUID, now: datetime
+) -> dict[str, int]:
+    """The past two months of a working CPTS, played through the service's own code at the times
+    they happened: slots published two days ahead, calls taken, screened and booked (or oriented
+    elsewhere), appointments reported by the practice software, a few cancellations. So the
+    dashboard, the reports and the compensation of a new demo have something to show."""
+    rng = random.Random(2026)  # noqa: S311 - demo data
+    zone = ZoneInfo(cpts.timezone)
+    today = now.astimezone(zone).date()
+    publisher, practitioners, sites = await _publisher(session, cpts, client_id)
+    handler = Principal(kind="user", id=handler_id, cpts_id=cpts.id, role=Role.handler, timezone=cpts.timezone)
+    first = today - timedelta(days=HISTORY_DAYS)
+    published = 0
+    for offset in range(HISTORY_DAYS):
+        day = first + timedelta(days=offset)
+        at = datetime.combine(day - timedelta(days=2), time(18, 0), zone)
+        items = demo_slot_items(
+            practitioners, sites, cpts.timezone, at, days=0, first_day=day, seed=day.toordinal(), share=HISTORY_SHARE
+        )
+        published += len(await slots_service.publish(session, publisher, items, at))
+    # The contract's targets since the first month shown (the demo may date them back; the API may not).
+    demo_targets = {"rate_within_24h": 0.8, "participating_professionals": 30, "unresolved_past_deadline": 5}
+    await cpts_repository.put_targets(session, cpts.id, first.replace(day=1), demo_targets, now)
+    counts = {"requests": 0, "booked": 0, "reported": 0, "cancelled": 0}
+    for offset in range(HISTORY_DAYS):
+        day = first + timedelta(days=offset)
+        calls = rng.randint(3, 6) if day.weekday() == 6 else rng.randint(8, 15)
+        moments = sorted(
+            datetime.combine(day, time(_pick(rng, HISTORY_HOURS), rng.randrange(60)), zone) for _ in range(calls)
+        )
+        for received in moments:
+            await _history_call(session, rng, handler, publisher, received, now, counts)
+    return {"slots": published, **counts}
+
+
+async def _history_call(
+    session: AsyncSession,
+    rng: random.Random,
+    handler: Principal,
+    publisher: Principal,
+    received: datetime,
+    now: datetime,
+    counts: dict[str, int],
+) -> None:
+    insee, _, _, _, _ = rng.choice(COMMUNES)
+    age = rng.choice((rng.randint(0, 15), rng.randint(16, 64), rng.randint(16, 64), rng.randint(65, 92)))
+    birth = received.date().replace(year=received.year - age, day=1) - timedelta(days=rng.randint(0, 300))
+    phone = f"06 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+    flagged = rng.random() < 0.04
+    data = RequestCreate.model_validate(
+        {
+            "received_at": received,
+            "caller": {"relation": "parent" if age < 16 else "self", "phone": phone},
+            "patient": {
+                "family_name": rng.choice(FAMILY_NAMES), "given_name": rng.choice(GIVEN_NAMES),
+                "birth_date": birth.isoformat(), "sex": rng.choice(("F", "M")), "phone": phone, "commune_insee": insee,
+            },
+            "motif": "M17.03.00" if flagged else _pick(rng, HISTORY_MOTIFS),
+            "red_flags": ["chest_pain"] if flagged else [],
+        }
+    )  # fmt: skip
+    care_request = await requests_service.create(session, handler, data, received)
+    counts["requests"] += 1
+    decided = received + timedelta(minutes=rng.randint(3, 12))
+    if flagged:
+        await flows_orientation.orient(session, handler, care_request.id, OrientationIn(outcome="transfer_15"), decided)
+        return
+    if rng.random() < 0.78:
+        offered = await bookings_service.suggestions(session, handler, care_request.id, 3, decided)
+        in_time = [item for item in offered.items if item.within_deadline]
+        if in_time:
+            choice = rng.choice(in_time[: 2 if rng.random() < 0.5 else 1])
+            booking = await bookings_service.take_slot(
+                session, handler, care_request.id, choice.slot_id, decided, confirm=True
+            )
+            counts["booked"] += 1
+            start = booking.slot.start
+            if rng.random() < 0.06 and decided + timedelta(hours=1) < start:
+                cancel = CancelIn(reason="Le patient va mieux", cancelled_by="patient")
+                await bookings_service.cancel(
+                    session, handler, booking.booking_id, cancel, decided + timedelta(hours=1)
+                )
+                counts["cancelled"] += 1
+                await flows_orientation.orient(
+                    session, handler, care_request.id, OrientationIn(outcome="advice"), decided + timedelta(hours=1)
+                )
+                return
+            reported = booking.slot.end + timedelta(hours=2)
+            if reported < now:
+                outcome = OutcomeIn(outcome="fulfilled" if rng.random() < 0.92 else "noshow")
+                await bookings_service.report_outcome(session, publisher, booking.booking_id, outcome, reported)
+                counts["reported"] += 1
+            return
+    if decided < now and rng.random() > 0.02:  # a few are left without an answer
+        outcome = _pick(rng, HISTORY_OTHER_OUTCOMES)
+        await flows_orientation.orient(session, handler, care_request.id, OrientationIn(outcome=outcome), decided)
 
 
 # Calls in the queue of a new demo CPTS: (minutes ago, caller, patient, motif, red flags).

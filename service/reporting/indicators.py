@@ -281,3 +281,17 @@ def against_targets(targets: Mapping[str, float], values: Mapping[str, float | N
         for indicator, target in targets.items()
         if indicator in TARGET_INDICATORS
     ]
+
+
+def weekday_hour_matrix(moments: Iterable[datetime], tz: ZoneInfo) -> list[list[int]]:
+    """Counts by local weekday (rows, monday first) and hour (24 columns): the heatmaps."""
+    matrix = [[0] * 24 for _ in WEEKDAYS]
+    for moment in moments:
+        local = moment.astimezone(tz)
+        matrix[local.weekday()][local.hour] += 1
+    return matrix
+
+
+def unmet(facts: Sequence[RequestFact], cutoff: datetime) -> list[RequestFact]:
+    """The requests left without an answer: no solution, or none by the deadline."""
+    return [f for f in facts if outcome(f, cutoff) in ("no_solution", "unresolved_past_deadline")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
@@ -167,3 +167,23 @@ async def slot_facts(
 async def user_names(session: AsyncSession, cpts_id: uuid.UUID) -> dict[uuid.UUID, str]:
     rows = await session.execute(select(StaffUser.id, StaffUser.display_name).where(StaffUser.cpts_id == cpts_id))
     return {row[0]: row[1] for row in rows}
+
+
+_SUPPLY_BY_DAY = text(
+    """
+    SELECT (s.start_at AT TIME ZONE :tz)::date AS day,
+           count(*) FILTER (WHERE s.status <> 'withdrawn') AS offered,
+           count(*) FILTER (WHERE s.status = 'booked') AS booked
+    FROM slot s
+    WHERE s.cpts_id = :cpts_id AND s.start_at >= :start AND s.start_at < :end
+    GROUP BY 1
+    """
+)
+
+
+async def supply_by_day(
+    session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime, tz: str
+) -> dict[date, tuple[int, int]]:
+    """Slots starting each local day of the period: (offered, booked)."""
+    rows = await session.execute(_SUPPLY_BY_DAY, {"cpts_id": cpts_id, "start": start, "end": end, "tz": tz})
+    return {row.day: (row.offered, row.booked) for row in rows}

@@ -14,7 +14,7 @@ from service.clock import Now
 from service.db import SessionDep
 from service.reporting import export, pdf, service
 from service.reporting.labels import Lang
-from service.reporting.schemas import CompensationStatement, ContractYearReport, MonthlyReport
+from service.reporting.schemas import CompensationStatement, ContractYearReport, Dashboard, MonthlyReport
 from service.routing import api_router
 
 router = api_router(prefix="/v1/reports", tags=["reports"])
@@ -69,6 +69,15 @@ async def monthly(
     if format == "xlsx":
         return xlsx_response(lambda target: export.monthly_xlsx(report, target, lang), f"{name}.xlsx")
     return report
+
+
+@router.get("/dashboard", operation_id="reports-dashboard")
+async def dashboard(principal: Coordinator, session: SessionDep, now: Now, month: MonthQuery) -> Dashboard:
+    """The month at a glance (what the coordinators' console draws): the monthly report, demand and
+    unmet demand by weekday and hour, supply and demand by day, the rate within 24 h over the
+    contract year so far, the compensation envelope's progress."""
+    period = await service.period(session, principal.cpts_id, service.parse_month(month), now)
+    return await service.dashboard(session, period)
 
 
 @router.get(

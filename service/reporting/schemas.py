@@ -290,3 +290,30 @@ class ContractYearReport(BaseModel):
     compensation: CompensationYear
     envelope_progress: EnvelopeProgress
     targets: list[TargetResult] = Field(description="The year's figures against the targets in force at its end")
+
+
+class DayLine(BaseModel):
+    day: str = Field(description="YYYY-MM-DD, local")
+    requests: int
+    unmet: int = Field(description="No solution, or no answer by the deadline")
+    slots_offered: int
+    slots_booked: int
+
+
+class YearPoint(BaseModel):
+    month: str
+    provisional: bool
+    rate_within_24h: float | None
+    target: float | None = Field(description="The rate within 24 h the contract asks for that month")
+
+
+class Dashboard(BaseModel):
+    """The month at a glance for coordinators: the monthly report, and what the charts draw."""
+
+    report: MonthlyReport
+    weekdays: list[str] = Field(description="Row labels of the heatmaps (monday first)")
+    demand_by_weekday_hour: list[list[int]] = Field(description="7 rows (weekdays) x 24 columns (local hours)")
+    unmet_by_weekday_hour: list[list[int]]
+    days: list[DayLine]
+    contract_year: list[YearPoint] = Field(description="The contract year's months up to this one")
+    envelope: EnvelopeProgress

@@ -4,9 +4,10 @@ Each is built as its typed model (reporting.schemas); the routes and the CLI onl
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, true
@@ -44,6 +45,8 @@ from service.reporting.schemas import (
     ContractYearMonth,
     ContractYearReport,
     ContractYearTotal,
+    Dashboard,
+    DayLine,
     Envelope,
     EnvelopeMonth,
     EnvelopeProgress,
@@ -51,6 +54,7 @@ from service.reporting.schemas import (
     ReportHeader,
     StatementLine,
     StatementSlot,
+    YearPoint,
 )
 from service.reporting.stats import ratio
 
@@ -107,11 +111,72 @@ def header(p: Period) -> ReportHeader:
     )
 
 
+async def dashboard(session: AsyncSession, p: Period) -> Dashboard:
+    """The month at a glance: its report, the heatmaps of demand and unmet demand by weekday and
+    hour, supply and demand day by day, the rate within 24 h over the contract year so far, and
+    the compensation envelope's progress."""
+    facts = [fact async for fact in repository.stream_request_facts(session, p.cpts.id, p.start, p.end)]
+    report = await _monthly_of(session, p, facts)
+    left = indicators.unmet(facts, p.cutoff)
+    supply = await repository.supply_by_day(session, p.cpts.id, p.start, p.end, p.cpts.timezone)
+    requests_by_day = Counter(f.received_at.astimezone(p.tz).date() for f in facts)
+    unmet_by_day = Counter(f.received_at.astimezone(p.tz).date() for f in left)
+    days = []
+    day = p.month.first_day
+    while day < p.month.next().first_day:
+        offered, booked = supply.get(day, (0, 0))
+        days.append(DayLine(day=day.isoformat(), requests=requests_by_day[day], unmet=unmet_by_day[day],
+                            slots_offered=offered, slots_booked=booked))  # fmt: skip
+        day += timedelta(days=1)
+    year_start = contract_year_of_month(p.cpts.contract_start_date, p.month)
+    months = [m for m in contract_year_months(year_start) if m <= p.month] or [p.month]
+    targets = await cpts_repository.target_history(session, p.cpts.id)
+    points = []
+    for month in months:
+        earlier = (
+            report if month == p.month else await monthly(session, Period(p.cpts, month, *month.bounds(p.tz), p.now))
+        )
+        target = targets_on(targets, month.first_day).get("rate_within_24h")
+        points.append(
+            YearPoint(
+                month=str(month),
+                provisional=earlier.provisional,
+                rate_within_24h=earlier.rate_within_24h,
+                target=target,
+            )
+        )
+    year_months = contract_year_months(year_start)
+    statements, envelopes = await _year_statements(session, p.cpts, year_months)
+    end = anniversary(p.cpts.contract_start_date, year_start.year + 1)
+    this_month = Month.of(p.now.astimezone(p.tz).date())
+    progress = envelope_progress(
+        envelopes.get(p.month, envelopes[year_months[-1]]),
+        # only closed months have paid: the current one's slots are not all lost activity yet
+        [(str(m), s.total_paid_cents if m < this_month else 0) for m, s in statements.items()],
+        year_start,
+        end,
+        p.now.astimezone(p.tz).date(),
+    )
+    return Dashboard(
+        report=report,
+        weekdays=list(indicators.WEEKDAYS),
+        demand_by_weekday_hour=indicators.weekday_hour_matrix((f.received_at for f in facts), p.tz),
+        unmet_by_weekday_hour=indicators.weekday_hour_matrix((f.received_at for f in left), p.tz),
+        days=days,
+        contract_year=points,
+        envelope=progress,
+    )
+
+
 async def monthly(session: AsyncSession, p: Period) -> MonthlyReport:
     # Read in batches: the worker answers other requests between them instead of stalling for the
     # whole month. (The computation stays on the event loop: in a thread, contention for the GIL
     # slowed every other request more than it helped.)
     facts = [fact async for fact in repository.stream_request_facts(session, p.cpts.id, p.start, p.end)]
+    return await _monthly_of(session, p, facts)
+
+
+async def _monthly_of(session: AsyncSession, p: Period, facts: list[indicators.RequestFact]) -> MonthlyReport:
     supply = await repository.supply(session, p.cpts.id, p.start, p.end)
     names = await repository.user_names(session, p.cpts.id)
     report = indicators.monthly(header(p), facts, supply, names, p.tz)
@@ -319,6 +384,7 @@ async def contract_year(session: AsyncSession, cpts_id: uuid.UUID, start: date, 
         compensation_paid=paid,
     )
     targets = targets_on(await cpts_repository.target_history(session, cpts.id), months[-1].first_day)
+    current = Month.of(now.astimezone(tz).date())  # only closed months have paid from the envelope
     year_values: dict[str, float | None] = {
         "rate_within_24h": total.rate_within_24h,
         "rate_within_48h": ratio(total.booked_within_48h, needing_consultation),
@@ -341,7 +407,11 @@ async def contract_year(session: AsyncSession, cpts_id: uuid.UUID, start: date, 
         envelopes={f"{line}.{part}": amounts[size] for (line, part), amounts in aci_amounts().items()},
         compensation=CompensationYear(envelope=envelope, paid=paid, remaining=max(0, envelope - paid)),
         envelope_progress=envelope_progress(
-            envelope, [(str(m), statements[m].total_paid_cents) for m in months], start, end, now.astimezone(tz).date()
+            envelope,
+            [(str(m), statements[m].total_paid_cents if m < current else 0) for m in months],
+            start,
+            end,
+            now.astimezone(tz).date(),
         ),
         targets=indicators.against_targets(targets, year_values),
     )
