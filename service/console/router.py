@@ -24,7 +24,7 @@ from service.bookings import service as bookings
 from service.bookings.schemas import CancelIn
 from service.clock import Now
 from service.config import SettingsDep
-from service.console import labels, views
+from service.console import coordination, labels, management, views
 from service.console.session import (
     ConsoleUser,
     CsrfRefused,
@@ -94,6 +94,8 @@ router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schem
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(coordination.make_router(ConsoleRoute))
+    app.include_router(management.make_router(ConsoleRoute))
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
 

@@ -4,137 +4,14 @@ no serious or critical axe-core violation on any screen. Screenshots land in doc
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
 
-import httpx
-import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, expect
 
-from service import migrate
-from service.db import create_engine, create_sessionmaker, session_scope
-from service.demo import seed
-from service.main import create_app
-from tests import dbserver
-from tests.browser.harness import (
-    collect_js_errors,
-    guard_network,
-    open_browser,
-    requires_chromium,
-    run_axe,
-    screenshot,
-    serve_app,
-)
-from tests.conftest import make_settings
+from tests.browser.console_app import Console, Session, open_session
+from tests.browser.harness import collect_js_errors, guard_network, requires_chromium
 
 pytestmark = requires_chromium
-T = TypeVar("T")
-
-
-@dataclass
-class Console:
-    url: str
-    users: dict[str, tuple[str, str]]  # role -> (e-mail, password)
-    api: httpx.Client
-
-    def token(self, role: str) -> dict[str, str]:
-        email, password = self.users[role]
-        answer = self.api.post("/v1/auth/token", data={"username": email, "password": password})
-        assert answer.status_code == 200, answer.text
-        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-    def new_request(self, **body: Any) -> dict[str, Any]:
-        payload = {"caller": {"relation": "self"}, "motif": "M19.05.00", **body}
-        answer = self.api.post("/v1/requests", json=payload, headers=self.token("handler"))
-        assert answer.status_code == 201, answer.text
-        created: dict[str, Any] = answer.json()
-        return created
-
-    def detail(self, request_id: str) -> dict[str, Any]:
-        answer = self.api.get(f"/v1/requests/{request_id}", headers=self.token("handler"))
-        found: dict[str, Any] = answer.json()
-        return found
-
-
-async def _seed(url: str) -> dict[str, tuple[str, str]]:
-    engine = create_engine(url, 2, 0)
-    try:
-        async with session_scope(create_sessionmaker(engine)) as session:
-            result = await seed(session, make_settings(url))
-    finally:
-        await engine.dispose()
-    return result.users
-
-
-def run_apart(work: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to its end in a thread of its own (the test's thread may have a loop running)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, work).result()
-
-
-@pytest.fixture(scope="module")
-def console(server_url: str) -> Iterator[Console]:
-    """The service with the demo CPTS, served on 127.0.0.1 from a database of its own."""
-    url = run_apart(dbserver.create_database(server_url, prefix="snp_browser"))
-    migrate.upgrade(url)
-    users = run_apart(_seed(url))
-    # An SMS gateway is configured so that the console offers SMS; the sender does not run here
-    # (SNP_RELAY_ENABLED is off in tests): nothing is sent, the message stays pending.
-    settings = make_settings(url, SNP_SMS_GATEWAY_URL="http://127.0.0.1:9/sms")
-    with serve_app(create_app(settings)) as base, httpx.Client(base_url=base, trust_env=False) as api:
-        yield Console(base, users, api)
-    run_apart(dbserver.drop_database(server_url, url))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with open_browser() as opened:
-        yield opened
-
-
-@dataclass
-class Session:
-    context: BrowserContext
-    page: Page
-    errors: list[str]
-    outside: list[str]
-
-    def check(self, name: str | None = None, refused: int | None = None) -> None:
-        """This screen: no serious accessibility violation, no JavaScript error, nothing from elsewhere.
-        `refused`: the status of a refusal the screen shows on purpose (Chromium logs its loading)."""
-        assert self.page.locator("html").get_attribute("lang") == "fr"
-        assert run_axe(self.page) == [], name
-        expected = f"the server responded with a status of {refused}"
-        assert [e for e in self.errors if refused is None or expected not in e] == [], name
-        assert self.outside == [], name
-        if name:
-            screenshot(self.page, name)
-
-
-def open_session(browser: Browser, console: Console, role: str = "handler", **options: Any) -> Session:
-    context = browser.new_context(base_url=console.url, locale="fr-FR", **options)
-    outside = guard_network(context, console.url)
-    page = context.new_page()
-    errors = collect_js_errors(page)
-    session = Session(context, page, errors, outside)
-    page.goto("/console/")
-    email, password = console.users[role]
-    page.get_by_label("E-mail professionnel").fill(email)
-    page.get_by_label("Mot de passe").fill(password)
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/console/queue")
-    return session
-
-
-@pytest.fixture
-def handler(browser: Browser, console: Console) -> Iterator[Session]:
-    session = open_session(browser, console)
-    yield session
-    session.context.close()
 
 
 def test_a_handler_orients_a_patient_from_call_to_confirmed_booking_with_the_keyboard(

@@ -69,6 +69,18 @@
     }
   });
 
+  // A plain form is sent once: a second click while it goes does nothing.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.hasAttribute("data-once")) {
+      if (form.dataset.sent) {
+        event.preventDefault();
+        return;
+      }
+      form.dataset.sent = "1";
+    }
+  });
+
   // Every htmx request carries the session's CSRF token (forms posted without htmx carry a field).
   document.addEventListener("htmx:configRequest", function (event) {
     var token = document.querySelector('meta[name="csrf-token"]');

@@ -1,0 +1,107 @@
+"""The coordinators' console in a real browser: the dashboard of a demo month (two months of
+history played through the service), whose numbers are the JSON report's; a practitioner refused
+with a French error next to the field; the French compensation workbook downloaded and read back."""
+
+from __future__ import annotations
+
+import io
+import re
+from decimal import Decimal
+from typing import Any
+
+import openpyxl
+from playwright.sync_api import Browser, expect
+
+from tests.browser.console_app import Console, open_session
+from tests.browser.harness import requires_chromium
+
+pytestmark = requires_chromium
+MONTH_NAMES = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+               "novembre", "décembre")  # fmt: skip
+
+
+def last_closed_month(console: Console) -> str:
+    cpts = console.api.get("/v1/cpts/current", headers=console.token("coordinator")).json()
+    created = cpts["created_at"][:7]
+    year, month = int(created[:4]), int(created[5:7])
+    return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
+
+
+def test_the_dashboard_shows_the_month_the_report_computes(browser: Browser, console: Console) -> None:
+    month = last_closed_month(console)
+    report: dict[str, Any] = console.api.get(
+        "/v1/reports/monthly", params={"month": month}, headers=console.token("coordinator")
+    ).json()
+    assert report["requests_total"] > 100  # the demo's history
+    session = open_session(browser, console, "coordinator", viewport={"width": 1280, "height": 900})
+    page = session.page
+    page.goto(f"/console/dashboard?month={month}")
+    name = MONTH_NAMES[int(month[5:]) - 1]
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Tableau de bord — {name} {month[:4]}")
+    tiles = {
+        page.locator(".kpi").nth(i).locator(".kpi-label").inner_text(): page.locator(".kpi").nth(i)
+        .locator(".kpi-value").inner_text()
+        for i in range(page.locator(".kpi").count())
+    }  # fmt: skip
+    assert tiles["Demandes reçues"].replace("\u202f", "") == str(report["requests_total"])
+    assert tiles["Rendez-vous pris"].replace("\u202f", "") == str(report["booked"])
+    rate = f"{report['rate_within_24h'] * 100:.1f}".replace(".", ",")
+    assert tiles["Rendez-vous sous 24 h"].replace("\xa0", " ") == f"{rate} %"
+    assert page.locator("svg.chart").count() == 6  # every chart is drawn
+    heat = page.get_by_role("img", name="Demandes par jour et heure")
+    expect(heat).to_be_visible()
+    # Each chart's numbers are in a table too: the heatmap's cells add up to the month's requests.
+    page.locator("details").first.locator("summary").click()
+    cells = page.locator("details").first.locator("td").all_inner_texts()
+    assert sum(int(c) for c in cells) == report["requests_total"]
+    expect(page.get_by_role("heading", name="Objectifs du contrat")).to_be_visible()  # the demo's targets
+    session.check("30-tableau-de-bord")
+    session.context.close()
+
+
+def test_a_bad_rpps_is_refused_in_french_next_to_the_field(browser: Browser, console: Console) -> None:
+    session = open_session(browser, console, "coordinator")
+    page = session.page
+    page.goto("/console/manage/practitioners")
+    session.check("31-professionnels")
+    page.get_by_text("Ajouter un professionnel").click()
+    page.get_by_label("Numéro RPPS ou ADELI").fill("1234")
+    page.get_by_label("Nom", exact=True).fill("Essai")
+    page.get_by_label("Prénom").fill("Jeanne")
+    page.get_by_role("button", name="Ajouter le professionnel").click()
+    field = page.get_by_label("Numéro RPPS ou ADELI")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#national_id-error")).to_have_text(re.compile("Un RPPS compte 11 chiffres"))
+    expect(field).to_have_value("1234")  # what was typed stays
+    session.check("32-professionnel-refuse", refused=422)
+    page.get_by_label("Numéro RPPS ou ADELI").fill("10101010107")
+    page.get_by_role("button", name="Ajouter le professionnel").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("ESSAI Jeanne")
+    session.context.close()
+
+
+def test_the_compensation_workbook_downloads_in_french_and_reconciles(browser: Browser, console: Console) -> None:
+    month = last_closed_month(console)
+    statement = console.api.get(
+        "/v1/reports/compensation", params={"month": month}, headers=console.token("coordinator")
+    ).json()
+    session = open_session(browser, console, "coordinator")
+    page = session.page
+    page.goto(f"/console/dashboard?month={month}")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Excel").nth(1).click()  # the compensation statement's
+    path = download.value.path()
+    book = openpyxl.load_workbook(io.BytesIO(path.read_bytes()))
+    sheet = book["Relevé"]
+    header = [c.value for c in sheet[4]]
+    assert "RPPS / ADELI" in header
+    assert "Montant à verser (€)" in header
+    rows = [dict(zip(header, r, strict=True)) for r in sheet.iter_rows(min_row=5, values_only=True)]
+    *people, total = rows
+    assert total["Identifiant du professionnel"] == "Total"
+    assert len(people) == len(statement["lines"]) > 0
+    assert all(len(str(p["RPPS / ADELI"])) in (9, 11) for p in people)
+    assert all(isinstance(p["Montant à verser (€)"], int | float) for p in people)
+    paid = sum(Decimal(str(p["Montant à verser (€)"])) for p in people)
+    assert paid == Decimal(str(total["Montant à verser (€)"])) == Decimal(statement["total_paid"])
+    session.context.close()
