@@ -67,6 +67,9 @@ _CLAIM = text(
             ORDER BY turn, next_attempt_at, id
             LIMIT :batch
         )
+        -- Checked again here, on the row as it is when locked: a relay whose choice above was made
+        -- before another relay's claim committed must not take the same rows after it.
+        AND status = 'pending' AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now)
         -- Several relays may run at once: each takes rows the others have not locked.
         FOR UPDATE SKIP LOCKED
     )
