@@ -34,6 +34,8 @@ app.add_typer(cpts_app, name="cpts")
 app.add_typer(user_app, name="user")
 app.add_typer(client_app, name="client")
 app.add_typer(report_app, name="report")
+sas_app = typer.Typer(help="The national SAS platform's access to the FHIR interface.", no_args_is_help=True)
+app.add_typer(sas_app, name="sas-client")
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (ids, secrets) for scripts.")]
@@ -215,6 +217,41 @@ def client_create(
         {"id": str(created.id), "api_key": created.api_key, "webhook_secret": created.webhook_secret},
         [f"Client {created.id} created.", f"API key (shown once): {created.api_key}"],
     )
+
+
+@sas_app.command("create")
+def sas_client_create(
+    name: Annotated[str, typer.Option(help="Name of the SAS platform's client.")], as_json: JsonFlag = False
+) -> None:
+    """Create the SAS platform's principal (one per deployment) and print its API key (shown once)."""
+    from service.accounts import service as accounts_service
+    from service.clock import utc_now
+
+    client, key = _or_exit(
+        lambda: run_with_session(get_settings(), lambda s: accounts_service.create_sas_client(s, name, utc_now()))
+    )
+    emit(
+        as_json,
+        {"id": str(client.id), "api_key": key},
+        [f"SAS client {client.id} created.", f"API key (shown once): {key}"],
+    )
+
+
+@sas_app.command("rotate-key")
+def sas_client_rotate(
+    client_id: Annotated[
+        uuid.UUID | None, typer.Option("--id", help="Which SAS client (default: the only one).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give the SAS client a new API key (shown once); the previous one stops working now."""
+    from service.accounts import service as accounts_service
+    from service.clock import utc_now
+
+    client, key = _or_exit(
+        lambda: run_with_session(get_settings(), lambda s: accounts_service.rotate_sas_key(s, client_id, utc_now()))
+    )
+    emit(as_json, {"id": str(client.id), "api_key": key}, [f"SAS client {client.id}: new API key (shown once): {key}"])
 
 
 @app.command("seed-demo")

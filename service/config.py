@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     patient_message_timeout_seconds: float = Field(
         default=10.0, gt=0, le=60, alias="SNP_PATIENT_MESSAGE_TIMEOUT_SECONDS"
     )
+    # Where people reach the console from outside (links the SAS shows its regulators), e.g.
+    # https://snp.cpts-exemple.fr; unset: the links use the address the request came to.
+    public_url: str | None = Field(default=None, alias="SNP_PUBLIC_URL")
     # Bodies above this are refused (413) before they are read; above the second bound, only an
     # authenticated caller's body is read (service.body_limit).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="SNP_MAX_BODY_BYTES")

@@ -20,6 +20,7 @@ from service.config import Settings, db_timeouts, get_settings, webhook_policy
 from service.console import router as console
 from service.cpts import router as cpts_router
 from service.db import create_engine, create_sessionmaker
+from service.fhir import router as fhir_router
 from service.idempotency import response_cipher
 from service.imports import router as imports_router
 from service.logging import configure_logging
@@ -108,4 +109,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reporting_router.router)
     app.include_router(imports_router.router)
     console.install(app)
+    app.include_router(fhir_router.router)
     return app

@@ -1,6 +1,6 @@
 """Imports every table so that `Base.metadata` is complete (Alembic, tests)."""
 
-from service.accounts.models import ClientPractitioner, LoginThrottle, SoftwareClient, StaffUser
+from service.accounts.models import ClientPractitioner, LoginThrottle, SasClient, SoftwareClient, StaffUser
 from service.audit.models import AuditEvent
 from service.bookings.models import Booking
 from service.compensation.models import CompensationRate
@@ -30,6 +30,7 @@ __all__ = [
     "PatientMessage",
     "Practitioner",
     "RequestNote",
+    "SasClient",
     "Site",
     "Slot",
     "SoftwareClient",

@@ -73,9 +73,13 @@ def api_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_api_key() -> NewApiKey:
-    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    return NewApiKey(key=key, prefix=key[: len(API_KEY_PREFIX) + 6], digest=api_key_digest(key))
+def new_api_key(prefix: str = API_KEY_PREFIX) -> NewApiKey:
+    key = prefix + secrets.token_urlsafe(32)
+    return NewApiKey(key=key, prefix=key[: len(prefix) + 6], digest=api_key_digest(key))
+
+
+# The SAS platform's keys look different from software clients': a key is never tried as the other.
+SAS_KEY_PREFIX = "snpsas_"
 
 
 def new_webhook_secret() -> str:

@@ -100,3 +100,18 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, server_default="0")
     window_started_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]
+
+
+class SasClient(Base):
+    """The national SAS platform: one deployment-wide principal (not a tenant's) that may only call
+    the FHIR interface. Its API key is kept as a digest, like software clients'."""
+
+    __tablename__ = "sas_client"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    key_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    created_at: Mapped[datetime] = created_at_column()
+    key_rotated_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +16,7 @@ from service import destinations
 from service.accounts import repository
 from service.accounts.domain import (
     ACCOUNT_THROTTLE,
+    SAS_KEY_PREFIX,
     Role,
     ThrottleState,
     issue_access_token,
@@ -32,7 +34,7 @@ from service.accounts.domain import (
     totp_valid,
     verify_password,
 )
-from service.accounts.models import SoftwareClient, StaffUser
+from service.accounts.models import SasClient, SoftwareClient, StaffUser
 from service.accounts.schemas import (
     ClientCreate,
     ClientCreated,
@@ -51,7 +53,7 @@ from service.config import Settings
 from service.cpts import repository as cpts_repository
 from service.db import session_scope
 from service.destinations import WebhookPolicy
-from service.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthenticated, field_error
+from service.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests, Unauthenticated, field_error
 from service.pagination import BY_NAME, Page
 from service.practitioners import repository as practitioners_repository
 
@@ -429,3 +431,27 @@ async def rotate_webhook_secret(
     return WebhookSecretRotated(
         id=client.id, webhook_secret=client.webhook_secret, previous_secret_valid_until=now + grace
     )
+
+
+async def create_sas_client(session: AsyncSession, name: str, now: datetime) -> tuple[SasClient, str]:
+    """The SAS platform's principal (deployment-wide) and its API key, shown once."""
+    key = new_api_key(SAS_KEY_PREFIX)
+    client = SasClient(name=name, key_prefix=key.prefix, key_digest=key.digest, created_at=now)
+    session.add(client)
+    await session.flush()
+    return client, key.key
+
+
+async def rotate_sas_key(session: AsyncSession, client_id: uuid.UUID | None, now: datetime) -> tuple[SasClient, str]:
+    """A new key for the SAS client (the only one when no id is given); the previous one stops now."""
+    clients = list(await session.scalars(select(SasClient).where(SasClient.active).order_by(SasClient.created_at)))
+    chosen = [c for c in clients if client_id is None or c.id == client_id]
+    if not chosen:
+        raise NotFound("sas_client")
+    if client_id is None and len(chosen) > 1:
+        raise Conflict("sas_client_ambiguous", "Several SAS clients exist: name one with --id.")
+    client = chosen[0]
+    key = new_api_key(SAS_KEY_PREFIX)
+    client.key_prefix, client.key_digest, client.key_rotated_at = key.prefix, key.digest, now
+    await session.flush()
+    return client, key.key

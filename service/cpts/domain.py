@@ -80,3 +80,10 @@ def target_problem(indicator: str, value: float) -> str | None:
     if value < 0:
         return f"{indicator} cannot be negative"
     return None
+
+
+def sas_problem(sas_enabled: bool, finess: str | None) -> str | None:
+    """The SAS knows a CPTS by its FINESS (its Organization's IDNST is "1" + the 9 digits)."""
+    if sas_enabled and (finess is None or not finess.isdigit()):
+        return "joining the SAS takes the CPTS's FINESS (9 digits)"
+    return None

@@ -59,6 +59,10 @@ class Cpts(Base):
     min_lead_minutes: Mapped[int] = mapped_column(server_default="30")
     # Another request of the same patient this close is shown as a possible duplicate.
     duplicate_window_hours: Mapped[int] = mapped_column(server_default="72")
+    # The CPTS shows its SNP slots to the national SAS (FHIR interface); it takes a FINESS.
+    sas_enabled: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The CPTS's own number (the SAS's Organization.telecom).
+    phone: Mapped[str | None] = mapped_column(String(30))
     # Staff must sign in with a second factor (TOTP) when set.
     mfa_required: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # Keys the HMAC that pseudonymises patients in exports; never leaves the database.

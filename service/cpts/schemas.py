@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from service.compensation.schemas import CompensationIn, CompensationOut
 from service.cpts.domain import TARGET_INDICATORS, target_problem
-from service.fields import InputModel, InseeCode, Label, LocalDatetime, PlausibleDate, Timezone
+from service.fields import InputModel, InseeCode, Label, LocalDatetime, Phone, PlausibleDate, Timezone
 from service.reference.codes import motif_classification
 
 
@@ -30,6 +30,8 @@ class CptsOut(BaseModel):
     duplicate_window_hours: int = Field(description="Requests of the same patient this close are shown as duplicates")
     territory: list[str]
     mfa_required: bool = Field(description="Staff sign in with a second factor (TOTP)")
+    sas_enabled: bool = Field(description="The CPTS shows its SNP slots to the national SAS (FHIR)")
+    phone: str | None
     targets: dict[str, float] = Field(description="The contract's indicator targets in force today")
     motif_overrides: dict[str, str]
     compensation: CompensationOut = Field(description="The compensation settings in force today")
@@ -83,6 +85,8 @@ class CptsPatch(InputModel):
     min_lead_minutes: int | None = Field(default=None, ge=0, le=240)
     duplicate_window_hours: int | None = Field(default=None, ge=1, le=720)
     mfa_required: bool | None = Field(default=None, description="Require a second factor (TOTP) of all staff")
+    sas_enabled: bool | None = Field(default=None, description="Join the SAS (needs a FINESS of 9 digits)")
+    phone: Phone | None = None
     compensation: CompensationIn | None = None
     targets: TargetsIn | None = Field(default=None, description="A new set of indicator targets from a date")
     motif_overrides: dict[str, Literal["transfer_15", "assess", "snp"]] | None = Field(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.compensation import repository as compensation_repository
 from service.compensation import service as compensation
 from service.cpts import repository
-from service.cpts.domain import contract_start_problem, size_class, targets_on
+from service.cpts.domain import contract_start_problem, sas_problem, size_class, targets_on
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch, TargetsIn
 from service.errors import Invalid, field_error
@@ -40,6 +40,8 @@ async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
         duplicate_window_hours=cpts.duplicate_window_hours,
         territory=list(cpts.territory),
         mfa_required=cpts.mfa_required,
+        sas_enabled=cpts.sas_enabled,
+        phone=cpts.phone,
         targets=dict(targets_on(await repository.target_history(session, cpts.id), today)),
         motif_overrides=dict(cpts.motif_overrides or {}),
         compensation=compensation.compensation_out(size_of(cpts), history, today),
@@ -103,9 +105,12 @@ async def update(session: AsyncSession, cpts_id: uuid.UUID, patch: CptsPatch, no
     if "territory" in changes:
         changes["territory"] = sorted(set(changes["territory"] or []))
     for field, value in changes.items():
-        if value is None and field not in ("finess",):
+        if value is None and field not in ("finess", "phone"):
             continue  # null means "unchanged" for required settings
         setattr(cpts, field, value)
+    problem = sas_problem(cpts.sas_enabled, cpts.finess)
+    if problem:
+        raise Invalid("finess_required", problem, errors=[field_error(["body", "sas_enabled"], problem)])
     if cpts.min_slot_minutes > cpts.max_slot_minutes:
         raise Invalid(
             "validation_error",

@@ -1,0 +1,270 @@
+"""The FHIR interface the national SAS calls (`/fhir`): its CapabilityStatement and the slot search
+of the CPTS flow (INT_R04). Only the SAS platform's own principal may call it; every error is an
+OperationOutcome. The slots are those of CPTS that joined the SAS, free, visible to SNP
+regulators, in the window asked for: a hold, a booking, a withdrawal or a CPTS that did not join
+hides them, whoever asks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import String
+
+from service.accounts.domain import API_KEY_PREFIX, SAS_KEY_PREFIX, api_key_digest
+from service.accounts.models import SasClient
+from service.clock import Now
+from service.db import SessionDep
+from service.fhir import resources
+from service.fhir.resources import CptsFacts, SlotFacts
+from service.fhir.search import SearchError, SlotSearch, parse
+from service.reference.communes import commune
+from service.routing import TransactionalRoute
+from service.slots.predicates import OFFERABLE_SQL
+
+FHIR_JSON = "application/fhir+json"
+_log = structlog.get_logger("service.fhir")
+
+
+class FhirError(Exception):
+    def __init__(self, status: int, code: str, diagnostics: str) -> None:
+        super().__init__(diagnostics)
+        self.status, self.code, self.diagnostics = status, code, diagnostics
+
+
+def fhir_response(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(content, status_code=status_code, media_type=FHIR_JSON, headers=headers)
+
+
+class FhirRoute(TransactionalRoute):
+    """A transaction per request, and every refusal an OperationOutcome (never problem+json)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def fhir_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except FhirError as error:
+                headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+                return fhir_response(resources.operation_outcome(error.code, error.diagnostics), error.status, headers)
+            except SearchError as error:
+                return fhir_response(resources.operation_outcome("invalid", str(error)), 400)
+
+        return fhir_handler
+
+
+router = APIRouter(prefix="/fhir", route_class=FhirRoute, include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class SasPrincipal:
+    id: Any
+    name: str
+
+
+async def sas_principal(request: Request, session: SessionDep) -> SasPrincipal:
+    """The SAS platform, by its API key; staff tokens and practice software are not let in."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise FhirError(401, "login", "Missing bearer token (the SAS platform's API key).")
+    if not token.startswith(SAS_KEY_PREFIX):
+        kind = "practice-software key" if token.startswith(API_KEY_PREFIX) else "staff token"
+        raise FhirError(403, "forbidden", f"The FHIR interface is the SAS platform's: a {kind} is not accepted.")
+    client = await session.scalar(
+        select(SasClient).where(SasClient.key_digest == api_key_digest(token), SasClient.active)
+    )
+    if client is None:
+        raise FhirError(401, "login", "Unknown or revoked SAS API key.")
+    return SasPrincipal(client.id, client.name)
+
+
+_SLOTS = text(
+    f"""
+    SELECT s.id, s.start_at, s.end_at, s.modality, s.specialty, s.visibility,
+           p.id AS practitioner_id, p.idnps, p.family_name, p.given_name, p.phone AS practitioner_phone,
+           st.id AS site_id, st.address, st.postal_code, st.commune_insee, st.phone AS site_phone,
+           st.latitude, st.longitude,
+           c.id AS cpts_id, c.name AS cpts_name, c.finess, c.phone AS cpts_phone, c.timezone
+    FROM slot s
+    JOIN practitioner p ON p.id = s.practitioner_id
+    JOIN site st ON st.id = s.site_id
+    JOIN cpts c ON c.id = s.cpts_id
+    WHERE c.sas_enabled AND c.finess IS NOT NULL
+      AND p.idnps = ANY(:idnps) AND p.active
+      AND {OFFERABLE_SQL} AND s.status = 'free'
+      AND 'SNP' = ANY(s.visibility)
+      AND s.start_at >= :start_from AND s.start_at <= :start_to
+    ORDER BY s.start_at, s.id
+    LIMIT :limit
+    """  # noqa: S608 - module constants, no input
+).bindparams(bindparam("idnps", type_=ARRAY(String)))
+
+
+def _facts(row: Any) -> SlotFacts:
+    place = commune(row.commune_insee)
+    cpts = CptsFacts(row.cpts_id, row.cpts_name, row.finess, row.cpts_phone, row.timezone)
+    return SlotFacts(
+        slot_id=row.id,
+        start=row.start_at,
+        end=row.end_at,
+        modality=row.modality,
+        specialty=row.specialty,
+        visibility=tuple(row.visibility),
+        practitioner_id=row.practitioner_id,
+        idnps=row.idnps,
+        family_name=row.family_name,
+        given_name=row.given_name,
+        practitioner_phone=row.practitioner_phone,
+        site_id=row.site_id,
+        site_address=row.address,
+        site_postal_code=row.postal_code or (place.postal_code if place else None),
+        site_city=place.name if place else None,
+        site_phone=row.site_phone,
+        latitude=row.latitude,
+        longitude=row.longitude,
+        cpts=cpts,
+    )
+
+
+def public_base(request: Request) -> str:
+    configured = request.app.state.settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def searchset(search: SlotSearch, rows: list[SlotFacts], self_url: str, base: str, fhir_base: str) -> dict[str, Any]:
+    """The Bundle the aggregator reads: the slots (`match`), then what `_include` asked for."""
+    entries: list[dict[str, Any]] = []
+
+    def entry(resource: dict[str, Any], mode: str) -> None:
+        entries.append(
+            {
+                "fullUrl": f"{fhir_base}/{resource['resourceType']}/{resource['id']}",
+                "resource": resource,
+                "search": {"mode": mode},
+            }
+        )
+
+    for facts in rows:
+        entry(resources.slot(facts, f"{base}/console/sas/practitioners/{facts.practitioner_id}"), "match")
+    seen: set[tuple[str, str]] = set()
+
+    def include(resource: dict[str, Any]) -> None:
+        key = (resource["resourceType"], resource["id"])
+        if key not in seen:
+            seen.add(key)
+            entry(resource, "include")
+
+    for facts in rows:
+        if "Slot:schedule" in search.includes:
+            include(resources.schedule(facts))
+            if "Schedule:actor" in search.iterated:
+                include(resources.practitioner(facts))
+                include(resources.practitioner_role(facts))
+        if "Slot:service-type-reference" in search.includes:
+            include(resources.healthcare_service(facts.cpts))
+            if "HealthcareService:organization" in search.iterated:
+                include(resources.organization(facts.cpts))
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "meta": {"profile": [resources.profile("sas-cpts-bundle-aggregator")]},
+        "type": "searchset",
+        "total": len(rows),
+        "link": [{"relation": "self", "url": self_url}],
+    }
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+@router.get("/Slot")
+async def search_slots(request: Request, session: SessionDep, now: Now) -> Response:
+    """INT_R04: the free slots of the practitioners asked for, in the window, with the includes."""
+    await sas_principal(request, session)
+    params = parse_qsl(request.url.query, keep_blank_values=True)
+    search = parse(params)
+    if search.status != "free" or search.count == 0:
+        found: list[SlotFacts] = []
+    else:
+        result = await session.execute(
+            _SLOTS,
+            {
+                "idnps": list(search.idnps),
+                "start_from": search.start_from,
+                "start_to": search.start_to,
+                "limit": search.count,
+                "now": now,
+            },
+        )
+        found = [_facts(row) for row in result]
+    base = public_base(request)
+    bundle = searchset(search, found, str(request.url), base, f"{base}/fhir")
+    _log.info("fhir.slot_search", practitioners=len(search.idnps), slots=len(found))
+    return fhir_response(bundle)
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    """What this server does of the guide (CPTS agenda-manager flow), as a CapabilityStatement."""
+    return fhir_response(capability_statement(public_base(request)))
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-12-01",
+        "publisher": "SNP orientation and slot-booking service",
+        "kind": "instance",
+        "implementation": {"description": "FHIR interface for the national SAS (CPTS flow)", "url": f"{base}/fhir"},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json"],
+        "instantiates": ["https://interop.esante.gouv.fr/ig/fhir/sas/CapabilityStatement/SAS-GestionnaireAgenda-CPTS"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "description": "Mutual TLS (IGC-Santé certificates) and the SAS platform's bearer API key"
+                },
+                "resource": [
+                    {
+                        "type": "Slot",
+                        "supportedProfile": [resources.profile("sas-cpts-slot-aggregator")],
+                        "interaction": [{"code": "search-type"}],
+                        "searchInclude": ["Slot:schedule", "Slot:service-type-reference"],
+                        "searchParam": [
+                            {"name": "start", "type": "date"},
+                            {"name": "status", "type": "token"},
+                            {"name": "schedule.actor:Practitioner.identifier", "type": "token"},
+                            {"name": "_count", "type": "number"},
+                        ],
+                    },
+                    {
+                        "type": "Schedule",
+                        "supportedProfile": [resources.profile("FrScheduleAgregateur")],
+                        "searchInclude": ["Schedule:actor"],
+                    },
+                    {
+                        "type": "HealthcareService",
+                        "supportedProfile": [resources.profile("sas-cpts-healthcareservice-aggregator")],
+                        "searchInclude": ["HealthcareService:organization"],
+                    },
+                ],
+            }
+        ],
+    }
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+async def elsewhere(path: str) -> Response:
+    """Anything else under /fhir answers as FHIR does, never as the rest of the API."""
+    return fhir_response(resources.operation_outcome("not-supported", f"/fhir/{path} is not supported here"), 404)
