@@ -20,6 +20,7 @@ from service import idempotency
 from service.accounts import service as accounts
 from service.accounts.domain import ORIENTING_ROLES, Role
 from service.auth import Principal
+from service.bookings import repository as bookings_repository
 from service.bookings import service as bookings
 from service.bookings.schemas import CancelIn
 from service.clock import Now
@@ -43,12 +44,15 @@ from service.flows import orientation as flows
 from service.flows import patient_messages
 from service.notifications import patients
 from service.orientation import service as requests
-from service.orientation.domain import notify_problem
+from service.orientation.domain import RequestStatus, notify_problem
 from service.orientation.schemas import CallbackIn, DuplicateCheck, OrientationIn, OverrideIn, RequestCreate
+from service.practitioners import service as practitioners_service
 from service.reference.codes import motifs, red_flags
 from service.reference.communes import commune, normalise
 from service.reference.communes import search as search_communes
 from service.routing import TransactionalRoute
+from service.slots import repository as slots_repository
+from service.slots import service as slots_service
 from service.slots.domain import Modality
 
 STATIC = Path(__file__).parent / "static"
@@ -259,10 +263,44 @@ async def _queue(request: Request, principal: Principal, session: SessionDep, no
 
 
 @router.get("/requests/new")
-async def new_request_page(request: Request, principal: ConsoleUser) -> Response:
+async def new_request_page(
+    request: Request,
+    principal: ConsoleUser,
+    session: SessionDep,
+    slot_id: Annotated[uuid.UUID | None, Query()] = None,
+    origin: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """A new request; from the SAS's link, with the slot the regulator chose (booked on saving)."""
     if (redirect := _require_full_session(principal)) is not None:
         return redirect
-    return render(request, "new_request.html", **_form_context(request, {}, {}))
+    values: dict[str, Any] = {}
+    chosen = None
+    if slot_id is not None:
+        chosen = await bookings_repository.slot_details(session, principal.cpts_id, slot_id)
+        values = {"slot_id": str(slot_id), "via_sas": "on" if origin == "sas" else None}
+    return render(request, "new_request.html", chosen=chosen, **_form_context(request, values, {}))
+
+
+@router.get("/sas/practitioners/{practitioner_id}")
+async def sas_practitioner(
+    practitioner_id: uuid.UUID,
+    request: Request,
+    principal: ConsoleUser,
+    session: SessionDep,
+    now: Now,
+    origin: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """Where the SAS sends a regulator who chose this practitioner (the Slot's `comment`): their
+    free slots of the coming three days, each to book for the patient on the phone."""
+    if (redirect := _require_full_session(principal)) is not None:
+        return redirect
+    member = await practitioners_service.member(session, principal.cpts_id, None, practitioner_id)
+    rows = await slots_repository.free_slots(
+        session, principal.cpts_id, now, start_from=now, start_to=now + timedelta(hours=72), limit=60,
+        practitioner_id=practitioner_id,
+    )  # fmt: skip
+    slots = [slots_service.found_of(row) for row in rows]
+    return render(request, "sas_practitioner.html", member=member, slots=slots, origin=origin)
 
 
 def _form_context(request: Request, values: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
@@ -307,6 +345,8 @@ def _request_body(form: dict[str, Any]) -> dict[str, Any]:
         "red_flags": form.get("red_flags") or [],
         "needs": needs,
         "note": text("note"),
+        "via_sas": form.get("via_sas") == "on",
+        "regulating_physician": text("regulating_physician"),
         "notify_by": form.get("notify_by") or [],
     }
     return {k: v for k, v in body.items() if v is not None}
@@ -342,6 +382,16 @@ async def create_request(request: Request, principal: ConsoleUser, session: Sess
         errors = field_errors(error)
         return render(request, "_new_request_form.html", status_code=422, **_form_context(request, form, errors))
     created = await requests.create(session, principal, data, now, request)
+    chosen = form.get("slot_id")
+    if isinstance(chosen, str) and chosen and created.status == RequestStatus.open.value:
+        try:  # the slot the regulator chose on the SAS: booked at once, if it is still free
+            async with session.begin_nested():
+                booked = await bookings.take_slot(
+                    session, principal, created.id, uuid.UUID(chosen), now, confirm=True, http=request
+                )
+        except (DomainError, ValueError):
+            return _navigate(f"/console/requests/{created.id}")  # taken meanwhile: the suggestions
+        return _navigate(f"/console/bookings/{booked.booking_id}")
     return _navigate(f"/console/requests/{created.id}")
 
 

@@ -407,6 +407,7 @@ _FREE_SLOTS = text(
       -- suggestions: the patient travels to any practice or uses video; a home visit must cover them
       AND (CAST(:home_visits_for AS text) IS NULL OR s.modality <> 'HH'
            OR :home_visits_for = ANY(s.home_visit_communes))
+      AND (CAST(:practitioner AS uuid) IS NULL OR s.practitioner_id = CAST(:practitioner AS uuid))
       AND (CAST(:after_start AS timestamptz) IS NULL OR (s.start_at, s.id) > (:after_start, :after_id))
     ORDER BY s.start_at, s.id
     LIMIT :limit
@@ -428,6 +429,7 @@ async def free_slots(
     commune_insee: str | None = None,
     home_visits_for: str | None = None,
     after: tuple[Any, ...] | None = None,
+    practitioner_id: uuid.UUID | None = None,
 ) -> list[Any]:
     """Slots the CPTS's call handlers may offer, earliest first, with their practitioner and site:
     the columns an answer shows, from a statement compiled once (this is a hot path)."""
@@ -446,6 +448,7 @@ async def free_slots(
             "home_visits_for": home_visits_for,
             "after_start": after_start,
             "after_id": after_id,
+            "practitioner": practitioner_id,
             "limit": limit,
         },
     )

@@ -184,3 +184,37 @@ async def test_reading_a_request_in_the_console_is_audited_like_in_the_api(
     assert "request.search" in actions
     assert "request.list" in actions  # the queue shown after sign-in
     assert (await client.get("/v1/requests", headers=bearer("not-a-token"))).status_code == 401
+
+
+async def test_the_link_the_sas_shows_books_the_slot_the_regulator_chose(
+    browser_like: httpx.AsyncClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.builders import new_agenda, publish, slot_item
+
+    agenda = await new_agenda(tenant, practitioners=1)
+    doctor = agenda.practitioners[0]
+    start = (datetime.now(UTC) + timedelta(hours=5)).replace(minute=0, second=0, microsecond=0)
+    [slot_id] = await publish(agenda, [slot_item("sas-1", doctor, start)])
+    csrf = await sign_in(browser_like, tenant.emails["regulator"])
+    page = await browser_like.get(f"/console/sas/practitioners/{doctor['id']}", params={"origin": "sas"})
+    assert page.status_code == 200
+    assert "Vous venez du SAS" in page.text
+    assert f"/console/requests/new?slot_id={slot_id}&amp;origin=sas" in page.text
+    form_page = await browser_like.get("/console/requests/new", params={"slot_id": slot_id, "origin": "sas"})
+    assert "Créneau choisi sur le SAS" in form_page.text
+    made = await browser_like.post(
+        "/console/requests",
+        data={"motif": "M19.05.00", "family_name": "Sasse", "slot_id": slot_id, "via_sas": "on",
+              "regulating_physician": tenant.rpps["regulator"]},
+        headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    assert made.headers["HX-Redirect"].startswith("/console/bookings/")
+    booking_id = made.headers["HX-Redirect"].rsplit("/", 1)[1]
+    booking = (await client.get(f"/v1/bookings/{booking_id}", headers=tenant.handler)).json()
+    assert (booking["slot_id"], booking["status"]) == (slot_id, "booked")
+    detail = (await client.get(f"/v1/requests/{booking['request_id']}", headers=tenant.handler)).json()
+    assert detail["via_sas"] is True
+    assert detail["regulating_physician"] == tenant.rpps["regulator"]
