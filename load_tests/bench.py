@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -42,6 +43,7 @@ from load_tests.bench_publish import batch_items, publish_all, raw_insert
 from load_tests.generator import PASSWORD, GeneratedCpts, generate
 from load_tests.harness import BenchTenant, bench_database, live_service, percentile
 from service import embedded_db, migrate
+from service.accounts.domain import SAS_KEY_PREFIX, new_api_key
 from service.reporting.periods import Month
 from service.slots.predicates import OFFERABLE_SQL
 
@@ -51,6 +53,7 @@ TARGETS = {
     "suggestions_p95_ms": 50,
     "publication_slots_per_s": 5000,
     "booking_to_raw_ratio": 0.20,
+    "fhir_p95_ms": 100,
 }
 
 
@@ -165,20 +168,50 @@ async def open_requests(url: str, cpts: GeneratedCpts, count: int) -> list[uuid.
     """Open requests waiting in the queue, as handlers would have created them."""
     now = datetime.now(UTC)
     rows = [
-        (uuid.uuid4(), cpts.cpts_id, now - timedelta(minutes=5), now + timedelta(hours=24) - timedelta(minutes=5),
-         "phone", "44109", "M19.05.00", "assess", "10", "SM54", ["AMB", "HH", "VR"], "open", "user",
-         cpts.handler_ids[0], now, now)
+        (
+            uuid.uuid4(),
+            cpts.cpts_id,
+            now - timedelta(minutes=5),
+            now + timedelta(hours=24) - timedelta(minutes=5),
+            "phone",
+            "44109",
+            "M19.05.00",
+            "assess",
+            "10",
+            "SM54",
+            ["AMB", "HH", "VR"],
+            "open",
+            "user",
+            cpts.handler_ids[0],
+            now,
+            now,
+        )
         for _ in range(count)
-    ]  # fmt: skip
+    ]
     conn = await asyncpg.connect(url)
     try:
         await conn.copy_records_to_table(
             "care_request",
             records=rows,
-            columns=["id", "cpts_id", "received_at", "deadline_at", "channel", "patient_commune_insee", "motif",
-                     "motif_classification", "needs_profession", "needs_specialty", "needs_modalities", "status",
-                     "created_by_kind", "created_by_id", "created_at", "updated_at"],
-        )  # fmt: skip
+            columns=[
+                "id",
+                "cpts_id",
+                "received_at",
+                "deadline_at",
+                "channel",
+                "patient_commune_insee",
+                "motif",
+                "motif_classification",
+                "needs_profession",
+                "needs_specialty",
+                "needs_modalities",
+                "status",
+                "created_by_kind",
+                "created_by_id",
+                "created_at",
+                "updated_at",
+            ],
+        )
         slots = await conn.fetch(
             "SELECT id FROM slot WHERE cpts_id = $1 AND status = 'free' AND start_at > now() + interval '1 hour' "
             "AND start_at < now() + interval '14 days' ORDER BY start_at",
@@ -386,7 +419,9 @@ async def invariants(url: str, cpts: GeneratedCpts, booked: list[str]) -> dict[s
     }
 
 
-PHASES = ("raw", "ceiling", "bookings", "suggestions", "search", "publication", "report")
+PHASES = ("raw", "ceiling", "bookings", "suggestions", "search", "fhir", "publication", "report")
+# The SAS's search: 25 practitioners over 72 h, 40 free slots each (the guide's test kit fails at 1 s).
+FHIR_PRACTITIONERS, FHIR_SLOTS_EACH = 25, 40
 WRITTEN = ("slot", "booking", "care_request", "orientation_event", "outbox_message", "audit_event")
 
 
@@ -441,6 +476,10 @@ async def measure(
     if "search" in phases:
         figures["search"], searched = await open_loop(base, 100, seconds, search)
         progress("search", figures["search"])
+    fhir: Tally = Tally()
+    if "fhir" in phases:
+        figures["fhir"], fhir = await sas_search(url, base, cpts, seconds)
+        progress("fhir", figures["fhir"])
     if "publication" in phases:
         tenant = BenchTenant(str(cpts.cpts_id), keys["coordinator"][0], keys["handler"][0])
         tenant.practitioners = [{"id": str(m.id), "sites": [{"id": str(m.site_id)}]} for m in cpts.members]
@@ -483,7 +522,9 @@ async def measure(
         figures["postgresql"] = await conn.fetchval("SHOW server_version")
     finally:
         await conn.close()
-    figures["server_errors"] = booked.server_errors + suggested.server_errors + searched.server_errors
+    figures["server_errors"] = (
+        booked.server_errors + suggested.server_errors + searched.server_errors + fhir.server_errors
+    )
     return figures
 
 
@@ -527,6 +568,13 @@ def table(figures: dict[str, Any]) -> str:
         ),
         ("search at 100/s p50/p95/p99", _spread(figures["search"]), "", None),
         (
+            f"SAS FHIR search ({FHIR_PRACTITIONERS} x {FHIR_SLOTS_EACH} slots, 72 h) p50/p95/p99",
+            _spread(figures["fhir"]),
+            f"p95 <= {TARGETS['fhir_p95_ms']} ms",
+            figures["fhir"]["p95_ms"] <= TARGETS["fhir_p95_ms"],
+        ),
+        ("  FHIR answer: slots / resources / kB", _fhir_size(figures["fhir"]), "", None),
+        (
             "batch publication, 2 publishers at once",
             f"{publication['two_publishers']['slots_per_s']} slots/s",
             f">= {TARGETS['publication_slots_per_s']}",
@@ -548,6 +596,79 @@ def table(figures: dict[str, Any]) -> str:
         verdict = "" if met is None else ("ok" if met else "MISSED")
         lines.append(f"{name.ljust(width)}  {value:>30}  {target:<16}  {verdict}")
     return "\n".join(lines)
+
+
+def _fhir_size(figures: dict[str, Any]) -> str:
+    return f"{figures['slots']} / {figures['resources']} / {figures['kilobytes']}"
+
+
+async def sas_search(url: str, base: str, cpts: GeneratedCpts, seconds: int) -> tuple[dict[str, Any], Tally]:
+    """The CPTS joins the SAS; 25 practitioners get 40 free SNP slots each over three days past the
+    generated ones; the SAS searches them with every include, at 10 calls a second (the guide
+    expects about 3 000 an hour)."""
+    key = new_api_key(SAS_KEY_PREFIX)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("UPDATE cpts SET sas_enabled = true, finess = '440000001' WHERE id = $1", cpts.cpts_id)
+        await conn.execute(
+            "INSERT INTO sas_client (id, name, key_prefix, key_digest, created_at) VALUES ($1, 'bench', $2, $3, now())",
+            uuid.uuid4(),
+            key.prefix,
+            key.digest,
+        )
+        members = [m for m in cpts.members if m.profession == "10"][:FHIR_PRACTITIONERS]
+        first = (datetime.now(UTC) + timedelta(days=16)).replace(hour=7, minute=0, second=0, microsecond=0)
+        for member in members:
+            starts = [first + timedelta(days=i // 14, minutes=30 * (i % 14)) for i in range(FHIR_SLOTS_EACH)]
+            await conn.executemany(
+                """INSERT INTO slot (id, cpts_id, publisher_id, client_id, external_id, practitioner_id, site_id,
+                       start_at, end_at, modality, visibility, specialty, home_visit_communes, status, version,
+                       published_at, updated_at)
+                   VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $7 + interval '20 minutes', 'AMB', '{CPTS,SNP}', $8, '{}',
+                           'free', 1, now(), now())""",
+                [
+                    (
+                        uuid.uuid4(),
+                        cpts.cpts_id,
+                        cpts.client_id,
+                        f"sas-{member.id}-{i}",
+                        member.id,
+                        member.site_id,
+                        start,
+                        member.specialty,
+                    )
+                    for i, start in enumerate(starts)
+                ],
+            )
+        ids = ",".join(
+            await conn.fetchval("SELECT array_agg(idnps) FROM practitioner WHERE id = ANY($1)", [m.id for m in members])
+        )
+    finally:
+        await conn.close()
+    await settle(url)
+    paris = ZoneInfo("Europe/Paris")
+    low, high = first.astimezone(paris) - timedelta(hours=1), first.astimezone(paris) + timedelta(hours=71)
+    query = (
+        "_include=Slot:schedule&_include:iterate=Schedule:actor&_include=Slot:service-type-reference"
+        f"&_include:iterate=HealthcareService:organization&start=ge{low:%Y-%m-%dT%H:%M:%S}"
+        f"&start=le{high:%Y-%m-%dT%H:%M:%S}&status=free"
+        f"&schedule.actor:Practitioner.identifier=urn:oid:1.2.250.1.71.4.2.1|{ids}"
+    )
+    headers = {"Authorization": f"Bearer {key.key}"}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        sample = (await http.get(f"/fhir/Slot?{query}", headers=headers)).raise_for_status()
+    bundle = sample.json()
+
+    async def call(http: aiohttp.ClientSession, i: int) -> int:
+        return await _get(http, f"/fhir/Slot?{query}", headers)
+
+    figures, tally = await open_loop(base, 10, seconds, call)
+    figures |= {
+        "slots": bundle["total"],
+        "resources": len(bundle.get("entry", [])),
+        "kilobytes": round(len(sample.content) / 1024),
+    }
+    return figures, tally
 
 
 def _booking_answers(bookings: dict[str, Any]) -> str:

@@ -91,11 +91,28 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(envvar="SNP_WORKERS", help="Worker processes.")] = 1,
+    fhir_port: Annotated[
+        int | None, typer.Option(help="Also serve /fhir for the SAS on this port, with mutual TLS.")
+    ] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="The FHIR port's server certificate (PEM).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="Its private key (PEM).")] = None,
+    ssl_ca_certs: Annotated[
+        Path | None, typer.Option(help="Authorities the SAS's client certificate must chain to (IGC-Santé).")
+    ] = None,
+    sas_subject: Annotated[
+        list[str] | None, typer.Option(help='An allowed client certificate subject, "CN=...,OU=..." (repeatable).')
+    ] = None,
 ) -> None:
     """Migrate, then serve the API (embedded PostgreSQL unless DATABASE_URL is set)."""
     import uvicorn
 
     settings = get_settings()
+    if fhir_port is not None and (workers != 1 or not (ssl_certfile and ssl_keyfile and ssl_ca_certs and sas_subject)):
+        typer.echo(
+            "error: --fhir-port needs --ssl-certfile, --ssl-keyfile, --ssl-ca-certs, --sas-subject and a single worker",
+            err=True,
+        )
+        raise typer.Exit(2)
     with database(settings) as url:
         migrate.upgrade(url)
         # The app (and every worker process) reads the same server from the environment.
@@ -103,6 +120,9 @@ def serve(
         get_settings.cache_clear()
         _exit_on_sigterm()
         typer.echo(f"Serving on http://{host}:{port} (docs at http://{host}:{port}/docs)", err=True)
+        if fhir_port is not None:
+            _serve_with_fhir_port(host, port, fhir_port, ssl_certfile, ssl_keyfile, ssl_ca_certs, sas_subject or [])
+            return
         uvicorn.run(
             "service.main:create_app",
             factory=True,
@@ -112,6 +132,36 @@ def serve(
             log_config=None,
             access_log=False,
         )
+
+
+def _serve_with_fhir_port(
+    host: str, port: int, fhir_port: int, certfile: Any, keyfile: Any, ca_certs: Any, subjects: list[str]
+) -> None:
+    """The main port and the SAS's mutual-TLS port in one process, sharing one app (and pool)."""
+    import asyncio
+
+    import uvicorn
+
+    from service.fhir.mtls import fhir_server
+    from service.main import create_app
+
+    app = create_app()
+    main = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    sas = fhir_server(
+        app,
+        host=host,
+        port=fhir_port,
+        certfile=str(certfile),
+        keyfile=str(keyfile),
+        ca_certs=str(ca_certs),
+        subjects=subjects,
+    )
+    typer.echo(f"Serving /fhir for the SAS on https://{host}:{fhir_port} (mutual TLS)", err=True)
+
+    async def both() -> None:
+        await asyncio.gather(main.serve(), sas.serve())
+
+    asyncio.run(both())
 
 
 @app.command("migrate")
