@@ -624,7 +624,8 @@ async def sas_search(url: str, base: str, cpts: GeneratedCpts, seconds: int) -> 
                 """INSERT INTO slot (id, cpts_id, publisher_id, client_id, external_id, practitioner_id, site_id,
                        start_at, end_at, modality, visibility, specialty, home_visit_communes, status, version,
                        published_at, updated_at)
-                   VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $7 + interval '20 minutes', 'AMB', '{CPTS,SNP}', $8, '{}',
+                   VALUES ($1, $2, $3, $3, $4, $5, $6, $7::timestamptz, $7::timestamptz + interval '20 minutes',
+                           'AMB', '{CPTS,SNP}', $8, '{}',
                            'free', 1, now(), now())""",
                 [
                     (
