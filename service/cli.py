@@ -452,8 +452,10 @@ def report_activity(
 
 @app.command("relay")
 def relay_command() -> None:
-    """Deliver webhooks (a separate worker; `snp serve` also runs one unless SNP_RELAY_ENABLED=false)."""
+    """Deliver webhooks and the SAS's appointments (a separate worker; `snp serve` also runs one
+    unless SNP_RELAY_ENABLED=false)."""
     from service.db import create_engine, create_sessionmaker
+    from service.fhir import appointments
     from service.notifications.relay import run_forever
 
     settings = get_settings()
@@ -466,7 +468,10 @@ def relay_command() -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             typer.echo("Relay running; stop with Ctrl-C.", err=True)
-            await run_forever(create_sessionmaker(engine), settings, stop)
+            sessionmaker = create_sessionmaker(engine)
+            await asyncio.gather(
+                run_forever(sessionmaker, settings, stop), appointments.run_forever(sessionmaker, settings, stop)
+            )
         finally:
             await engine.dispose()
 

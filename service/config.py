@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     # Where people reach the console from outside (links the SAS shows its regulators), e.g.
     # https://snp.cpts-exemple.fr; unset: the links use the address the request came to.
     public_url: str | None = Field(default=None, alias="SNP_PUBLIC_URL")
+    # The SAS's FHIR base, to which the appointments of the requests it regulated are sent
+    # (INT_R03, service.fhir.appointments); unset: nothing is sent. With the client certificate
+    # (IGC-Santé) and key the SAS requires for mutual TLS, when set.
+    sas_base_url: str | None = Field(default=None, alias="SNP_SAS_BASE_URL")
+    sas_client_cert: Path | None = Field(default=None, alias="SNP_SAS_CLIENT_CERT")
+    sas_client_key: Path | None = Field(default=None, alias="SNP_SAS_CLIENT_KEY")
+    # Our Appointment identifiers' system (Appointment.identifier.system); by default the public
+    # URL's /fhir/sid/appointment.
+    sas_appointment_system: str | None = Field(default=None, alias="SNP_SAS_APPOINTMENT_SYSTEM")
     # Bodies above this are refused (413) before they are read; above the second bound, only an
     # authenticated caller's body is read (service.body_limit).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="SNP_MAX_BODY_BYTES")

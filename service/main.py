@@ -20,6 +20,7 @@ from service.config import Settings, db_timeouts, get_settings, webhook_policy
 from service.console import router as console
 from service.cpts import router as cpts_router
 from service.db import create_engine, create_sessionmaker
+from service.fhir import appointments
 from service.fhir import router as fhir_router
 from service.idempotency import response_cipher
 from service.imports import router as imports_router
@@ -69,8 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessionmaker = create_sessionmaker(engine)
             # The console's commune search indexes 35 000 names once: now, not on a handler's first call.
             await anyio.to_thread.run_sync(communes.warm)
-            if settings.relay_enabled:  # webhooks, and messages to patients
-                for worker in (relay.run_forever, patients.run_forever):
+            if settings.relay_enabled:  # webhooks, messages to patients, appointments to the SAS
+                for worker in (relay.run_forever, patients.run_forever, appointments.run_forever):
                     stop = asyncio.Event()
                     task = asyncio.create_task(worker(app.state.sessionmaker, settings, stop))
                     stack.push_async_callback(_stop_relay, stop, task)
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router.feed_router)  # before /v1/bookings/{booking_id}
     app.include_router(bookings_router.router)
     app.include_router(notifications_router.deliveries_router)
+    app.include_router(notifications_router.sas_router)
     app.include_router(reporting_router.router)
     app.include_router(imports_router.router)
     console.install(app)

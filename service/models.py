@@ -1,6 +1,13 @@
 """Imports every table so that `Base.metadata` is complete (Alembic, tests)."""
 
-from service.accounts.models import ClientPractitioner, LoginThrottle, SasClient, SoftwareClient, StaffUser
+from service.accounts.models import (
+    ClientPractitioner,
+    LoginThrottle,
+    SasClient,
+    SasRegulator,
+    SoftwareClient,
+    StaffUser,
+)
 from service.audit.models import AuditEvent
 from service.bookings.models import Booking
 from service.compensation.models import CompensationRate
@@ -31,6 +38,7 @@ __all__ = [
     "Practitioner",
     "RequestNote",
     "SasClient",
+    "SasRegulator",
     "Site",
     "Slot",
     "SoftwareClient",

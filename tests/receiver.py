@@ -34,6 +34,9 @@ def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300
 class Call:
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
+    path: str = ""
+    query: str = ""
 
 
 @dataclass
@@ -50,7 +53,9 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hooks/snp"
 
     async def _endpoint(self, request: Request) -> Response:
-        self.calls.append(Call(dict(request.headers), await request.body()))
+        self.calls.append(
+            Call(dict(request.headers), await request.body(), request.method, request.url.path, request.url.query)
+        )
         if self.delay:
             await asyncio.sleep(self.delay)
         return Response(status_code=self.answers.popleft() if self.answers else 200)
@@ -59,7 +64,8 @@ class Receiver:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        app = Starlette(routes=[Route("/hooks/snp", self._endpoint, methods=["POST"])])
+        # The webhooks' path, and any other (the SAS's FHIR base, for the appointments sent to it).
+        app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=["POST", "PUT"])])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())

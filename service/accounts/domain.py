@@ -272,3 +272,23 @@ def new_recovery_codes() -> list[str]:
 
 def recovery_digest(code: str) -> str:
     return hashlib.sha256(code.strip().lower().replace(" ", "").encode()).hexdigest()
+
+
+# A regulating physician of the SAS (INT_R02): what the SAS says of them, and how we hold it.
+@dataclass(frozen=True)
+class RegulatorFacts:
+    identifier_system: str
+    identifier_value: str
+    rpps: str | None
+    family_name: str
+    given_name: str
+    email: str | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class StoredRegulator:
+    id: uuid.UUID
+    facts: RegulatorFacts
+    version: int
+    updated_at: datetime

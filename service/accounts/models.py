@@ -102,6 +102,38 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None]
 
 
+class SasRegulator(Base):
+    """A regulating physician of the SAS, pushed by the SAS platform (INT_R02, FrPractitionerRegul):
+    deployment-wide like the SAS itself, a regulator for every CPTS that joined it. No password:
+    they will sign in through Pro Santé Connect; until then their record names who regulated a
+    request, and `active = false` withdraws that right."""
+
+    __tablename__ = "sas_regulator"
+    __table_args__ = (
+        UniqueConstraint(
+            "identifier_system", "identifier_value", name="uq_sas_regulator_identifier_system_identifier_value"
+        ),
+        Index("ix_sas_regulator_rpps", "rpps"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    # The identifier the SAS names them by (IDNPS, or the SAS's own INTRN), as it sent it.
+    identifier_system: Mapped[str] = mapped_column(String(100))
+    identifier_value: Mapped[str] = mapped_column(String(64))
+    # The RPPS when the identifier is an RPPS-based IDNPS: what requests name the regulator by.
+    rpps: Mapped[str | None] = mapped_column(String(11))
+    family_name: Mapped[str] = mapped_column(String(100))
+    given_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    active: Mapped[bool] = mapped_column(Boolean)
+    # Bumped when the rights change (withdrawn, restored), as for staff accounts.
+    credentials_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # The resource's version (meta.versionId), bumped on every update.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime]
+
+
 class SasClient(Base):
     """The national SAS platform: one deployment-wide principal (not a tenant's) that may only call
     the FHIR interface. Its API key is kept as a digest, like software clients'."""

@@ -3,12 +3,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import anyio
 from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,7 +19,9 @@ from service.accounts import repository
 from service.accounts.domain import (
     ACCOUNT_THROTTLE,
     SAS_KEY_PREFIX,
+    RegulatorFacts,
     Role,
+    StoredRegulator,
     ThrottleState,
     issue_access_token,
     new_api_key,
@@ -34,7 +38,7 @@ from service.accounts.domain import (
     totp_valid,
     verify_password,
 )
-from service.accounts.models import SasClient, SoftwareClient, StaffUser
+from service.accounts.models import SasClient, SasRegulator, SoftwareClient, StaffUser
 from service.accounts.schemas import (
     ClientCreate,
     ClientCreated,
@@ -455,3 +459,88 @@ async def rotate_sas_key(session: AsyncSession, client_id: uuid.UUID | None, now
     client.key_prefix, client.key_digest, client.key_rotated_at = key.prefix, key.digest, now
     await session.flush()
     return client, key.key
+
+
+class RegulatorWrite(StrEnum):
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
+    exists = "exists"  # a create for an identifier already held with other facts: update it instead
+
+
+def _stored(row: SasRegulator) -> StoredRegulator:
+    return StoredRegulator(
+        row.id,
+        RegulatorFacts(
+            identifier_system=row.identifier_system,
+            identifier_value=row.identifier_value,
+            rpps=row.rpps,
+            family_name=row.family_name,
+            given_name=row.given_name,
+            email=row.email,
+            active=row.active,
+        ),
+        row.version,
+        row.updated_at,
+    )
+
+
+async def _regulator_by_identifier(session: AsyncSession, system: str, value: str) -> SasRegulator | None:
+    return await session.scalar(
+        select(SasRegulator)
+        .where(SasRegulator.identifier_system == system, SasRegulator.identifier_value == value)
+        .with_for_update()
+    )
+
+
+async def write_sas_regulator(
+    session: AsyncSession, facts: RegulatorFacts, now: datetime, *, create_only: bool
+) -> tuple[StoredRegulator, RegulatorWrite]:
+    """Record a regulator the SAS pushed. A create of one already held with the same facts (the
+    SAS retrying) answers it unchanged; `create_only=False` (a conditional update) updates it.
+    Withdrawing or restoring the account moves its credentials version, as for staff."""
+    inserted = await session.scalar(
+        pg_insert(SasRegulator)
+        .values(
+            id=uuid.uuid4(),
+            identifier_system=facts.identifier_system,
+            identifier_value=facts.identifier_value,
+            rpps=facts.rpps,
+            family_name=facts.family_name,
+            given_name=facts.given_name,
+            email=facts.email,
+            active=facts.active,
+            created_at=now,
+            updated_at=now,
+        )
+        # Two pushes of a new regulator at once: one inserts, the other finds it below.
+        .on_conflict_do_nothing(index_elements=["identifier_system", "identifier_value"])
+        .returning(SasRegulator.id)
+    )
+    row = await _regulator_by_identifier(session, facts.identifier_system, facts.identifier_value)
+    assert row is not None  # inserted now, or held before: the unique key guarantees one
+    if inserted is not None:
+        return _stored(row), RegulatorWrite.created
+    if _stored(row).facts == facts:
+        return _stored(row), RegulatorWrite.unchanged
+    if create_only:
+        return _stored(row), RegulatorWrite.exists
+    if row.active != facts.active:
+        row.credentials_version += 1
+    row.rpps, row.family_name, row.given_name = facts.rpps, facts.family_name, facts.given_name
+    row.email, row.active = facts.email, facts.active
+    row.version += 1
+    row.updated_at = now
+    await session.flush()
+    return _stored(row), RegulatorWrite.updated
+
+
+async def sas_regulator(session: AsyncSession, regulator_id: uuid.UUID) -> StoredRegulator | None:
+    row = await session.get(SasRegulator, regulator_id)
+    return _stored(row) if row is not None else None
+
+
+async def sas_regulator_by_rpps(session: AsyncSession, rpps: str) -> StoredRegulator | None:
+    """The SAS regulator a request names by RPPS, when the SAS told us of them."""
+    row = await session.scalar(select(SasRegulator).where(SasRegulator.rpps == rpps).order_by(SasRegulator.created_at))
+    return _stored(row) if row is not None else None

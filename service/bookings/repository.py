@@ -17,7 +17,7 @@ from service.bookings.domain import ACTIVE, BookingStatus
 from service.bookings.models import Booking
 from service.bookings.predicates import ENDED_HOLD_STATUS_SQL
 from service.errors import NotFound
-from service.notifications import patients
+from service.notifications import patients, sas
 from service.notifications import service as notifications
 from service.orientation import log
 from service.orientation.log import LockedRequest
@@ -309,6 +309,7 @@ _RECORD_BOOKED = text(
     f"""
     WITH {log.APPEND_CTES},
     outboxed AS ({notifications.ENQUEUE_SQL}),
+    sas_outboxed AS ({sas.ENQUEUE_SQL}),
     told AS ({patients.ENQUEUE_SQL}),
     audited AS ({audit.INSERT_ONE_SQL})
     SELECT id FROM logged

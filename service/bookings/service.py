@@ -388,6 +388,9 @@ async def report_outcome(
     booking.outcome, booking.outcome_at = data.outcome, now
     booking.outcome_by_kind, booking.outcome_by_id = principal.kind, principal.id
     await session.flush()
+    await notifications.appointment_outcome(
+        session, booking.cpts_id, booking.id, booking.request_id, slot, data.outcome, now
+    )
     await audit.record(
         session,
         principal,

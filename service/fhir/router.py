@@ -7,6 +7,7 @@ hides them, whoever asks."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,13 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import String
 
-from service.accounts.domain import API_KEY_PREFIX, SAS_KEY_PREFIX, api_key_digest
+from service.accounts import service as accounts
+from service.accounts.domain import API_KEY_PREFIX, SAS_KEY_PREFIX, RegulatorFacts, StoredRegulator, api_key_digest
 from service.accounts.models import SasClient
+from service.accounts.service import RegulatorWrite
 from service.clock import Now
 from service.db import SessionDep
-from service.fhir import resources
+from service.fhir import regulators, resources
 from service.fhir.resources import CptsFacts, SlotFacts
 from service.fhir.search import SearchError, SlotSearch, parse
 from service.reference.communes import commune
@@ -53,6 +56,8 @@ class FhirRoute(TransactionalRoute):
         async def fhir_handler(request: Request) -> Response:
             try:
                 return await handler(request)
+            except RegulatorRefused as refused:
+                return fhir_response(_issues_outcome(refused.problems), refused.status)
             except FhirError as error:
                 headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
                 return fhir_response(resources.operation_outcome(error.code, error.diagnostics), error.status, headers)
@@ -249,6 +254,13 @@ def capability_statement(base: str) -> dict[str, Any]:
                         ],
                     },
                     {
+                        "type": "Practitioner",
+                        "supportedProfile": [resources.profile("FrPractitionerRegul")],
+                        "interaction": [{"code": "create"}, {"code": "update"}, {"code": "read"}],
+                        "conditionalCreate": False,
+                        "conditionalUpdate": True,
+                    },
+                    {
                         "type": "Schedule",
                         "supportedProfile": [resources.profile("FrScheduleAgregateur")],
                         "searchInclude": ["Schedule:actor"],
@@ -259,9 +271,109 @@ def capability_statement(base: str) -> dict[str, Any]:
                         "searchInclude": ["HealthcareService:organization"],
                     },
                 ],
-            }
+            },
+            {
+                # INT_R03: we tell the SAS of the appointments of the requests it regulated.
+                "mode": "client",
+                "resource": [
+                    {
+                        "type": "Appointment",
+                        "supportedProfile": [resources.profile("FrAppointmentSAS")],
+                        "interaction": [{"code": "create"}, {"code": "update"}],
+                        "conditionalUpdate": True,
+                    }
+                ],
+            },
         ],
     }
+
+
+def _issues_outcome(problems: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": "processing", "diagnostics": message, "expression": [path]}
+            for path, message in problems
+        ],
+    }
+
+
+async def _pushed_regulator(request: Request) -> RegulatorFacts:
+    """The body of a push: FHIR JSON of a Practitioner that the guide's profile accepts."""
+    media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if media_type not in (FHIR_JSON, "application/json"):
+        raise FhirError(415, "not-supported", "Send the Practitioner as application/fhir+json.")
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise FhirError(400, "structure", "The body is not JSON.") from None
+    try:
+        return regulators.parse(body)
+    except regulators.RegulatorInvalid as invalid:
+        raise RegulatorRefused(invalid.problems) from None
+
+
+class RegulatorRefused(FhirError):
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__(422, "processing", "; ".join(f"{path}: {message}" for path, message in problems))
+        self.problems = problems
+
+
+def _regulator_response(request: Request, stored: StoredRegulator, status_code: int) -> Response:
+    location = f"{public_base(request)}/fhir/Practitioner/{stored.id}"
+    headers = {"ETag": f'W/"{stored.version}"', "Location": location}
+    return fhir_response(regulators.resource(stored), status_code, headers)
+
+
+@router.post("/Practitioner")
+async def create_regulator(request: Request, session: SessionDep, now: Now) -> Response:
+    """INT_R02: the SAS creates a regulator (FrPractitionerRegul); 201 with its Location. The same
+    push again (a retry) answers 200 with it; another for an identifier we hold is a conflict
+    (update it with PUT ?identifier=)."""
+    await sas_principal(request, session)
+    facts = await _pushed_regulator(request)
+    stored, outcome = await accounts.write_sas_regulator(session, facts, now, create_only=True)
+    if outcome is RegulatorWrite.exists:
+        raise FhirError(
+            409,
+            "duplicate",
+            "A regulator with this identifier exists: update it with PUT /fhir/Practitioner?identifier=",
+        )
+    _log.info("fhir.regulator_pushed", regulator_id=str(stored.id), outcome=outcome.value, active=facts.active)
+    return _regulator_response(request, stored, 201 if outcome is RegulatorWrite.created else 200)
+
+
+@router.put("/Practitioner")
+async def update_regulator(request: Request, session: SessionDep, now: Now) -> Response:
+    """INT_R02: the SAS updates a regulator by identifier (conditional update), or creates them
+    (201) when we do not hold them; `active: false` withdraws their rights."""
+    await sas_principal(request, session)
+    try:
+        system, value = regulators.conditional_identifier(request.query_params.get("identifier"))
+    except ValueError as error:
+        raise FhirError(400, "invalid", str(error)) from None
+    facts = await _pushed_regulator(request)
+    if (facts.identifier_system, facts.identifier_value) != (system, value):
+        raise FhirError(
+            400, "invalid", "The identifier in the URL must be the Practitioner's (IDNPS, else the SAS's internal one)."
+        )
+    stored, outcome = await accounts.write_sas_regulator(session, facts, now, create_only=False)
+    _log.info("fhir.regulator_pushed", regulator_id=str(stored.id), outcome=outcome.value, active=facts.active)
+    return _regulator_response(request, stored, 201 if outcome is RegulatorWrite.created else 200)
+
+
+@router.get("/Practitioner/{regulator_id}")
+async def read_regulator(regulator_id: str, request: Request, session: SessionDep) -> Response:
+    """A regulator the SAS pushed, as we hold it."""
+    await sas_principal(request, session)
+    try:
+        key = uuid.UUID(regulator_id)
+    except ValueError:
+        key = None
+    stored = await accounts.sas_regulator(session, key) if key is not None else None
+    if stored is None:
+        raise FhirError(404, "not-found", f"No Practitioner {regulator_id} here.")
+    return _regulator_response(request, stored, 200)
 
 
 @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])

@@ -18,6 +18,8 @@ _JITTER = random.Random()  # noqa: S311 - jitter, not security
 class EventType(StrEnum):
     booking_confirmed = "booking.confirmed"
     booking_cancelled = "booking.cancelled"
+    # For the SAS only: the appointment took place, or the patient did not come.
+    booking_outcome = "booking.outcome"
 
 
 class MessageStatus(StrEnum):

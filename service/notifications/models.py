@@ -22,19 +22,26 @@ from service.db import Base, TenantOwned
 
 
 class OutboxMessage(TenantOwned, Base):
-    """An event for one software client, written in the same transaction as the change that
-    caused it: a crash can neither lose nor invent a notification. The feed reads these in
-    `id` order; the relay delivers them to the client's webhook URL."""
+    """An event for one software client, or for the SAS (the appointment of a request it
+    regulated), written in the same transaction as the change that caused it: a crash can neither
+    lose nor invent a notification. The feed reads a client's in `id` order; the relay delivers
+    them to the client's webhook URL, or to the SAS (`service.notifications.sas`)."""
 
     __tablename__ = "outbox_message"
     __table_args__ = (
         Index("ix_outbox_message_cpts_id_client_id_id", "cpts_id", "client_id", "id"),
         Index("ix_outbox_message_due", "next_attempt_at", "id", postgresql_where=text("status = 'pending'")),
+        Index("ix_outbox_message_cpts_id_sas_id", "cpts_id", "id", postgresql_where=text("destination = 'sas'")),
+        CheckConstraint(
+            "(destination = 'client' AND client_id IS NOT NULL) OR (destination = 'sas' AND client_id IS NULL)",
+            name="destination_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(unique=True)
-    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("software_client.id", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(10), server_default=text("'client'"))
+    client_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("software_client.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(30))
     booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))
     # The practitioner the event is about: the feed and the relay follow the client's current

@@ -61,7 +61,8 @@ _CLAIM = text(
                 SELECT id, next_attempt_at,
                        row_number() OVER (PARTITION BY client_id ORDER BY next_attempt_at, id) AS turn
                 FROM outbox_message
-                WHERE status = 'pending' AND next_attempt_at <= :now
+                -- The SAS's messages have their own sender (service.notifications.sas).
+                WHERE destination = 'client' AND status = 'pending' AND next_attempt_at <= :now
                   AND (lease_until IS NULL OR lease_until < :now)
             ) AS due
             ORDER BY turn, next_attempt_at, id
@@ -148,10 +149,22 @@ async def record_attempt(
     await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values))
 
 
+def _addressed_to(client_id: uuid.UUID | None) -> Any:
+    """A client's messages, or (None) the SAS's."""
+    if client_id is None:
+        return OutboxMessage.destination == "sas"
+    return OutboxMessage.client_id == client_id
+
+
 async def deliveries(
-    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, status: str | None, before: int | None, limit: int
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    client_id: uuid.UUID | None,
+    status: str | None,
+    before: int | None,
+    limit: int,
 ) -> list[OutboxMessage]:
-    query = select(OutboxMessage).where(OutboxMessage.cpts_id == cpts_id, OutboxMessage.client_id == client_id)
+    query = select(OutboxMessage).where(OutboxMessage.cpts_id == cpts_id, _addressed_to(client_id))
     if status is not None:
         query = query.where(OutboxMessage.status == status)
     if before is not None:
@@ -173,10 +186,10 @@ async def attempts_of(session: AsyncSession, message_ids: Sequence[int]) -> dict
 
 
 async def get_message(
-    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, message_id: int
+    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID | None, message_id: int
 ) -> OutboxMessage | None:
     return await session.scalar(
         select(OutboxMessage).where(
-            OutboxMessage.cpts_id == cpts_id, OutboxMessage.client_id == client_id, OutboxMessage.id == message_id
+            OutboxMessage.cpts_id == cpts_id, _addressed_to(client_id), OutboxMessage.id == message_id
         )
     )

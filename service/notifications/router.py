@@ -16,6 +16,7 @@ from service.routing import api_router
 
 feed_router = api_router(prefix="/v1/bookings", tags=["notifications"])
 deliveries_router = api_router(prefix="/v1/clients", tags=["notifications"])
+sas_router = api_router(prefix="/v1/sas", tags=["notifications"])
 
 
 @feed_router.get("/feed", operation_id="bookings-feed")
@@ -60,3 +61,30 @@ async def redeliver(
 ) -> DeliveryOut:
     """Send a message again: a new series of attempts starts now."""
     return await service.redeliver(session, principal.cpts_id, client_id, message_id, now)
+
+
+@sas_router.get("/deliveries", operation_id="sas-deliveries")
+async def sas_deliveries(
+    principal: Coordinator,
+    session: SessionDep,
+    status: Literal["pending", "delivered", "dead", "skipped"] | None = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_BIGINT, description="`message_id` below which to list (pages)")
+    ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[DeliveryOut]:
+    """The appointments sent to the SAS (INT_R03) for the requests it regulated, newest first,
+    with each attempt: `dead` ones gave up after the last retry, `skipped` ones were not sent
+    because no SAS address is configured."""
+    return await service.sas_deliveries(session, principal.cpts_id, status, before, limit)
+
+
+@sas_router.post("/deliveries/{message_id}/redeliver", operation_id="sas-redeliver", dependencies=[Idempotent])
+async def sas_redeliver(
+    message_id: Annotated[int, Path(ge=1, le=MAX_BIGINT)],
+    principal: Coordinator,
+    session: SessionDep,
+    now: Now,
+) -> DeliveryOut:
+    """Send an appointment to the SAS again: a new series of attempts starts now."""
+    return await service.redeliver(session, principal.cpts_id, None, message_id, now)

@@ -16,7 +16,7 @@ from service.accounts import repository as accounts_repository
 from service.audit import service as audit
 from service.auth import Principal
 from service.errors import Conflict, NotFound
-from service.notifications import repository
+from service.notifications import repository, sas
 from service.notifications.domain import EventType, MessageStatus
 from service.notifications.models import DeliveryAttempt, OutboxMessage
 from service.notifications.repository import BookingFacts
@@ -79,9 +79,12 @@ def booking_event_values(
     slot: SlotFacts,
     event_type: EventType,
     now: datetime,
+    *,
+    outcome: str | None = None,
 ) -> dict[str, Any]:
-    """The parameters of `ENQUEUE_SQL`: the event and what it says of the booking and slot."""
-    snapshot = {
+    """The parameters of `ENQUEUE_SQL` (and of `sas.ENQUEUE_SQL`): the event and what it says of the
+    booking and slot."""
+    snapshot: dict[str, Any] = {
         "status": status,
         "practitioner_id": str(slot.practitioner_id),
         "slot": {
@@ -93,6 +96,8 @@ def booking_event_values(
             "site_id": str(slot.site_id),
         },
     }
+    if outcome is not None:
+        snapshot["outcome"] = outcome
     return {
         "cpts_id": cpts_id,
         "outbox_event_type": event_type.value,
@@ -114,10 +119,27 @@ async def booking_event(
     event_type: EventType,
     now: datetime,
 ) -> None:
-    """Write the event for the practitioner's software in the caller's transaction (the outbox)."""
-    await session.execute(
-        _ENQUEUE, booking_event_values(cpts_id, booking_id, request_id, status, slot, event_type, now)
+    """Write the event for the practitioner's software, and for the SAS when it regulated the
+    request, in the caller's transaction (the outbox)."""
+    values = booking_event_values(cpts_id, booking_id, request_id, status, slot, event_type, now)
+    await session.execute(_ENQUEUE, values)
+    await sas.enqueue(session, values)
+
+
+async def appointment_outcome(
+    session: AsyncSession,
+    cpts_id: uuid.UUID,
+    booking_id: uuid.UUID,
+    request_id: uuid.UUID,
+    slot: SlotFacts,
+    outcome: str,
+    now: datetime,
+) -> None:
+    """The SAS learns that the appointment took place or not (the practice software reported it)."""
+    values = booking_event_values(
+        cpts_id, booking_id, request_id, "booked", slot, EventType.booking_outcome, now, outcome=outcome
     )
+    await sas.enqueue(session, values)
 
 
 def render(message: OutboxMessage, care_request: CareRequest, booking: BookingFacts) -> FeedEvent:
@@ -207,12 +229,26 @@ async def deliveries(
     )
 
 
+async def sas_deliveries(
+    session: AsyncSession, cpts_id: uuid.UUID, status: str | None, before: int | None, limit: int
+) -> Page[DeliveryOut]:
+    """The appointments sent (or to send) to the SAS for this CPTS, newest first, with each attempt."""
+    rows = await repository.deliveries(session, cpts_id, None, status, before, limit)
+    page = rows[:limit]
+    attempts = await repository.attempts_of(session, [m.id for m in page])
+    return Page(
+        items=[delivery_out(m, attempts[m.id]) for m in page],
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
 async def redeliver(
-    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, message_id: int, now: datetime
+    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID | None, message_id: int, now: datetime
 ) -> DeliveryOut:
     """Send a message again (after a dead end, or to resend a delivered one): a new series of
-    attempts; the history of the earlier ones stays."""
-    await accounts_repository.get_client(session, cpts_id, client_id)
+    attempts; the history of the earlier ones stays. `client_id` None: a message to the SAS."""
+    if client_id is not None:
+        await accounts_repository.get_client(session, cpts_id, client_id)
     message = await repository.get_message(session, cpts_id, client_id, message_id)
     if message is None:
         raise NotFound("delivery")

@@ -11,10 +11,11 @@ import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.accounts import service as accounts
 from service.audit import service as audit
 from service.auth import Principal
 from service.cpts import repository as cpts_repository
-from service.errors import Conflict, Invalid, field_error
+from service.errors import Conflict, Forbidden, Invalid, field_error
 from service.fields import reference_key
 from service.orientation import repository
 from service.orientation.domain import (
@@ -374,6 +375,13 @@ async def override_red_flag(
         care_request.via_sas,
         care_request.regulating_physician,
     )
+    if decision.basis == "sas_regulation":
+        pushed = await accounts.sas_regulator_by_rpps(session, decision.regulating_physician)
+        if pushed is not None and not pushed.facts.active:
+            raise Forbidden(
+                "regulator_withdrawn",
+                "The SAS withdrew this regulating physician's rights: their decision cannot be recorded.",
+            )
     event = await append_event(
         session,
         principal,

@@ -14,10 +14,7 @@ import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from service.accounts import service as accounts
-from service.db import session_scope
 from service.fhir import conformance
 from tests.builders import Agenda, Tenant, bearer, new_agenda, publish, slot_item
 from tests.integration.test_cli import snp_json
@@ -28,13 +25,6 @@ INCLUDES = (
     "&_include:iterate=HealthcareService:organization"
 )
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.000[+-]\d{2}:\d{2}$")
-
-
-@pytest.fixture
-async def sas_key(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
-    async with session_scope(sessionmaker) as session:
-        _, key = await accounts.create_sas_client(session, "SAS (tests)", datetime.now(UTC))
-    return key
 
 
 @pytest.fixture
