@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     sas_base_url: str | None = Field(default=None, alias="SNP_SAS_BASE_URL")
     sas_client_cert: Path | None = Field(default=None, alias="SNP_SAS_CLIENT_CERT")
     sas_client_key: Path | None = Field(default=None, alias="SNP_SAS_CLIENT_KEY")
+    # The authorities the SAS's server certificate is checked against (PEM), instead of the system's.
+    sas_ca_certs: Path | None = Field(default=None, alias="SNP_SAS_CA_CERTS")
     # Our Appointment identifiers' system (Appointment.identifier.system); by default the public
     # URL's /fhir/sid/appointment.
     sas_appointment_system: str | None = Field(default=None, alias="SNP_SAS_APPOINTMENT_SYSTEM")

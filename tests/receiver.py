@@ -60,13 +60,21 @@ class Receiver:
             await asyncio.sleep(self.delay)
         return Response(status_code=self.answers.popleft() if self.answers else 200)
 
-    async def start(self) -> None:
+    async def start(self, **tls: object) -> None:
+        """Listen on 127.0.0.1; `tls`: uvicorn's ssl_* options (a certificate, client certificates)."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         # The webhooks' path, and any other (the SAS's FHIR base, for the appointments sent to it).
         app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=["POST", "PUT"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            **tls,  # type: ignore[arg-type]
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event

@@ -127,12 +127,10 @@ def request_of(facts: AppointmentFacts, base_url: str, system: str) -> tuple[str
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The client the SAS is called with: our IGC-Santé certificate for mutual TLS when configured."""
-    verify: ssl.SSLContext | bool = True
+    context = ssl.create_default_context(cafile=settings.sas_ca_certs)
     if settings.sas_client_cert is not None:
-        context = ssl.create_default_context()
         context.load_cert_chain(settings.sas_client_cert, settings.sas_client_key)
-        verify = context
-    return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False, verify=verify)
+    return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False, verify=context)
 
 
 async def _send(http: httpx.AsyncClient, method: str, url: str, body: bytes) -> tuple[int | None, str | None, int]:

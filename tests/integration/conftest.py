@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.accounts import service as accounts
 from service.db import session_scope
+from service.notifications.models import OutboxMessage
 from tests.builders import Tenant, new_tenant
+from tests.receiver import Receiver
 
 
 @pytest.fixture
@@ -27,3 +31,19 @@ async def sas_key(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
     async with session_scope(sessionmaker) as session:
         _, key = await accounts.create_sas_client(session, "SAS (tests)", datetime.now(UTC))
     return key
+
+
+@pytest.fixture
+async def sas_receiver(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Receiver]:
+    """A receiver on 127.0.0.1 standing for the SAS, with no message of another test pending for it."""
+    running = Receiver()
+    await running.start()
+    # Messages other tests left for the SAS are not this test's to send.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.destination == "sas", OutboxMessage.status == "pending")
+            .values(status="dead")
+        )
+    yield running
+    await running.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,12 @@ import httpx
 import pytest
 from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.practitioner import Practitioner
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.accounts.models import SasRegulator
 from service.config import Settings
 from service.fhir import appointments, conformance, resources
-from service.notifications.models import OutboxMessage
 from tests.builders import (
     Agenda,
     Clock,
@@ -184,21 +182,6 @@ async def test_only_the_sas_may_push_regulators(client: httpx.AsyncClient, tenan
 
 
 # --- INT_R03: appointments back to the SAS ---------------------------------------------------
-
-
-@pytest.fixture
-async def sas_receiver(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Receiver]:
-    running = Receiver()
-    await running.start()
-    # Messages other tests left for the SAS are not this test's to send.
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.destination == "sas", OutboxMessage.status == "pending")
-            .values(status="dead")
-        )
-    yield running
-    await running.stop()
 
 
 def sas_settings(database_url: str, receiver: Receiver | None, **overrides: object) -> Settings:

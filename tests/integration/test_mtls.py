@@ -11,6 +11,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,10 +20,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
+from service.fhir import appointments
 from service.fhir.mtls import fhir_server, parse_subject, subject_allowed
 from service.main import create_app
+from tests.builders import Tenant, unique_rpps
+from tests.integration.test_fhir import join_sas
+from tests.integration.test_fhir_sas_push import sas_booking, sas_settings
+from tests.receiver import Receiver
 
 
 @dataclass
@@ -170,3 +177,44 @@ def test_subjects_are_matched_on_cn_and_ou() -> None:
     assert not subject_allowed(None, allowed)
     with pytest.raises(ValueError, match="CN"):
         parse_subject("O=ANS")
+
+
+# --- the other way: our client certificate when we send appointments to the SAS (INT_R03) -------
+
+
+async def test_appointments_go_to_the_sas_with_our_client_certificate_and_not_without(
+    pki: Pki,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    sas_receiver: Receiver,
+    database_url: str,
+) -> None:
+    secured = Receiver()
+    # The SAS's side: its server certificate, and ours required, of the same authority.
+    await secured.start(
+        ssl_certfile=str(pki.server.cert),
+        ssl_keyfile=str(pki.server.key),
+        ssl_ca_certs=str(pki.ca.cert),
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    )
+    try:
+        await join_sas(client, tenant)
+        await sas_booking(client, tenant, rpps=unique_rpps())
+        base = {"SNP_SAS_BASE_URL": f"https://127.0.0.1:{secured.port}/fhir", "SNP_SAS_CA_CERTS": str(pki.ca.cert)}
+        anonymous = sas_settings(database_url, None, **base)
+        async with appointments.http_client(anonymous) as http:
+            assert await appointments.run_once(sessionmaker, anonymous, http) == 1
+        assert secured.calls == []  # the handshake failed: nothing reached the SAS
+        [pending] = (await client.get("/v1/sas/deliveries", headers=tenant.coordinator)).json()["items"]
+        assert (pending["status"], pending["last_error"]) == ("pending", "no answer")
+        identified = sas_settings(
+            database_url, None, SNP_SAS_CLIENT_CERT=str(pki.good.cert), SNP_SAS_CLIENT_KEY=str(pki.good.key), **base
+        )
+        later = datetime.now(UTC) + timedelta(minutes=5)  # past the first retry's backoff
+        async with appointments.http_client(identified) as http:
+            assert await appointments.run_once(sessionmaker, identified, http, now=lambda: later) == 1
+        [received] = secured.calls
+        assert (received.method, received.path) == ("POST", "/fhir/Appointment")
+    finally:
+        await secured.stop()
