@@ -68,6 +68,8 @@ def make_router(route_class: type) -> APIRouter:
     router.add_api_route("/clients/{client_id}/rotate-key", rotate_key, methods=["POST"])
     router.add_api_route("/clients/{client_id}/deliveries", deliveries_page, methods=["GET"])
     router.add_api_route("/clients/{client_id}/deliveries/{message_id}/redeliver", redeliver, methods=["POST"])
+    router.add_api_route("/sas/deliveries", sas_deliveries_page, methods=["GET"])
+    router.add_api_route("/sas/deliveries/{message_id}/redeliver", sas_redeliver, methods=["POST"])
     router.add_api_route("/settings", settings_page, methods=["GET"])
     router.add_api_route("/settings", update_settings, methods=["POST"])
     return router
@@ -395,7 +397,14 @@ async def deliveries_page(
     coordinator_only(principal)
     client = await accounts_repository.get_client(session, principal.cpts_id, client_id)
     page = await notifications.deliveries(session, principal.cpts_id, client_id, None, None, 100)
-    return render(request, "manage_deliveries.html", client=client, deliveries=page.items, active="clients")
+    return render(
+        request,
+        "manage_deliveries.html",
+        heading=f"Livraisons à {client.name}",
+        base_path=f"/console/manage/clients/{client_id}/deliveries",
+        deliveries=page.items,
+        active="clients",
+    )
 
 
 async def redeliver(
@@ -404,6 +413,26 @@ async def redeliver(
     coordinator_only(principal)
     await notifications.redeliver(session, principal.cpts_id, client_id, message_id, now)
     return _see(f"/console/manage/clients/{client_id}/deliveries?saved=1")
+
+
+async def sas_deliveries_page(request: Request, principal: ConsoleUser, session: SessionDep) -> Response:
+    """The appointments sent to the SAS for the requests it regulated (INT_R03), dead letters included."""
+    coordinator_only(principal)
+    page = await notifications.sas_deliveries(session, principal.cpts_id, None, None, 100)
+    return render(
+        request,
+        "manage_deliveries.html",
+        heading="Rendez-vous transmis au SAS",
+        base_path="/console/manage/sas/deliveries",
+        deliveries=page.items,
+        active="clients",
+    )
+
+
+async def sas_redeliver(message_id: int, principal: ConsoleUser, session: SessionDep, now: Now) -> Response:
+    coordinator_only(principal)
+    await notifications.redeliver(session, principal.cpts_id, None, message_id, now)
+    return _see("/console/manage/sas/deliveries?saved=1")
 
 
 # --- settings -----------------------------------------------------------------------------------------------

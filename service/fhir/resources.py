@@ -8,7 +8,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -85,15 +85,9 @@ class CptsFacts:
 
 
 @dataclass(frozen=True)
-class SlotFacts:
-    """One free SAS-visible slot with its practitioner and site (a row of the search)."""
+class SiteFacts:
+    """A practitioner at one of their sites, in their CPTS: what the slots of that site share."""
 
-    slot_id: uuid.UUID
-    start: datetime
-    end: datetime
-    modality: str
-    specialty: str | None
-    visibility: tuple[str, ...]
     practitioner_id: uuid.UUID
     idnps: str
     family_name: str
@@ -107,6 +101,38 @@ class SlotFacts:
     latitude: float | None
     longitude: float | None
     cpts: CptsFacts
+
+    @cached_property
+    def schedule_reference(self) -> dict[str, str]:
+        return {"reference": f"Schedule/{self.site_id}"}
+
+    @cached_property
+    def service_types(self) -> tuple[dict[str, Any], ...]:
+        """The TRE_R66 604 service type pointing at the CPTS's HealthcareService, by modality."""
+        return (
+            {
+                "extension": [
+                    {
+                        "url": SERVICE_TYPE_EXTENSION,
+                        "valueReference": {"reference": f"HealthcareService/{self.cpts.id}"},
+                    }
+                ],
+                "coding": [{"system": CATEGORIE_ETABLISSEMENT, "code": CPTS_CATEGORY}],
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SlotFacts:
+    """One free SAS-visible slot of a practitioner's site (a row of the search)."""
+
+    slot_id: uuid.UUID
+    start: datetime
+    end: datetime
+    modality: str
+    specialty: str | None
+    visibility: tuple[str, ...]
+    site: SiteFacts
 
 
 def idnst(cpts: CptsFacts) -> str:
@@ -143,7 +169,7 @@ def healthcare_service(cpts: CptsFacts) -> dict[str, Any]:
     )
 
 
-def practitioner(facts: SlotFacts) -> dict[str, Any]:
+def practitioner(facts: SiteFacts) -> dict[str, Any]:
     return _clean_resource(
         {
             "resourceType": "Practitioner",
@@ -161,7 +187,7 @@ def practitioner(facts: SlotFacts) -> dict[str, Any]:
     )
 
 
-def practitioner_role(facts: SlotFacts) -> dict[str, Any]:
+def practitioner_role(facts: SiteFacts) -> dict[str, Any]:
     """The practitioner at one site: the site as a contained Location, the CPTS as organisation."""
     position = (
         {"latitude": facts.latitude, "longitude": facts.longitude}
@@ -202,7 +228,7 @@ def practitioner_role(facts: SlotFacts) -> dict[str, Any]:
     )
 
 
-def schedule(facts: SlotFacts) -> dict[str, Any]:
+def schedule(facts: SiteFacts) -> dict[str, Any]:
     return _clean_resource(
         {
             "resourceType": "Schedule",
@@ -219,37 +245,50 @@ def schedule(facts: SlotFacts) -> dict[str, Any]:
 def slot(facts: SlotFacts, booking_url: str) -> dict[str, Any]:
     """A free slot of the CPTS flow: its visibility (always CPTS), modality, the CPTS's
     HealthcareService (R5 backport extension), specialty, and where a regulator books it."""
-    tz = ZoneInfo(facts.cpts.timezone)
-    security = sorted({*facts.visibility, "CPTS"})
-    return _clean_resource(
+    # The hot part of a search (up to 1000 of them): built without the generic cleaning, every
+    # element below being set (the specialty only when known).
+    site = facts.site
+    tz = _zone(site.cpts.timezone)
+    resource: dict[str, Any] = {
+        "resourceType": "Slot",
+        "id": str(facts.slot_id),
+        "meta": {"profile": _SLOT_PROFILE, "security": _security(facts.visibility)},
+        "serviceType": [_modality(facts.modality), *site.service_types],
+    }
+    if facts.specialty:
+        resource["specialty"] = [{"coding": [{"system": SPECIALITE, "code": facts.specialty}]}]
+    resource.update(
         {
-            "resourceType": "Slot",
-            "id": str(facts.slot_id),
-            "meta": {
-                "profile": [profile("sas-cpts-slot-aggregator")],
-                "security": [{"system": TYPE_CRENEAU, "code": code} for code in security],
-            },
-            "serviceType": [
-                {"coding": [{"system": ACT_CODE, "code": facts.modality}]},
-                {
-                    "extension": [
-                        {
-                            "url": SERVICE_TYPE_EXTENSION,
-                            "valueReference": {"reference": f"HealthcareService/{facts.cpts.id}"},
-                        }
-                    ],
-                    "coding": [{"system": CATEGORIE_ETABLISSEMENT, "code": CPTS_CATEGORY}],
-                },
-            ],
-            "specialty": [{"coding": [{"system": SPECIALITE, "code": facts.specialty}]}] if facts.specialty else None,
-            "appointmentType": {"coding": [{"system": V2_0276, "code": "ROUTINE"}]},
-            "schedule": {"reference": f"Schedule/{facts.site_id}"},
+            "appointmentType": _ROUTINE,
+            "schedule": site.schedule_reference,
             "status": "free",
             "start": instant(facts.start, tz),
             "end": instant(facts.end, tz),
             "comment": booking_url,
         }
     )
+    return resource
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+# What every slot repeats, made once (the encoder writes shared values as often as they appear).
+_ROUTINE = {"coding": [{"system": V2_0276, "code": "ROUTINE"}]}
+_SLOT_PROFILE = [profile("sas-cpts-slot-aggregator")]
+
+
+@cache
+def _security(visibility: tuple[str, ...]) -> list[dict[str, str]]:
+    """The slot's visibility as TRE_R314 codes, CPTS always among them."""
+    return [{"system": TYPE_CRENEAU, "code": code} for code in sorted({*visibility, "CPTS"})]
+
+
+@cache
+def _modality(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": ACT_CODE, "code": code}]}
 
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 import structlog
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import bindparam, select, text
@@ -26,7 +27,7 @@ from service.accounts.service import RegulatorWrite
 from service.clock import Now
 from service.db import SessionDep
 from service.fhir import regulators, resources
-from service.fhir.resources import CptsFacts, SlotFacts
+from service.fhir.resources import CptsFacts, SiteFacts, SlotFacts
 from service.fhir.search import SearchError, SlotSearch, parse
 from service.reference.communes import commune
 from service.routing import TransactionalRoute
@@ -43,8 +44,7 @@ class FhirError(Exception):
 
 
 def fhir_response(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(content, status_code=status_code, media_type=FHIR_JSON, headers=headers)
+    return Response(orjson.dumps(body), status_code=status_code, media_type=FHIR_JSON, headers=headers)
 
 
 class FhirRoute(TransactionalRoute):
@@ -115,16 +115,29 @@ _SLOTS = text(
 ).bindparams(bindparam("idnps", type_=ARRAY(String)))
 
 
-def _facts(row: Any) -> SlotFacts:
+def facts_of(rows: Any) -> list[SlotFacts]:
+    """The search's rows as facts: what the slots of a site share (the practitioner, the site,
+    the CPTS) is made once per site, not once per slot."""
+    cpts_of: dict[Any, CptsFacts] = {}
+    site_of: dict[Any, SiteFacts] = {}
+    found = []
+    for row in rows:
+        site = site_of.get(row.site_id)
+        if site is None:
+            cpts = cpts_of.get(row.cpts_id)
+            if cpts is None:
+                cpts = CptsFacts(row.cpts_id, row.cpts_name, row.finess, row.cpts_phone, row.timezone)
+                cpts_of[row.cpts_id] = cpts
+            site = site_of[row.site_id] = _site(row, cpts)
+        found.append(
+            SlotFacts(row.id, row.start_at, row.end_at, row.modality, row.specialty, tuple(row.visibility), site)
+        )
+    return found
+
+
+def _site(row: Any, cpts: CptsFacts) -> SiteFacts:
     place = commune(row.commune_insee)
-    cpts = CptsFacts(row.cpts_id, row.cpts_name, row.finess, row.cpts_phone, row.timezone)
-    return SlotFacts(
-        slot_id=row.id,
-        start=row.start_at,
-        end=row.end_at,
-        modality=row.modality,
-        specialty=row.specialty,
-        visibility=tuple(row.visibility),
+    return SiteFacts(
         practitioner_id=row.practitioner_id,
         idnps=row.idnps,
         family_name=row.family_name,
@@ -159,26 +172,35 @@ def searchset(search: SlotSearch, rows: list[SlotFacts], self_url: str, base: st
             }
         )
 
+    booking_page: dict[Any, str] = {}
     for facts in rows:
-        entry(resources.slot(facts, f"{base}/console/sas/practitioners/{facts.practitioner_id}"), "match")
-    seen: set[tuple[str, str]] = set()
+        practitioner = facts.site.practitioner_id
+        page = booking_page.get(practitioner)
+        if page is None:
+            page = booking_page[practitioner] = f"{base}/console/sas/practitioners/{practitioner}"
+        entry(resources.slot(facts, page), "match")
+    seen: set[tuple[str, Any]] = set()
 
-    def include(resource: dict[str, Any]) -> None:
-        key = (resource["resourceType"], resource["id"])
-        if key not in seen:
-            seen.add(key)
-            entry(resource, "include")
+    def include(kind: str, key: Any, build: Callable[[Any], dict[str, Any]], facts: Any) -> None:
+        # Each included resource once, and built only then: 40 slots of a site share its four.
+        if (kind, key) not in seen:
+            seen.add((kind, key))
+            entry(build(facts), "include")
 
-    for facts in rows:
-        if "Slot:schedule" in search.includes:
-            include(resources.schedule(facts))
-            if "Schedule:actor" in search.iterated:
-                include(resources.practitioner(facts))
-                include(resources.practitioner_role(facts))
-        if "Slot:service-type-reference" in search.includes:
-            include(resources.healthcare_service(facts.cpts))
-            if "HealthcareService:organization" in search.iterated:
-                include(resources.organization(facts.cpts))
+    schedules = "Slot:schedule" in search.includes
+    actors = schedules and "Schedule:actor" in search.iterated
+    services = "Slot:service-type-reference" in search.includes
+    organizations = services and "HealthcareService:organization" in search.iterated
+    for site in dict.fromkeys(facts.site for facts in rows):
+        if schedules:
+            include("Schedule", site.site_id, resources.schedule, site)
+        if actors:
+            include("Practitioner", site.practitioner_id, resources.practitioner, site)
+            include("PractitionerRole", site.site_id, resources.practitioner_role, site)
+        if services:
+            include("HealthcareService", site.cpts.id, resources.healthcare_service, site.cpts)
+        if organizations:
+            include("Organization", site.cpts.id, resources.organization, site.cpts)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "meta": {"profile": [resources.profile("sas-cpts-bundle-aggregator")]},
@@ -210,7 +232,7 @@ async def search_slots(request: Request, session: SessionDep, now: Now) -> Respo
                 "now": now,
             },
         )
-        found = [_facts(row) for row in result]
+        found = facts_of(result)
     base = public_base(request)
     bundle = searchset(search, found, str(request.url), base, f"{base}/fhir")
     _log.info("fhir.slot_search", practitioners=len(search.idnps), slots=len(found))

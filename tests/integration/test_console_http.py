@@ -218,3 +218,29 @@ async def test_the_link_the_sas_shows_books_the_slot_the_regulator_chose(
     detail = (await client.get(f"/v1/requests/{booking['request_id']}", headers=tenant.handler)).json()
     assert detail["via_sas"] is True
     assert detail["regulating_physician"] == tenant.rpps["regulator"]
+
+
+async def test_a_coordinator_sees_the_appointments_sent_to_the_sas_and_sends_one_again(
+    browser_like: httpx.AsyncClient, client: httpx.AsyncClient, tenant: Tenant, app: FastAPI, sas_receiver: object
+) -> None:
+    from tests.integration.test_fhir import join_sas
+    from tests.integration.test_fhir_sas_push import sas_booking
+
+    await join_sas(client, tenant)
+    await sas_booking(client, tenant, rpps=tenant.rpps["regulator"])
+    [message] = (await client.get("/v1/sas/deliveries", headers=tenant.coordinator)).json()["items"]
+    csrf = await sign_in(browser_like, tenant.emails["coordinator"])
+    clients_page = await browser_like.get("/console/manage/clients")
+    assert 'href="/console/manage/sas/deliveries"' in clients_page.text
+    page = await browser_like.get("/console/manage/sas/deliveries")
+    assert page.status_code == 200
+    assert "Rendez-vous transmis au SAS" in page.text
+    assert "réservation" in page.text
+    assert "en attente" in page.text
+    again = await browser_like.post(
+        f"/console/manage/sas/deliveries/{message['message_id']}/redeliver", data={"csrf": csrf}
+    )
+    assert (again.status_code, again.headers["location"]) == (303, "/console/manage/sas/deliveries?saved=1")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://snp.test") as handler:
+        await sign_in(handler, tenant.emails["handler"])
+        assert (await handler.get("/console/manage/sas/deliveries")).status_code == 403
