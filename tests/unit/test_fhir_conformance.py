@@ -4,12 +4,19 @@ the mutation causes (no official example of the 1.1.0 package violates its own p
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from service.fhir import router
 from service.fhir.conformance import IG_DIR, Issue, check, load_guide, unsupported_constraints
+from service.fhir.resources import CptsFacts, SiteFacts, SlotFacts
+from service.fhir.search import parse
 
 SAS = "https://interop.esante.gouv.fr/ig/fhir/sas/StructureDefinition/"
 CPTS_SLOT = SAS + "sas-cpts-slot-aggregator"
@@ -277,3 +284,32 @@ def test_the_cpts_service_type_slices_are_recognised() -> None:
     assert check(slot) == [
         Issue("Slot.serviceType[0].extension", "slice 'sas-servicetype-r5': maximum cardinality 0 exceeded (1 found)")
     ]
+
+
+def test_the_readmes_example_answer_is_what_the_search_builds_and_passes_the_guide() -> None:
+    """docs/sas/slot-search-answer.json, shown by the README, is the searchset built for one slot
+    of one practitioner: the same bytes as the code makes today, and conformant."""
+    cpts = CptsFacts(
+        uuid.UUID("4f6d7c1e-0000-4000-8000-000000000001"), "CPTS Nantes Erdre", "440000123", "02 40 00 11 22",
+        "Europe/Paris",
+    )  # fmt: skip
+    site = SiteFacts(
+        uuid.UUID("9b2f0a34-0000-4000-8000-000000000002"), "810002909371", "MARTIN", "Claire", None,
+        uuid.UUID("c3a1d5e7-0000-4000-8000-000000000003"), "3 rue de la Paix", "44000", "Nantes", "02 40 12 34 56",
+        47.2184, -1.5536, cpts,
+    )  # fmt: skip
+    paris = ZoneInfo("Europe/Paris")
+    slot = SlotFacts(
+        uuid.UUID("e8f4b2c6-0000-4000-8000-000000000004"), datetime(2026, 12, 2, 9, 20, tzinfo=paris),
+        datetime(2026, 12, 2, 9, 40, tzinfo=paris), "AMB", "SM54", ("CPTS", "SNP"), site,
+    )  # fmt: skip
+    query = (
+        "_include=Slot:schedule&_include:iterate=Schedule:actor&_include=Slot:service-type-reference"
+        "&_include:iterate=HealthcareService:organization&start=ge2026-12-02T08:00:00&start=le2026-12-05T08:00:00"
+        "&status=free&schedule.actor:Practitioner.identifier=urn:oid:1.2.250.1.71.4.2.1|810002909371"
+    )
+    base = "https://snp.cpts-exemple.fr"
+    built = router.searchset(parse(parse_qsl(query)), [slot], f"{base}/fhir/Slot?{query}", base, f"{base}/fhir")
+    shown = json.loads((Path(__file__).resolve().parents[2] / "docs/sas/slot-search-answer.json").read_text())
+    assert json.loads(json.dumps(built)) == shown
+    assert check(shown) == []
