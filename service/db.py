@@ -15,13 +15,15 @@ from typing import Annotated, Any, ClassVar
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import ColumnElement, DateTime, ForeignKey, MetaData, func
+from sqlalchemy import ColumnElement, DateTime, ForeignKey, MetaData, event, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Integer, Text
+
+from service.observability import DB_ROUND_TRIPS
 
 # Array parameters of the set-based statements (`unnest` of arrays instead of a round trip per row).
 UUIDS = ARRAY(UUID(as_uuid=True))
@@ -133,6 +135,32 @@ def create_engine(
         hide_parameters=True,
         **kwargs,
     )
+
+
+def count_round_trips(engine: AsyncEngine) -> None:
+    """Count every exchange with PostgreSQL in `snp_db_round_trips_total`. The asyncpg adapter sends
+    BEGIN only before a transaction's first statement, and COMMIT or ROLLBACK only after one, so
+    they are counted the same way; a statement prepared once is then executed in one exchange."""
+    statements = DB_ROUND_TRIPS.labels("statement")
+    begins, ends = DB_ROUND_TRIPS.labels("begin"), DB_ROUND_TRIPS.labels("end")
+
+    def statement(conn: Any, *_: Any) -> None:
+        statements.inc()
+        if conn.in_transaction() and not conn.info.get(_BEGUN):
+            conn.info[_BEGUN] = True
+            begins.inc()
+
+    def end(conn: Any, *_: Any) -> None:
+        if conn.info.pop(_BEGUN, False):
+            ends.inc()
+
+    sync = engine.sync_engine
+    event.listen(sync, "before_cursor_execute", statement)
+    event.listen(sync, "commit", end)
+    event.listen(sync, "rollback", end)
+
+
+_BEGUN = "snp_transaction_begun"
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -19,7 +19,7 @@ from service.bookings import router as bookings_router
 from service.config import Settings, db_timeouts, get_settings, webhook_policy
 from service.console import router as console
 from service.cpts import router as cpts_router
-from service.db import create_engine, create_sessionmaker
+from service.db import count_round_trips, create_engine, create_sessionmaker
 from service.fhir import appointments
 from service.fhir import router as fhir_router
 from service.idempotency import response_cipher
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 url = embedded_db.database_url(admin_url, embedded_db.EMBEDDED_DATABASE)
             engine = create_engine(url, settings.db_pool_size, settings.db_max_overflow, db_timeouts(settings))
             stack.push_async_callback(engine.dispose)
+            count_round_trips(engine)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             # The console's commune search indexes 35 000 names once: now, not on a handler's first call.

@@ -17,6 +17,11 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# Counted in the driver's events (service.db.count_round_trips): what each request costs PostgreSQL
+# in exchanges, which the benchmark divides by the requests it sent.
+DB_ROUND_TRIPS = Counter(
+    "snp_db_round_trips_total", "Round trips to PostgreSQL: statements, and BEGIN / COMMIT / ROLLBACK", ["kind"]
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _log = structlog.get_logger("service.http")
 

@@ -1,0 +1,62 @@
+"""The round trips to PostgreSQL counted in the driver (`snp_db_round_trips_total`, what `make bench`
+divides by its requests): nothing for a request that does not touch the database, and the booking
+path's count pinned, so that a change adding an exchange to it is seen here first."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client import REGISTRY
+
+from tests.builders import Tenant, new_agenda, next_day_at, open_request, publish, slot_item
+
+KINDS = ("statement", "begin", "end")
+
+
+def counted() -> dict[str, float]:
+    return {kind: REGISTRY.get_sample_value("snp_db_round_trips_total", {"kind": kind}) or 0.0 for kind in KINDS}
+
+
+async def cost_of(client: httpx.AsyncClient, method: str, path: str, **options: object) -> tuple[int, dict[str, float]]:
+    before = counted()
+    answer = await client.request(method, path, **options)  # type: ignore[arg-type]
+    after = counted()
+    return answer.status_code, {kind: after[kind] - before[kind] for kind in KINDS}
+
+
+async def test_a_request_without_the_database_costs_no_round_trip(client: httpx.AsyncClient) -> None:
+    status, cost = await cost_of(client, "GET", "/healthz")
+    assert status == 200
+    assert cost == {"statement": 0, "begin": 0, "end": 0}
+
+
+async def test_an_authenticated_read_and_a_booking_cost_what_they_cost_today(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await client.get("/v1/cpts/current", headers=tenant.handler)  # statements prepared, token verified
+    status, read = await cost_of(client, "GET", "/v1/cpts/current", headers=tenant.handler)
+    assert status == 200
+    # BEGIN, the principal, the CPTS, its compensation rates, its targets, COMMIT (the bench's
+    # "one-query GET" has read four since the CPTS's answer carries its rates and targets).
+    assert read == {"statement": 4, "begin": 1, "end": 1}
+
+    agenda = await new_agenda(tenant, practitioners=1)
+    slot_ids = await publish(
+        agenda, [slot_item(f"rt-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(2)]
+    )
+    warm = await open_request(tenant)
+    await client.post(f"/v1/requests/{warm['id']}/book", json={"slot_id": slot_ids[0]}, headers=tenant.handler)
+    request = await open_request(tenant)
+    status, booking = await cost_of(
+        client,
+        "POST",
+        f"/v1/requests/{request['id']}/book",
+        json={"slot_id": slot_ids[1]},
+        headers={**tenant.handler, "Idempotency-Key": "round-trips-1"},
+    )
+    assert status == 201
+    # BEGIN, the principal, the idempotency claim, lock and claim, the booking's writes, the stored
+    # answer, COMMIT: issue 16 wants at most 2 in all.
+    assert booking == BOOKING_TODAY
+
+
+BOOKING_TODAY = {"statement": 5, "begin": 1, "end": 1}
