@@ -23,6 +23,7 @@ from service.accounts.domain import (
     api_key_digest,
     decode_access_token,
 )
+from service.accounts.principals import PrincipalCache
 from service.clock import Now
 from service.db import SessionDep
 from service.errors import Forbidden, Unauthenticated
@@ -81,8 +82,15 @@ async def any_principal(
 
 async def principal_for_token(request: Request, session: AsyncSession, now: datetime, token: str) -> Principal:
     """Who a bearer token (or the console's session cookie, which holds the same token) names."""
+    cache: PrincipalCache = request.app.state.principals
     if token.startswith(API_KEY_PREFIX):
-        client = await accounts_repository.principal_for_api_key(session, api_key_digest(token))
+        digest = api_key_digest(token)
+        client = cache.client(digest)
+        if client is None:
+            generation = cache.generation
+            client = await accounts_repository.principal_for_api_key(session, digest)
+            if client is not None:
+                cache.keep_client(digest, client, generation)
         if client is None:
             raise Unauthenticated("invalid_credentials", "Unknown or revoked API key.")
         principal = Principal(
@@ -95,7 +103,12 @@ async def principal_for_token(request: Request, session: AsyncSession, now: date
         )
     else:
         claims = decode_access_token(request.app.state.settings.secret_key.get_secret_value(), token, now)
-        user = await accounts_repository.principal_for_user(session, claims.user_id) if claims else None
+        user = cache.user(claims.user_id) if claims else None
+        if claims is not None and user is None:
+            generation = cache.generation
+            user = await accounts_repository.principal_for_user(session, claims.user_id)
+            if user is not None:
+                cache.keep_user(user, generation)
         if (
             claims is None
             or user is None

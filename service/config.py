@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = Field(default=5.0, gt=0, le=600, alias="SNP_DB_STATEMENT_TIMEOUT_SECONDS")
     db_lock_timeout_seconds: float = Field(default=3.0, gt=0, le=600, alias="SNP_DB_LOCK_TIMEOUT_SECONDS")
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86400, alias="SNP_TOKEN_TTL_SECONDS")
+    # Principals kept per worker between requests, emptied through LISTEN/NOTIFY on every change
+    # (service.accounts.principals); an entry lives at most this long; 0: ask the database each time.
+    principal_cache_seconds: float = Field(default=60.0, ge=0, le=3600, alias="SNP_PRINCIPAL_CACHE_SECONDS")
     log_level: str = Field(default="INFO", alias="SNP_LOG_LEVEL")
     # Argon2 cost; tests lower it so that creating users stays fast.
     argon2_time_cost: int = Field(default=3, ge=1, alias="SNP_ARGON2_TIME_COST")

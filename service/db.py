@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, DateTime, ForeignKey, MetaData, event, fun
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Integer, Text
@@ -90,7 +91,12 @@ class DatabaseUnavailable(ConnectionError):
     """No connection to the database could be made (refused, no socket, no answer in time)."""
 
 
-def _connector(url: str, limits: Timeouts) -> Callable[[], Awaitable[Any]]:
+def connector(url: str, timeouts: Timeouts | None = None, name: str = "snp-service") -> Callable[[], Awaitable[Any]]:
+    """A connection of the driver's own, outside the pool (e.g. to LISTEN), with the pool's limits."""
+    return _connector(async_url(url), timeouts or Timeouts(), name)
+
+
+def _connector(url: str, limits: Timeouts, name: str = "snp-service") -> Callable[[], Awaitable[Any]]:
     """Opens the driver's connections: a failure to connect is told apart from any other OSError
     (a request that meets it answers 503 + Retry-After, see service.problems)."""
     parsed = make_url(url)
@@ -100,7 +106,7 @@ def _connector(url: str, limits: Timeouts) -> Callable[[], Awaitable[Any]]:
         # The client side of the statement limit: a frozen server would never send its error.
         "command_timeout": limits.statement_seconds + 1,
         "server_settings": {
-            "application_name": "snp-service",
+            "application_name": name,
             "timezone": "UTC",
             "statement_timeout": str(int(limits.statement_seconds * 1000)),
             "lock_timeout": str(int(limits.lock_seconds * 1000)),
@@ -146,12 +152,14 @@ def count_round_trips(engine: AsyncEngine) -> None:
 
     def statement(conn: Any, *_: Any) -> None:
         statements.inc()
-        if conn.in_transaction() and not conn.info.get(_BEGUN):
-            conn.info[_BEGUN] = True
+        info = connection_info(conn)
+        if info is not None and conn.in_transaction() and not info.get(_BEGUN):
+            info[_BEGUN] = True
             begins.inc()
 
     def end(conn: Any, *_: Any) -> None:
-        if conn.info.pop(_BEGUN, False):
+        info = connection_info(conn)
+        if info is not None and info.pop(_BEGUN, False):
             ends.inc()
 
     sync = engine.sync_engine
@@ -161,6 +169,18 @@ def count_round_trips(engine: AsyncEngine) -> None:
 
 
 _BEGUN = "snp_transaction_begun"
+
+
+def connection_info(conn: Any) -> dict[Any, Any] | None:
+    """A connection's `info`, or None for one lost in the middle of a transaction (reading it then
+    would raise, inside the rollback that follows the loss)."""
+    if conn.invalidated:
+        return None
+    try:
+        info: dict[Any, Any] = conn.info
+    except SQLAlchemyError:
+        return None
+    return info
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from service import embedded_db, health, migrate
+from service.accounts import principals
 from service.accounts import router as accounts_router
 from service.accounts.domain import password_hasher
 from service.body_limit import BodyLimitMiddleware
@@ -19,7 +20,7 @@ from service.bookings import router as bookings_router
 from service.config import Settings, db_timeouts, get_settings, webhook_policy
 from service.console import router as console
 from service.cpts import router as cpts_router
-from service.db import count_round_trips, create_engine, create_sessionmaker
+from service.db import connector, count_round_trips, create_engine, create_sessionmaker
 from service.fhir import appointments
 from service.fhir import router as fhir_router
 from service.idempotency import response_cipher
@@ -43,7 +44,7 @@ indicators and the compensation owed to professionals.
 Errors are RFC 9457 `application/problem+json` documents with a stable `code`."""
 
 
-async def _stop_relay(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+async def _stop_worker(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
     stop.set()
     await task
 
@@ -67,6 +68,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = create_engine(url, settings.db_pool_size, settings.db_max_overflow, db_timeouts(settings))
             stack.push_async_callback(engine.dispose)
             count_round_trips(engine)
+            # Principals cached between requests while a connection listens for their changes.
+            principals.empty_on_own_commits(engine, app.state.principals)
+            stop_listening = asyncio.Event()
+            listener = asyncio.create_task(
+                principals.listen(
+                    connector(url, db_timeouts(settings), principals.APPLICATION_NAME),
+                    app.state.principals,
+                    stop_listening,
+                )
+            )
+            stack.push_async_callback(_stop_worker, stop_listening, listener)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             # The console's commune search indexes 35 000 names once: now, not on a handler's first call.
@@ -75,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for worker in (relay.run_forever, patients.run_forever, appointments.run_forever):
                     stop = asyncio.Event()
                     task = asyncio.create_task(worker(app.state.sessionmaker, settings, stop))
-                    stack.push_async_callback(_stop_relay, stop, task)
+                    stack.push_async_callback(_stop_worker, stop, task)
             # What startup built (routes, models, compiled statements) lives as long as the process:
             # kept out of the collector's scans, a full collection over a month's report stalls
             # the worker for a few tens of milliseconds instead of a hundred.
@@ -90,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.principals = principals.PrincipalCache(settings.principal_cache_seconds)
     app.state.schema_head = migrate.head_revision()
     app.state.password_hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.state.response_cipher = response_cipher(settings.secret_key.get_secret_value())
