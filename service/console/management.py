@@ -423,6 +423,8 @@ async def sas_deliveries_page(request: Request, principal: ConsoleUser, session:
         request,
         "manage_deliveries.html",
         heading="Rendez-vous transmis au SAS",
+        intro="Les rendez-vous des demandes régulées par le SAS lui sont transmis à la réservation, puis à "
+        "chaque changement (annulation, rendez-vous honoré ou non). Un envoi abandonné peut être relivré.",
         base_path="/console/manage/sas/deliveries",
         deliveries=page.items,
         active="clients",

@@ -105,3 +105,29 @@ def test_the_compensation_workbook_downloads_in_french_and_reconciles(browser: B
     paid = sum(Decimal(str(p["Montant à verser (€)"])) for p in people)
     assert paid == Decimal(str(total["Montant à verser (€)"])) == Decimal(statement["total_paid"])
     session.context.close()
+
+
+def test_the_appointments_sent_to_the_sas_are_listed_for_the_coordinator(browser: Browser, console: Console) -> None:
+    coordinator = console.token("coordinator")
+    joined = console.api.patch(
+        "/v1/cpts/current", json={"finess": "440000123", "phone": "02 40 00 11 22", "sas_enabled": True},
+        headers=coordinator,
+    )  # fmt: skip
+    assert joined.status_code == 200, joined.text
+    request = console.new_request(channel="sas", via_sas=True, needs={"profession": "10"})
+    suggestions = console.api.get(f"/v1/requests/{request['id']}/suggestions", headers=console.token("handler"))
+    slot_id = suggestions.json()["items"][0]["slot_id"]
+    booked = console.api.post(
+        f"/v1/requests/{request['id']}/book", json={"slot_id": slot_id}, headers=console.token("handler")
+    )
+    assert booked.status_code == 201, booked.text
+    session = open_session(browser, console, "coordinator")
+    page = session.page
+    page.goto("/console/manage/clients")
+    page.get_by_role("link", name="Rendez-vous transmis au SAS").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Rendez-vous transmis au SAS")
+    row = page.locator("tbody tr").first
+    expect(row).to_contain_text("réservation")
+    expect(row).to_contain_text("en attente")  # no SAS address in the tests: nothing is sent
+    session.check("33-rendez-vous-sas")
+    session.context.close()
