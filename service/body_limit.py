@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.accounts.domain import API_KEY_PREFIX, api_key_digest, token_signature_valid
-from service.problems import problem
+from service.accounts.domain import API_KEY_PREFIX, SAS_KEY_PREFIX, api_key_digest, token_signature_valid
+from service.problems import refusal
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _ACTIVE_KEY = text("SELECT 1 FROM software_client WHERE key_digest = :digest AND active")
+_ACTIVE_SAS_KEY = text("SELECT 1 FROM sas_client WHERE key_digest = :digest AND active")
 
 
 class BodyLimitMiddleware:
@@ -40,8 +41,8 @@ class BodyLimitMiddleware:
         if (declared is None or declared > settings.unauthenticated_body_bytes) and not await _credentials_check_out(
             state, headers.get(b"authorization", b"")
         ):
-            response = problem(401, "unauthenticated", "A body this large is read only for an authenticated caller.")
-            await response(scope, receive, send)
+            detail = "A body this large is read only for an authenticated caller."
+            await refusal(scope["path"], 401, "unauthenticated", detail)(scope, receive, send)
             return
         if declared is not None:
             await self.app(scope, receive, send)
@@ -60,7 +61,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit and not refused:
                     refused = True
-                    await problem(413, "payload_too_large", _detail(limit))(scope, receive, send)
+                    await refusal(scope["path"], 413, "payload_too_large", _detail(limit))(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -86,7 +87,7 @@ def _detail(limit: int) -> str:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    await problem(413, "payload_too_large", _detail(limit))(scope, receive, send)
+    await refusal(scope["path"], 413, "payload_too_large", _detail(limit))(scope, receive, send)
 
 
 async def _credentials_check_out(state: Any, authorization: bytes) -> bool:
@@ -96,4 +97,7 @@ async def _credentials_check_out(state: Any, authorization: bytes) -> bool:
     if token.startswith(API_KEY_PREFIX):
         async with state.sessionmaker() as session:
             return (await session.scalar(_ACTIVE_KEY, {"digest": api_key_digest(token)})) is not None
+    if token.startswith(SAS_KEY_PREFIX):
+        async with state.sessionmaker() as session:
+            return (await session.scalar(_ACTIVE_SAS_KEY, {"digest": api_key_digest(token)})) is not None
     return token_signature_valid(state.settings.secret_key.get_secret_value(), token)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import traceback
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -36,6 +38,53 @@ _HTTP_CODES = {
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
+
+
+# Under /fhir every refusal is a FHIR OperationOutcome, never problem+json: the same answers, in the
+# SAS's language (issue type codes of the FHIR `issue-type` value set).
+FHIR_PREFIX = "/fhir"
+FHIR_MEDIA_TYPE = "application/fhir+json"
+_FHIR_ISSUE = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    413: "too-long",
+    415: "not-supported",
+    422: "processing",
+    429: "throttled",
+    503: "transient",
+}
+
+
+class FhirResponse(JSONResponse):
+    media_type = FHIR_MEDIA_TYPE
+
+
+def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }
+
+
+def is_fhir_path(path: str) -> bool:
+    return path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")
+
+
+def as_operation_outcome(response: JSONResponse) -> FhirResponse:
+    """A problem answer, said as FHIR says it (same status and headers)."""
+    detail = json.loads(bytes(response.body)).get("detail", "")
+    code = _FHIR_ISSUE.get(response.status_code, "exception")
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+    return FhirResponse(operation_outcome(code, detail), status_code=response.status_code, headers=headers)
+
+
+def refusal(path: str, status: int, code: str, detail: str) -> JSONResponse:
+    """A refusal before any route runs (middleware): problem+json, or an OperationOutcome under /fhir."""
+    answer = problem(status, code, detail)
+    return as_operation_outcome(answer) if is_fhir_path(path) else answer
 
 
 def problem_type(code: str) -> str:
@@ -155,12 +204,26 @@ async def _unexpected_error(request: Request, exc: Exception) -> ProblemResponse
     return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
 
 
+def _said_for_fhir(
+    handler: Callable[[Request, Exception], Awaitable[JSONResponse]],
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        response = await handler(request, exc)
+        return as_operation_outcome(response) if is_fhir_path(request.url.path) else response
+
+    return handle
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(DomainError, _domain_error)
-    app.add_exception_handler(RequestValidationError, _request_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_exception)
-    app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(PoolTimeout, _database_wait)
-    app.add_exception_handler(TimeoutError, _database_wait)
-    app.add_exception_handler(DatabaseUnavailable, _database_wait)  # e.g. refused while the server restarts
-    app.add_exception_handler(Exception, _unexpected_error)
+    handlers: list[tuple[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]]] = [
+        (DomainError, _domain_error),
+        (RequestValidationError, _request_validation_error),
+        (StarletteHTTPException, _http_exception),
+        (DBAPIError, _database_error),
+        (PoolTimeout, _database_wait),
+        (TimeoutError, _database_wait),
+        (DatabaseUnavailable, _database_wait),  # e.g. refused while the server restarts
+        (Exception, _unexpected_error),
+    ]
+    for kind, handler in handlers:
+        app.add_exception_handler(kind, _said_for_fhir(handler))

@@ -9,9 +9,11 @@ zone. Every worker listens on a connection of its own and empties its cache on e
 How stale an entry can be: until the notification arrives, milliseconds after the change's
 commit. The worker that made the change empties its cache before that, at its own commit, so its
 next request already sees the change. While the listening connection is down nothing is cached
-and every request asks the database; a connection that dies without closing is found by a check
-every `CHECK_SECONDS` (so at worst twice that); an entry is also dropped after `max_age` seconds
-(`SNP_PRINCIPAL_CACHE_SECONDS`) whatever happens.
+and every request asks the database. Caching starts only once the triggers are found and a
+notification of the worker's own has come back on that connection, and every `CHECK_SECONDS` one
+must come back again: a connection that dies without closing, or a pooler that answers queries but
+drops notifications, stops the caching within twice that. An entry is also dropped after
+`max_age` seconds (`SNP_PRINCIPAL_CACHE_SECONDS`) whatever happens.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ _CHANGES_PRINCIPALS = re.compile(
     re.IGNORECASE,
 )
 _CHANGED = "snp_principals_changed"
+_CLEAR_AT_CHECKIN = "snp_principals_clear_at_checkin"
 
 
 @lru_cache(maxsize=4096)
@@ -123,8 +126,17 @@ def empty_on_own_commits(engine: AsyncEngine, cache: PrincipalCache) -> None:
                 info[_CHANGED] = True
 
     def commit(conn: Any) -> None:
+        # Fired before the COMMIT is sent: emptied now, and again when the connection goes back to
+        # the pool (after the COMMIT, before the answer), so that a request reading the old row
+        # while the COMMIT is in flight cannot keep it.
         info = connection_info(conn)
         if info is None or info.pop(_CHANGED, False):
+            cache.clear()
+            if info is not None:
+                info[_CLEAR_AT_CHECKIN] = True
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop(_CLEAR_AT_CHECKIN, False):
             cache.clear()
 
     def rollback(conn: Any) -> None:
@@ -136,6 +148,7 @@ def empty_on_own_commits(engine: AsyncEngine, cache: PrincipalCache) -> None:
     event.listen(sync, "before_cursor_execute", statement)
     event.listen(sync, "commit", commit)
     event.listen(sync, "rollback", rollback)
+    event.listen(sync.pool, "checkin", checkin)
 
 
 async def listen(connect: Callable[[], Awaitable[Any]], cache: PrincipalCache, stop: asyncio.Event) -> None:
@@ -151,6 +164,22 @@ async def listen(connect: Callable[[], Awaitable[Any]], cache: PrincipalCache, s
         if not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=RECONNECT_SECONDS)
+
+
+_ECHO = "echo:"
+_TRIGGERS_PRESENT = "SELECT count(*) = 4 FROM pg_trigger WHERE tgname LIKE '%\\_principal\\_changed'"
+
+
+async def _echo(connection: Any, echoes: dict[str, asyncio.Future[None]]) -> None:
+    """Send a notification of our own on the channel and wait for it to come back."""
+    payload = f"{_ECHO}{uuid.uuid4().hex}"
+    echo: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    echoes[payload] = echo
+    try:
+        await asyncio.wait_for(connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload), CHECK_SECONDS)
+        await asyncio.wait_for(echo, CHECK_SECONDS)
+    finally:
+        echoes.pop(payload, None)
 
 
 async def _first_of(one: asyncio.Event, other: asyncio.Event, seconds: float) -> None:
@@ -174,15 +203,29 @@ async def _listen_once(connect: Callable[[], Awaitable[Any]], cache: PrincipalCa
             lost.set()
 
         connection.add_termination_listener(terminated)
-        await connection.add_listener(CHANNEL, lambda *_: cache.clear())
+        echoes: dict[str, asyncio.Future[None]] = {}
+
+        def notified(_: Any, __: Any, ___: Any, payload: str) -> None:
+            echo = echoes.pop(payload, None)
+            if echo is not None:  # our own check coming back, not a change
+                if not echo.done():
+                    echo.set_result(None)
+            elif not payload.startswith(_ECHO):
+                cache.clear()
+
+        await connection.add_listener(CHANNEL, notified)
+        if not await connection.fetchval(_TRIGGERS_PRESENT):
+            raise RuntimeError("the principal triggers are missing (migration 0013): nothing is cached")
+        await _echo(connection, echoes)
         cache.clear()  # what changed while nobody listened
         cache.listening = True
         while True:
             await _first_of(stop, lost, CHECK_SECONDS)
             if stop.is_set() or lost.is_set():
                 return
-            # A connection that no longer answers may also miss notifications.
-            await asyncio.wait_for(connection.fetchval("SELECT 1"), timeout=CHECK_SECONDS)
+            # Notifications still come back on this connection (not only answers: a pooler in front
+            # of PostgreSQL, or a connection half gone, would answer a query and drop notifications).
+            await _echo(connection, echoes)
     finally:
         cache.stop_listening()
         with contextlib.suppress(Exception):

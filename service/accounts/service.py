@@ -494,11 +494,27 @@ async def _regulator_by_identifier(session: AsyncSession, system: str, value: st
 
 
 async def write_sas_regulator(
-    session: AsyncSession, facts: RegulatorFacts, now: datetime, *, create_only: bool
+    session: AsyncSession,
+    facts: RegulatorFacts,
+    now: datetime,
+    *,
+    create_only: bool,
+    known_as: tuple[str, str] | None = None,
 ) -> tuple[StoredRegulator, RegulatorWrite]:
     """Record a regulator the SAS pushed. A create of one already held with the same facts (the
     SAS retrying) answers it unchanged; `create_only=False` (a conditional update) updates it.
-    Withdrawing or restoring the account moves its credentials version, as for staff."""
+    `known_as`: the identifier a conditional update named them by, when it is not the one kept
+    (a regulator first known by the SAS's internal id, now with their IDNPS): that record is
+    updated and keeps the new identifier, rather than a second one being made. Withdrawing or
+    restoring the account moves its credentials version, as for staff."""
+    kept = (facts.identifier_system, facts.identifier_value)
+    if not create_only and known_as is not None and known_as != kept:
+        earlier = await _regulator_by_identifier(session, *known_as)
+        if earlier is not None:
+            if await _regulator_by_identifier(session, *kept) is not None:
+                return _stored(earlier), RegulatorWrite.exists  # two records would be one person
+            earlier.identifier_system, earlier.identifier_value = kept
+            return _stored(await _update_regulator(session, earlier, facts, now)), RegulatorWrite.updated
     inserted = await session.scalar(
         pg_insert(SasRegulator)
         .values(
@@ -525,6 +541,12 @@ async def write_sas_regulator(
         return _stored(row), RegulatorWrite.unchanged
     if create_only:
         return _stored(row), RegulatorWrite.exists
+    return _stored(await _update_regulator(session, row, facts, now)), RegulatorWrite.updated
+
+
+async def _update_regulator(
+    session: AsyncSession, row: SasRegulator, facts: RegulatorFacts, now: datetime
+) -> SasRegulator:
     if row.active != facts.active:
         row.credentials_version += 1
     row.rpps, row.family_name, row.given_name = facts.rpps, facts.family_name, facts.given_name
@@ -532,7 +554,7 @@ async def write_sas_regulator(
     row.version += 1
     row.updated_at = now
     await session.flush()
-    return _stored(row), RegulatorWrite.updated
+    return row
 
 
 async def sas_regulator(session: AsyncSession, regulator_id: uuid.UUID) -> StoredRegulator | None:

@@ -117,12 +117,14 @@ def appointment(facts: AppointmentFacts, system: str) -> dict[str, Any]:
     return body
 
 
-def request_of(facts: AppointmentFacts, base_url: str, system: str) -> tuple[str, str]:
-    """The booking's first message creates (POST); later ones update by identifier (PUT)."""
+def request_of(facts: AppointmentFacts, base_url: str, system: str) -> tuple[str, str, dict[str, str]]:
+    """The booking's first message creates (POST, conditional: a retry after a lost answer does
+    not create it twice); later ones update by identifier (PUT)."""
     base = base_url.rstrip("/")
+    search = f"identifier={quote(system, safe='')}|{quote(identifier_value(facts, system))}"
     if facts.first:
-        return "POST", f"{base}/Appointment"
-    return "PUT", f"{base}/Appointment?identifier={quote(system, safe='')}|{quote(identifier_value(facts, system))}"
+        return "POST", f"{base}/Appointment", {"If-None-Exist": search}
+    return "PUT", f"{base}/Appointment?{search}", {}
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -133,10 +135,13 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False, verify=context)
 
 
-async def _send(http: httpx.AsyncClient, method: str, url: str, body: bytes) -> tuple[int | None, str | None, int]:
+async def _send(
+    http: httpx.AsyncClient, method: str, url: str, headers: dict[str, str], body: bytes
+) -> tuple[int | None, str | None, int]:
     started = time.perf_counter()
     try:
-        answer = await http.request(method, url, content=body, headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON})
+        sent = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, **headers}
+        answer = await http.request(method, url, content=body, headers=sent)
         status, error = answer.status_code, None if answer.is_success else f"HTTP {answer.status_code}"
     except httpx.HTTPError:
         status, error = None, NO_ANSWER
@@ -200,7 +205,12 @@ async def run_once(
 
 async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:
     """Poll for due appointments until `stop` is set; a failing round is logged, not fatal."""
-    async with http_client(settings) as http:
+    try:
+        client = http_client(settings)
+    except (OSError, ssl.SSLError) as exc:  # an unreadable certificate, key or authority file
+        _log.error("sas.client_unusable", error_type=type(exc).__name__)
+        return
+    async with client as http:
         while not stop.is_set():
             try:
                 sent = await run_once(sessionmaker, settings, http)

@@ -11,6 +11,7 @@ from typing import Any
 from service.accounts.domain import RegulatorFacts, StoredRegulator
 from service.fhir import conformance
 from service.fhir.resources import IDNPS_SYSTEM, V2_0203, profile
+from service.fields import has_unstorable_text
 
 # The SAS's own identifiers of regulators who have no national one (slice IdentifiantInterne).
 SAS_INTERNAL_SYSTEM = "urn:oid:1.2.250.1.213.3.6"
@@ -28,31 +29,45 @@ class RegulatorInvalid(Exception):
         self.problems = problems
 
 
-def _identifier(identifiers: list[Any]) -> tuple[str, str]:
-    """The identifier we keep: the national one (IDNPS) when given, else the SAS's internal one,
-    else the first (the guide's slicing is open)."""
-    usable = [
+def identifiers_of(resource: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """Every (system, value) identifier the resource carries."""
+    return set(_usable(resource.get("identifier")))
+
+
+def _usable(identifiers: Any) -> list[tuple[str, str]]:
+    return [
         (i["system"], i["value"])
-        for i in identifiers
+        for i in (identifiers if isinstance(identifiers, list) else [])
         if isinstance(i, Mapping) and isinstance(i.get("system"), str) and isinstance(i.get("value"), str)
     ]
+
+
+def _identifier(identifiers: Any) -> tuple[str, str] | None:
+    """The identifier we keep: the national one (IDNPS) when given, else the SAS's internal one,
+    else the first (the guide's slicing is open)."""
+    usable = _usable(identifiers)
     for wanted in (IDNPS_SYSTEM, SAS_INTERNAL_SYSTEM):
         for system, value in usable:
             if system == wanted:
                 return system, value
-    return usable[0]
+    return usable[0] if usable else None
 
 
 def parse(resource: Any) -> RegulatorFacts:
     """The regulator a pushed FrPractitionerRegul describes, or every reason it cannot be one."""
     if not isinstance(resource, Mapping) or resource.get("resourceType") != "Practitioner":
         raise RegulatorInvalid([("Practitioner", "the body must be a Practitioner resource")])
+    if has_unstorable_text(resource):
+        raise RegulatorInvalid([("Practitioner", "text with a NUL character or a lone surrogate")])
     problems = [(issue.path, issue.message) for issue in conformance.check(resource, profile("FrPractitionerRegul"))]
     if problems:
         raise RegulatorInvalid(problems)
-    if not isinstance(resource["active"], bool):
+    if not isinstance(resource.get("active"), bool):
         raise RegulatorInvalid([("Practitioner.active", "true or false")])
-    system, value = _identifier(resource["identifier"])
+    found = _identifier(resource.get("identifier", []))
+    if found is None:
+        raise RegulatorInvalid([("Practitioner.identifier", "an identifier with its system and value")])
+    system, value = found
     if len(system) > 100 or not _IDENTIFIER_VALUE.fullmatch(value):
         problems.append(("Practitioner.identifier", "an identifier value of 1 to 64 letters, digits or / . _ : -"))
     names = [
@@ -69,7 +84,7 @@ def parse(resource: Any) -> RegulatorFacts:
     emails = [
         t.get("value") for t in resource.get("telecom", []) if isinstance(t, Mapping) and t.get("system") == "email"
     ]
-    email = emails[0] if emails else None
+    email = emails[0].lower() if emails and isinstance(emails[0], str) else (emails[0] if emails else None)
     if email is not None and (not isinstance(email, str) or len(email) > 254 or not _EMAIL.fullmatch(email)):
         problems.append(("Practitioner.telecom", "not an e-mail address"))
     if names and (len(names[0]["family"]) > 100 or len(names[0]["given"][0]) > 100):
@@ -83,7 +98,7 @@ def parse(resource: Any) -> RegulatorFacts:
         rpps=rpps.group(1) if rpps else None,
         family_name=names[0]["family"],
         given_name=names[0]["given"][0],
-        email=email.lower() if isinstance(email, str) else None,
+        email=email if isinstance(email, str) else None,
         active=resource["active"] is True,
     )
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from service import problems
+
 IG = Path(__file__).parent / "ig"
 IDNPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 IDNST_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
@@ -293,7 +295,4 @@ def _modality(code: str) -> dict[str, Any]:
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
     """An error as FHIR says it (issue type codes of the FHIR `issue-type` value set)."""
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
-    }
+    return problems.operation_outcome(code, diagnostics, severity)

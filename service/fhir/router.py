@@ -44,7 +44,11 @@ class FhirError(Exception):
 
 
 def fhir_response(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status_code, media_type=FHIR_JSON, headers=headers)
+    try:
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # text that is not Unicode (a lone surrogate) echoed in an error
+        content = json.dumps(body).encode()
+    return Response(content, status_code=status_code, media_type=FHIR_JSON, headers=headers)
 
 
 class FhirRoute(TransactionalRoute):
@@ -320,8 +324,9 @@ def _issues_outcome(problems: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-async def _pushed_regulator(request: Request) -> RegulatorFacts:
-    """The body of a push: FHIR JSON of a Practitioner that the guide's profile accepts."""
+async def _pushed_regulator(request: Request) -> tuple[RegulatorFacts, set[tuple[str, str]]]:
+    """The body of a push: FHIR JSON of a Practitioner that the guide's profile accepts; with every
+    identifier it carries."""
     media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if media_type not in (FHIR_JSON, "application/json"):
         raise FhirError(415, "not-supported", "Send the Practitioner as application/fhir+json.")
@@ -329,10 +334,14 @@ async def _pushed_regulator(request: Request) -> RegulatorFacts:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         raise FhirError(400, "structure", "The body is not JSON.") from None
+    except RecursionError:
+        raise FhirError(400, "structure", "The body is nested too deep.") from None
     try:
-        return regulators.parse(body)
+        return regulators.parse(body), regulators.identifiers_of(body)
     except regulators.RegulatorInvalid as invalid:
         raise RegulatorRefused(invalid.problems) from None
+    except RecursionError:
+        raise FhirError(400, "structure", "The body is nested too deep.") from None
 
 
 class RegulatorRefused(FhirError):
@@ -353,7 +362,7 @@ async def create_regulator(request: Request, session: SessionDep, now: Now) -> R
     push again (a retry) answers 200 with it; another for an identifier we hold is a conflict
     (update it with PUT ?identifier=)."""
     await sas_principal(request, session)
-    facts = await _pushed_regulator(request)
+    facts, _ = await _pushed_regulator(request)
     stored, outcome = await accounts.write_sas_regulator(session, facts, now, create_only=True)
     if outcome is RegulatorWrite.exists:
         raise FhirError(
@@ -374,12 +383,14 @@ async def update_regulator(request: Request, session: SessionDep, now: Now) -> R
         system, value = regulators.conditional_identifier(request.query_params.get("identifier"))
     except ValueError as error:
         raise FhirError(400, "invalid", str(error)) from None
-    facts = await _pushed_regulator(request)
-    if (facts.identifier_system, facts.identifier_value) != (system, value):
-        raise FhirError(
-            400, "invalid", "The identifier in the URL must be the Practitioner's (IDNPS, else the SAS's internal one)."
-        )
-    stored, outcome = await accounts.write_sas_regulator(session, facts, now, create_only=False)
+    facts, identifiers = await _pushed_regulator(request)
+    if (system, value) not in identifiers:
+        raise FhirError(400, "invalid", "The identifier in the URL must be one of the Practitioner's.")
+    stored, outcome = await accounts.write_sas_regulator(
+        session, facts, now, create_only=False, known_as=(system, value)
+    )
+    if outcome is RegulatorWrite.exists:
+        raise FhirError(409, "duplicate", "Both identifiers name regulators we hold: they cannot be merged here.")
     _log.info("fhir.regulator_pushed", regulator_id=str(stored.id), outcome=outcome.value, active=facts.active)
     return _regulator_response(request, stored, 201 if outcome is RegulatorWrite.created else 200)
 

@@ -73,6 +73,7 @@ _SETTLE_UNCONFIGURED = text(
     """
     UPDATE outbox_message SET status = 'skipped', next_attempt_at = NULL, lease_until = NULL, last_error = :reason
     WHERE id IN (SELECT id FROM outbox_message WHERE destination = 'sas' AND status = 'pending'
+                   AND (lease_until IS NULL OR lease_until < now())  -- not one being sent elsewhere
                  LIMIT 1000 FOR UPDATE SKIP LOCKED)
     """
 )
@@ -115,11 +116,12 @@ class AppointmentFacts:
 _TO_DELIVER = text(
     """
     SELECT m.id, m.event_id, m.event_type, m.attempts,
-           -- Created with POST unless the SAS may already hold it: an earlier message, or a later one
-           -- delivered before this one was sent again (a redelivery).
-           NOT EXISTS (SELECT 1 FROM outbox_message AS other
-                       WHERE other.booking_id = m.booking_id AND other.destination = 'sas' AND other.id <> m.id
-                         AND (other.id < m.id OR other.status = 'delivered')) AS first,
+           -- Created with POST unless the SAS may already hold it: this message delivered before (a
+           -- redelivery), an earlier message, or a later one delivered before this one was sent again.
+           m.delivered_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM outbox_message AS other
+                           WHERE other.booking_id = m.booking_id AND other.destination = 'sas' AND other.id <> m.id
+                             AND (other.id < m.id OR other.status = 'delivered')) AS first,
            b.status AS booking_status, b.outcome, s.start_at, s.end_at,
            m.cpts_id, c.timezone, c.finess, b.id AS booking_id, b.booked_at, p.idnps,
            r.regulating_physician, reg.identifier_system, reg.identifier_value, r.id AS request_id

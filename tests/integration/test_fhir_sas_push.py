@@ -136,6 +136,10 @@ async def test_a_conditional_update_creates_updates_and_withdraws_a_regulator(
         ("no-identifier", "POST", "", 422),
         ("empty-family", "POST", "", 422),
         ("bad-email", "POST", "", 422),
+        ("underscore-active", "POST", "", 422),  # `_active` (an extension) without the value
+        ("value-extension-only", "POST", "", 422),  # an identifier whose value is only `_value`
+        ("nul-name", "POST", "", 422),
+        ("deep", "POST", "", 400),
         ("ok", "PUT", "", 400),  # a conditional update names the identifier
         ("ok", "PUT", "?identifier=urn:oid:1.2.250.1.71.4.2.1|899999999999", 400),  # not the body's
     ],
@@ -160,13 +164,22 @@ async def test_an_invalid_push_is_an_operation_outcome_and_changes_nothing(
         body = {**valid, "name": [{"family": "", "given": ["Jules"]}]}
     elif body == "bad-email":
         body = {**valid, "telecom": [{"system": "email", "value": "not an address"}]}
+    elif body == "underscore-active":
+        body = {**{k: v for k, v in valid.items() if k != "active"}, "_active": {"extension": []}}
+    elif body == "value-extension-only":
+        system = valid["identifier"][0]["system"]
+        body = {**valid, "identifier": [{"system": system, "_value": {"id": "x"}}]}
+    elif body == "nul-name":
+        body = {**valid, "name": [{"family": "MAR\u0000IUS", "given": ["Jules"]}]}
+    elif body == "deep":
+        body = ("[" * 100_000 + "]" * 100_000).encode()
     before = await regulators_held(sessionmaker)
     answer = await push(client, sas_key, body, method, query)
-    assert answer.status_code == status, answer.text
+    assert answer.status_code == status, answer.text[:300]
     outcome = answer.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["severity"] == "error"
-    if status == 422 and body != valid:
+    if status == 422 and body != valid and not isinstance(body, bytes):
         assert all(issue.get("expression") for issue in outcome["issue"])  # where the problem is
     assert await regulators_held(sessionmaker) == before
 
@@ -179,6 +192,10 @@ async def test_only_the_sas_may_push_regulators(client: httpx.AsyncClient, tenan
         assert answer.json()["resourceType"] == "OperationOutcome"
     wrong_type = await client.post("/fhir/Practitioner", content="x", headers={"Content-Type": "text/plain"})
     assert wrong_type.status_code == 401  # who is asking comes first
+    # Refused before any route runs (a large body from a stranger): still an OperationOutcome.
+    large = await client.post("/fhir/Practitioner", content=b"{" + b" " * 100_000 + b"}", headers=FHIR)
+    assert (large.status_code, large.headers["content-type"]) == (401, "application/fhir+json")
+    assert large.json()["issue"][0]["code"] == "login"
 
 
 # --- INT_R03: appointments back to the SAS ---------------------------------------------------
@@ -231,6 +248,10 @@ async def test_a_sas_booking_is_posted_then_put_by_identifier_on_cancellation(
     assert await send(sessionmaker, settings) == 1
     [created] = sas_receiver.calls
     assert (created.method, created.path) == ("POST", "/fhir/Appointment")
+    # A conditional create: the SAS's answer lost and the POST sent again cannot make a second one.
+    assert unquote(created.headers["if-none-exist"]) == (
+        f"identifier=https://snp.cpts-test.fr/fhir/sid/appointment|{booking['booking_id']}"
+    )
     assert created.headers["content-type"] == "application/fhir+json"
     sent = json.loads(created.body)
     assert conformance.check(sent) == []  # FrAppointmentSAS: cardinalities, patterns, bindings
@@ -288,13 +309,22 @@ async def test_the_outcome_reaches_the_sas_and_a_booking_the_sas_did_not_regulat
     # Without a regulating physician on the request, the operator is the CPTS itself.
     operator = json.loads(sas_receiver.calls[0].body)["extension"][0]["valueReference"]["identifier"]
     assert (operator["type"]["coding"][0]["code"], operator["value"]) == ("IDNST", "1440000123")
+    # The creation sent again (a coordinator's redelivery): an update now, the SAS holds it.
+    [delivered] = (await client.get("/v1/sas/deliveries", headers=tenant.coordinator)).json()["items"]
+    again = await client.post(
+        f"/v1/sas/deliveries/{delivered['message_id']}/redeliver",
+        headers={**tenant.coordinator, "Idempotency-Key": f"again-{delivered['message_id']}"},
+    )
+    assert again.status_code == 200
+    assert await send(sessionmaker, settings) == 1
+    assert [c.method for c in sas_receiver.calls] == ["POST", "PUT"]
     clock.now = datetime.fromisoformat(booking["slot"]["end"]).astimezone(UTC) + timedelta(minutes=5)
     reported = await client.post(
         f"/v1/bookings/{booking['booking_id']}/outcome", json={"outcome": "noshow"}, headers=agenda.headers
     )
     assert reported.status_code == 200, reported.text
     assert await send(sessionmaker, settings, now=lambda: clock.now) == 1
-    told = sas_receiver.calls[1]
+    told = sas_receiver.calls[2]
     assert (told.method, json.loads(told.body)["status"]) == ("PUT", "noshow")
 
 
@@ -356,3 +386,30 @@ async def test_without_a_sas_address_nothing_is_sent_and_the_messages_say_why(
     assert (await client.get("/v1/sas/deliveries", headers=other_tenant.coordinator)).json()["items"] == []
     await sas_booking(client, other_tenant, rpps=unique_rpps())
     assert (await client.get("/v1/sas/deliveries", headers=other_tenant.coordinator)).json()["items"] == []
+
+
+async def test_a_regulator_first_known_by_the_sas_id_keeps_one_record_when_their_idnps_comes(
+    client: httpx.AsyncClient, sas_key: str, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    rpps = unique_rpps()
+    internal = ("urn:oid:1.2.250.1.213.3.6", f"SAS-{rpps}")
+    first = regulator(rpps)
+    first["identifier"] = [
+        {
+            "type": {"coding": [{"system": "http://interopsante.org/fhir/CodeSystem/fr-v2-0203", "code": "INTRN"}]},
+            "system": internal[0],
+            "value": internal[1],
+        }
+    ]
+    by_internal = f"?identifier={internal[0]}|{internal[1]}"
+    created = await push(client, sas_key, first, "PUT", by_internal)
+    assert created.status_code == 201, created.text
+    both = regulator(rpps)
+    both["identifier"] = [*regulator(rpps)["identifier"], first["identifier"][0]]
+    updated = await push(client, sas_key, both, "PUT", by_internal)
+    assert updated.status_code == 200, updated.text
+    assert updated.headers["Location"] == created.headers["Location"]
+    assert updated.json()["identifier"][0]["value"] == "8" + rpps  # kept by the national id now
+    async with sessionmaker() as session:
+        held = await session.scalar(select(func.count()).select_from(SasRegulator).where(SasRegulator.rpps == rpps))
+    assert held == 1
