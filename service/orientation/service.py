@@ -250,7 +250,8 @@ async def search(
         principal.cpts_id,
         phone=phone_key(text) if sum(c.isdigit() for c in text) >= 9 else None,
         reference=reference_key(text),
-        family=name_key(text) or None,
+        # A name has no digit: "BE2R9N" is a booking reference, not the beginning of "Bernard".
+        family=(name_key(text) or None) if not any(c.isdigit() for c in text) else None,
         limit=limit,
     )
     await audit.record(session, principal, "request.search", "request", [r.id for r in rows], now, http)

@@ -134,6 +134,7 @@ async def test_search_finds_a_request_by_phone_in_any_format_by_name_and_by_book
     assert await found("lefevre") == [mine["id"]]  # accents, case and the hyphen do not matter
     assert await found("LEFÈVRE DU") == [mine["id"]]
     assert await found(reference.lower().replace("-", "")) == [mine["id"]]
+    assert await found("bern4r") == []  # digits: never a family name (nor here a reference)
     assert await found(reference.replace("0", "O")) == [mine["id"]]  # O read for 0
     assert await found("Nobody") == []
     too_short = await client.get("/v1/requests", params={"q": "a"}, headers=tenant.handler)
