@@ -27,6 +27,8 @@ from service.cpts.schemas import CptsPatch
 from service.db import SessionDep
 from service.errors import DomainError, Invalid
 from service.notifications import service as notifications
+from service.notifications.schemas import DeliveryOut
+from service.pagination import Page
 from service.practitioners import service as practitioners
 from service.practitioners.schemas import PractitionerCreate, PractitionerPatch, SiteIn
 from service.reference.codes import professions, specialties
@@ -397,11 +399,17 @@ async def deliveries_page(
     coordinator_only(principal)
     client = await accounts_repository.get_client(session, principal.cpts_id, client_id)
     page = await notifications.deliveries(session, principal.cpts_id, client_id, None, None, 100)
+    return _deliveries(request, f"Livraisons à {client.name}", f"/console/manage/clients/{client_id}/deliveries", page)
+
+
+def _deliveries(request: Request, heading: str, base_path: str, page: Page[DeliveryOut], intro: str = "") -> Response:
+    """A list of deliveries with their redelivery buttons (a client's webhooks, the SAS's appointments)."""
     return render(
         request,
         "manage_deliveries.html",
-        heading=f"Livraisons à {client.name}",
-        base_path=f"/console/manage/clients/{client_id}/deliveries",
+        heading=heading,
+        intro=intro,
+        base_path=base_path,
         deliveries=page.items,
         active="clients",
     )
@@ -419,16 +427,11 @@ async def sas_deliveries_page(request: Request, principal: ConsoleUser, session:
     """The appointments sent to the SAS for the requests it regulated (INT_R03), dead letters included."""
     coordinator_only(principal)
     page = await notifications.sas_deliveries(session, principal.cpts_id, None, None, 100)
-    return render(
-        request,
-        "manage_deliveries.html",
-        heading="Rendez-vous transmis au SAS",
-        intro="Les rendez-vous des demandes régulées par le SAS lui sont transmis à la réservation, puis à "
-        "chaque changement (annulation, rendez-vous honoré ou non). Un envoi abandonné peut être relivré.",
-        base_path="/console/manage/sas/deliveries",
-        deliveries=page.items,
-        active="clients",
+    intro = (
+        "Les rendez-vous des demandes régulées par le SAS lui sont transmis à la réservation, puis à "
+        "chaque changement (annulation, rendez-vous honoré ou non). Un envoi abandonné peut être relivré."
     )
+    return _deliveries(request, "Rendez-vous transmis au SAS", "/console/manage/sas/deliveries", page, intro)
 
 
 async def sas_redeliver(message_id: int, principal: ConsoleUser, session: SessionDep, now: Now) -> Response:

@@ -11,7 +11,6 @@ on the webhooks' schedule until the last attempt leaves a dead letter for a coor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 import time
@@ -40,6 +39,7 @@ from service.fhir.resources import (
 from service.notifications import repository, sas
 from service.notifications.domain import MessageStatus
 from service.notifications.relay import NO_ANSWER, policy
+from service.notifications.rounds import repeat_rounds
 from service.notifications.sas import AppointmentFacts
 
 _log = structlog.get_logger("service.fhir.appointments")
@@ -211,12 +211,6 @@ async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], settings: 
         _log.error("sas.client_unusable", error_type=type(exc).__name__)
         return
     async with client as http:
-        while not stop.is_set():
-            try:
-                sent = await run_once(sessionmaker, settings, http)
-            except Exception as exc:  # noqa: BLE001 - the sender must outlive a bad round
-                _log.error("sas.round_failed", error_type=type(exc).__name__)
-                sent = 0
-            if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=settings.relay_interval_seconds)
+        await repeat_rounds(
+            lambda: run_once(sessionmaker, settings, http), settings.relay_interval_seconds, stop, "sas.round_failed"
+        )

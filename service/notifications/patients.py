@@ -11,7 +11,6 @@ providers are pluggable: SMTP for e-mail, an HTTP gateway for SMS (see README, "
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from service.cpts.models import Cpts
 from service.db import session_scope
 from service.notifications.domain import EventType, RetryPolicy
 from service.notifications.models import PatientMessage
+from service.notifications.rounds import repeat_rounds
 from service.notifications.schemas import PatientMessageOut
 from service.orientation.models import CareRequest
 from service.practitioners.domain import display_name, place
@@ -399,12 +399,9 @@ async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], settings: 
     """Send due messages until `stop` is set; a failing round is logged, not fatal."""
     async with httpx.AsyncClient(timeout=settings.patient_message_timeout_seconds, follow_redirects=False) as http:
         available = providers(settings, http)
-        while not stop.is_set():
-            try:
-                handled = await run_once(sessionmaker, settings, available)
-            except Exception as exc:  # noqa: BLE001 - the sender must outlive a bad round
-                _log.error("patient_message.round_failed", error_type=type(exc).__name__)
-                handled = 0
-            if not handled:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=settings.relay_interval_seconds)
+        await repeat_rounds(
+            lambda: run_once(sessionmaker, settings, available),
+            settings.relay_interval_seconds,
+            stop,
+            "patient_message.round_failed",
+        )

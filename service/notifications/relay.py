@@ -10,7 +10,6 @@ the message is sent again, with the same event id for the receiver to drop the d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from service.notifications.domain import (
     RetryPolicy,
     sign,
 )
+from service.notifications.rounds import repeat_rounds
 from service.notifications.service import render
 
 _log = structlog.get_logger("service.relay")
@@ -209,12 +209,6 @@ async def run_once(
 async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:
     """Poll for due messages until `stop` is set; a failing round is logged, not fatal."""
     async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as http:
-        while not stop.is_set():
-            try:
-                delivered = await run_once(sessionmaker, settings, http)
-            except Exception as exc:  # noqa: BLE001 - the relay must outlive a bad round
-                _log.error("relay.round_failed", error_type=type(exc).__name__)
-                delivered = 0
-            if not delivered:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=settings.relay_interval_seconds)
+        await repeat_rounds(
+            lambda: run_once(sessionmaker, settings, http), settings.relay_interval_seconds, stop, "relay.round_failed"
+        )

@@ -124,6 +124,7 @@ def test_the_appointments_sent_to_the_sas_are_listed_for_the_coordinator(browser
     session = open_session(browser, console, "coordinator")
     page = session.page
     page.goto("/console/manage/clients")
+    session.check("34-logiciels")
     page.get_by_role("link", name="Rendez-vous transmis au SAS").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Rendez-vous transmis au SAS")
     row = page.locator("tbody tr").first
