@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import Integer, Text
 
@@ -153,7 +153,7 @@ def count_round_trips(engine: AsyncEngine) -> None:
     def statement(conn: Any, *_: Any) -> None:
         statements.inc()
         info = connection_info(conn)
-        if info is not None and conn.in_transaction() and not info.get(_BEGUN):
+        if info is not None and conn.in_transaction() and not info.get(_BEGUN) and not _autocommit(conn):
             info[_BEGUN] = True
             begins.inc()
 
@@ -171,6 +171,11 @@ def count_round_trips(engine: AsyncEngine) -> None:
 _BEGUN = "snp_transaction_begun"
 
 
+def _autocommit(conn: Any) -> bool:
+    """An autocommit connection (`autocommit`): the driver sends no BEGIN or COMMIT for it."""
+    return bool(getattr(conn.connection.dbapi_connection, "autocommit", False))
+
+
 def connection_info(conn: Any) -> dict[Any, Any] | None:
     """A connection's `info`, or None for one lost in the middle of a transaction (reading it then
     would raise, inside the rollback that follows the loss)."""
@@ -185,6 +190,18 @@ def connection_info(conn: Any) -> dict[Any, Any] | None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def autocommit(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
+    """A connection of the session's engine outside any transaction, for a use case that is one
+    statement (atomic by itself): no BEGIN and no COMMIT, one round trip. The isolation level is set
+    and reset on the client side (the driver sends nothing for it)."""
+    engine = session.bind
+    if not isinstance(engine, AsyncEngine):  # pragma: no cover - sessions are bound to the engine
+        raise RuntimeError("the session is not bound to an engine")
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 @asynccontextmanager

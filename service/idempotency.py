@@ -6,6 +6,10 @@ is stored in that transaction before it commits. A concurrent duplicate therefor
 unique index until the first one commits, then replays its answer; if the first one fails, it
 rolled back its claim too and the duplicate simply runs. Only successful answers are stored: a
 failed attempt changed nothing and may be retried with the same key.
+
+The booking (hold, book) claims its key inside its own single statement (`CLAIM_SQL`, see
+`bookings.repository`): the record then names the booking (`answer_of`) instead of holding the
+encrypted answer, and a replay renders that booking again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -45,6 +50,7 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None] = mapped_column(SmallInteger)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    answer_of: Mapped[uuid.UUID | None]  # the booking a replay renders again (no stored body)
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -52,6 +58,44 @@ class IdempotencyRecord(Base):
 class Claim:
     principal_id: uuid.UUID
     key: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A key not claimed yet: the route claims it in its own statement (`CLAIM_SQL`)."""
+
+    key: str
+    digest: str
+
+
+# The key's claim as a step of a single statement, for an answer that the record names
+# (`answer_of`) rather than stores. It runs first and the statement's work waits on it: a
+# concurrent duplicate waits here for the first to commit, finds the key taken, and does nothing
+# (it is then answered by `guard`, which replays). `:idem_key` NULL: no key, nothing claimed.
+CLAIM_SQL = """
+    INSERT INTO idempotency_record (principal_id, key, cpts_id, request_digest, status_code, response_headers,
+                                    answer_of, created_at)
+    SELECT CAST(:idem_principal_id AS uuid), CAST(:idem_key AS text), CAST(:cpts_id AS uuid),
+           CAST(:idem_digest AS text), CAST(:idem_status_code AS integer), CAST(:idem_headers AS jsonb),
+           CAST(:idem_answer_of AS uuid), CAST(:now AS timestamptz)
+    WHERE CAST(:idem_key AS text) IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING key
+"""
+
+
+def claim_values(
+    principal: Principal, pending: Pending | None, answer_of: uuid.UUID, status_code: int
+) -> dict[str, Any]:
+    """The parameters of `CLAIM_SQL` (those of no key when `pending` is None)."""
+    return {
+        "idem_principal_id": principal.id,
+        "idem_key": pending.key if pending else None,
+        "idem_digest": pending.digest if pending else None,
+        "idem_status_code": status_code,
+        "idem_headers": json.dumps({"content-type": "application/json"}),
+        "idem_answer_of": answer_of,
+    }
 
 
 class IdempotentReplay(Exception):
@@ -97,19 +141,35 @@ async def idempotency_guard(
     await guard(request, principal, session, idempotency_key)
 
 
+async def pending_idempotency(request: Request, idempotency_key: IdempotencyKey = None) -> Pending | None:
+    """The key of a route that claims it in its own statement, with the digest of what it asks."""
+    if idempotency_key is None:
+        return None
+    return Pending(idempotency_key, request_digest(request.method, request.url.path, await request.body()))
+
+
+PendingKey = Annotated[Pending | None, Depends(pending_idempotency)]
+Rerender = Callable[[uuid.UUID], Awaitable[bytes | None]]
+
+
 async def guard(
     request: Request,
     principal: Principal,
     session: AsyncSession,
     idempotency_key: str | None,
     body: bytes | None = None,
+    *,
+    digest: str | None = None,
+    rerender: Rerender | None = None,
 ) -> None:
     """Claim the key for this request, or replay the answer of the request that claimed it (raises
     `IdempotentReplay`). The console calls it with its own principal (from the session cookie) and
-    the form it already parsed as `body`."""
+    the form it already parsed as `body`; the booking with the digest it computed (`Pending`) and
+    how to render again the booking a record names."""
     if idempotency_key is None:
         return
-    digest = request_digest(request.method, request.url.path, await request.body() if body is None else body)
+    if digest is None:
+        digest = request_digest(request.method, request.url.path, await request.body() if body is None else body)
     claimed = await session.scalar(
         insert(IdempotencyRecord)
         .values(principal_id=principal.id, key=idempotency_key, cpts_id=principal.cpts_id, request_digest=digest)
@@ -131,6 +191,13 @@ async def guard(
         raise Invalid(
             "idempotency_key_reused", "This Idempotency-Key was already used with another request; use a new key."
         )
+    if record.answer_of is not None:
+        rendered = await rerender(record.answer_of) if rerender is not None else None
+        if rendered is None:
+            raise Conflict(
+                "idempotency_record_unreadable", "The first answer to this key cannot be replayed; use a new key."
+            )
+        raise IdempotentReplay(record, rendered)
     try:
         body = request.app.state.response_cipher.decrypt(record.response_body or b"")
     except InvalidToken as exc:  # stored under a previous SNP_SECRET_KEY

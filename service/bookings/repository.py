@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service import idempotency
 from service.audit import service as audit
 from service.bookings.domain import ACTIVE, BookingStatus
 from service.bookings.models import Booking
@@ -318,14 +320,78 @@ _RECORD_BOOKED = text(
 
 
 async def record_booked(session: AsyncSession, *values: dict[str, Any]) -> None:
-    merged: dict[str, Any] = {}
+    (await session.execute(_RECORD_BOOKED, merged(*values))).one()
+
+
+def merged(*values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a statement made of several modules' fragments."""
+    out: dict[str, Any] = {}
     for part in values:
         for key, value in part.items():
             # A shared parameter must mean the same in every fragment.
-            if key in merged and merged[key] != value:
+            if key in out and out[key] != value:
                 raise ValueError(f"parameter {key!r} differs between fragments")
-            merged[key] = value
-    (await session.execute(_RECORD_BOOKED, merged)).one()
+            out[key] = value
+    return out
+
+
+# The common case of a hold or a booking, as one statement run outside any explicit transaction: one
+# round trip in all. The same steps as above, in the same lock order (the Idempotency-Key first, as
+# `idempotency.guard` claims it before the work; then the request; then the slot), and for a
+# booking the same fragments as `_RECORD_BOOKED`. Whenever a guard stops it (no such request, a
+# status that does not allow it, another hold to end first, the slot taken, the key already used)
+# `snp_decline()` undoes the whole statement and the caller takes the general path, which answers
+# why (or replays). The key's record names the booking (`answer_of`).
+def _taking_in_one(confirm: bool) -> str:
+    record = (
+        f""",
+        {log.APPEND_CTES},
+        outboxed AS ({notifications.ENQUEUE_SQL}),
+        sas_outboxed AS ({sas.ENQUEUE_SQL}),
+        told AS ({patients.ENQUEUE_SQL})"""
+        if confirm
+        else ""
+    )
+    steps = _CLAIM_STEPS.format(
+        guard="EXISTS (SELECT 1 FROM go)",
+        hold_seconds="(SELECT hold_ttl_seconds FROM locked)",
+        offerable=OFFERABLE_SQL,
+    )
+    return f"""
+    WITH key_claim AS ({idempotency.CLAIM_SQL}),
+    locked AS (
+        SELECT r.status, c.hold_ttl_seconds,
+               EXISTS (SELECT 1 FROM booking AS b WHERE b.request_id = r.id AND b.status = 'held') AS holding
+        FROM care_request AS r JOIN cpts AS c ON c.id = r.cpts_id
+        WHERE r.id = :request_id AND r.cpts_id = :cpts_id
+          AND (CAST(:idem_key AS text) IS NULL OR EXISTS (SELECT 1 FROM key_claim))
+        FOR UPDATE OF r
+    ), go AS (
+        SELECT 1 FROM locked WHERE status = ANY(CAST(:bookable AS text[])) AND NOT holding
+    ),
+    {steps},
+    audited AS ({audit.INSERT_ONE_SQL}){record}
+    SELECT claimed.*, CASE WHEN inserted.id IS NULL THEN snp_decline() ELSE true END AS taken
+    FROM (VALUES (1)) AS one LEFT JOIN claimed ON true LEFT JOIN inserted ON true
+    """  # noqa: S608 - module constants, no input
+
+
+_TAKE_IN_ONE = {confirm: text(_taking_in_one(confirm)) for confirm in (False, True)}
+DECLINED = "SNP01"  # raised by snp_decline() (migration 0014)
+
+
+async def take_in_one_statement(
+    conn: AsyncConnection, values: dict[str, Any], *, confirm: bool
+) -> tuple[ClaimedSlot, datetime | None] | None:
+    """Hold or book in one statement on an autocommit connection: the slot taken and the hold's
+    expiry, or None when the statement declined (it then wrote nothing)."""
+    try:
+        row = (await conn.execute(_TAKE_IN_ONE[confirm], values)).one()
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == DECLINED:
+            return None
+        raise
+    return ClaimedSlot(*row[:_SLOT_FIELDS]), row[_SLOT_FIELDS]
 
 
 async def request_has_active_booking(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> bool:

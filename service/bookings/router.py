@@ -16,7 +16,7 @@ from service.clock import Now
 from service.db import SessionDep
 from service.fields import aware_query
 from service.flows import patient_messages
-from service.idempotency import Idempotent
+from service.idempotency import Idempotent, PendingKey
 from service.notifications.schemas import PatientMessageIn, PatientMessageOut
 from service.routing import api_router
 from service.slots.domain import Modality
@@ -55,29 +55,43 @@ async def suggestions(
     "/requests/{request_id}/hold",
     status_code=status.HTTP_201_CREATED,
     operation_id="requests-hold",
-    dependencies=[Idempotent],
     tags=["orientation"],
 )
 async def hold(
-    request_id: uuid.UUID, choice: SlotChoice, principal: Handler, session: SessionDep, now: Now, http: Request
+    request_id: uuid.UUID,
+    choice: SlotChoice,
+    principal: Handler,
+    session: SessionDep,
+    now: Now,
+    http: Request,
+    pending: PendingKey,
 ) -> BookingOut:
     """Hold a slot while talking with the patient (the CPTS's hold TTL, default 180 s); 409
     `slot_unavailable` when someone else has it. Holding another slot drops the previous hold."""
-    return await service.take_slot(session, principal, request_id, choice.slot_id, now, confirm=False, http=http)
+    return await service.take_slot_at_once(
+        session, principal, request_id, choice.slot_id, now, confirm=False, http=http, pending=pending
+    )
 
 
 @router.post(
     "/requests/{request_id}/book",
     status_code=status.HTTP_201_CREATED,
     operation_id="requests-book",
-    dependencies=[Idempotent],
     tags=["orientation"],
 )
 async def book(
-    request_id: uuid.UUID, choice: SlotChoice, principal: Handler, session: SessionDep, now: Now, http: Request
+    request_id: uuid.UUID,
+    choice: SlotChoice,
+    principal: Handler,
+    session: SessionDep,
+    now: Now,
+    http: Request,
+    pending: PendingKey,
 ) -> BookingOut:
     """Hold and confirm in one step."""
-    return await service.take_slot(session, principal, request_id, choice.slot_id, now, confirm=True, http=http)
+    return await service.take_slot_at_once(
+        session, principal, request_id, choice.slot_id, now, confirm=True, http=http, pending=pending
+    )
 
 
 @router.get("/bookings/{booking_id}", operation_id="bookings-get", tags=["bookings"])

@@ -12,8 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import idempotency, tenancy
 from service.audit import service as audit
 from service.auth import Principal
 from service.bookings import repository
@@ -46,6 +48,7 @@ from service.bookings.schemas import (
     Suggestion,
     Suggestions,
 )
+from service.db import autocommit
 from service.errors import Conflict, Invalid, NotFound
 from service.fields import new_reference
 from service.notifications import patients
@@ -59,6 +62,7 @@ from service.orientation.domain import (
     RequestStatus,
     next_status,
     refuse_if_red_flagged,
+    single_target,
     statuses_allowing,
 )
 from service.orientation.log import LockedRequest, append_event
@@ -81,6 +85,7 @@ CANCELLATION_CALLBACK = "Rendez-vous annulé par le praticien : rappeler le pati
 SLOT_UNAVAILABLE = ("slot_unavailable", "This slot is no longer free: choose another one.")
 # The request statuses from which a booking may be made (the orientation log's transitions).
 BOOKABLE = statuses_allowing(EventKind.booked)
+BOOKED = single_target(EventKind.booked)  # what a booking makes of any of them
 
 
 async def _audit(
@@ -106,6 +111,98 @@ async def end_active_hold(session: AsyncSession, cpts_id: uuid.UUID, request_id:
     await session.flush()
 
 
+def _claim_values(
+    principal: Principal, request_id: uuid.UUID, slot_id: uuid.UUID, now: datetime, confirm: bool
+) -> dict[str, Any]:
+    """The parameters of the claim statements (`repository`): a new booking of the slot."""
+    return {
+        "slot_id": slot_id,
+        "booking_id": uuid.uuid4(),
+        "reference": new_reference(),
+        "cpts_id": principal.cpts_id,
+        "request_id": request_id,
+        "status": (BookingStatus.booked if confirm else BookingStatus.held).value,
+        "hold_token": None if confirm else uuid.uuid4(),
+        "actor_id": principal.id,
+        "booked_at": now if confirm else None,
+        "booked_by_id": principal.id if confirm else None,
+        "now": now,
+    }
+
+
+async def take_slot_at_once(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    now: datetime,
+    *,
+    confirm: bool,
+    http: Request,
+    pending: idempotency.Pending | None,
+) -> BookingOut:
+    """The hold and booking routes. The common case is one statement and one round trip
+    (`repository.take_in_one_statement`, which claims the Idempotency-Key too); when it declines,
+    `take_slot` runs in the request's transaction and answers why, or the first answer to a key
+    already used is replayed."""
+    values = _claim_values(principal, request_id, slot_id, now, confirm)
+    booking_id = values["booking_id"]
+    status = BookingStatus(values["status"])
+    action = "booking.book" if confirm else "booking.hold"
+    parts = [
+        values,
+        {"bookable": BOOKABLE},
+        idempotency.claim_values(principal, pending, booking_id, 201),
+        audit.one_row(principal, action, "request", request_id, now, http, {"booking_id": str(booking_id)}),
+    ]
+    if confirm:
+        parts += [
+            log.unchecked_event_values(
+                principal, request_id, principal.cpts_id, EventKind.booked, BOOKED, now, booking_id=booking_id
+            ),
+            notifications.booking_event_values(
+                principal.cpts_id, booking_id, request_id, status.value, slot_id, EventType.booking_confirmed, now
+            ),
+            patients.message_values(EventType.booking_confirmed),
+        ]
+    async with autocommit(session) as conn:
+        taken = await repository.take_in_one_statement(conn, repository.merged(*parts), confirm=confirm)
+    if taken is not None:
+        slot, hold_expires_at = taken
+        booked_at = now if confirm else None
+        reference = values["reference"]
+        return _answer(
+            booking_id, reference, request_id, status, slot, hold_expires_at=hold_expires_at, booked_at=booked_at
+        )
+    if pending is not None:
+
+        async def rerender(answered: uuid.UUID) -> bytes | None:
+            return await _replayed(session, principal, answered, confirm)
+
+        await idempotency.guard(http, principal, session, pending.key, digest=pending.digest, rerender=rerender)
+    return await take_slot(session, principal, request_id, slot_id, now, confirm=confirm, http=http)
+
+
+async def _replayed(session: AsyncSession, principal: Principal, booking_id: uuid.UUID, confirm: bool) -> bytes | None:
+    """The answer of a hold or booking made in one statement, rendered again for a replay: the same
+    booking and status, the practice's details as they are now."""
+    booking = await tenancy.find(session, Booking, principal.cpts_id, booking_id)
+    if booking is None:
+        return None
+    slot = await repository.slot_details(session, principal.cpts_id, booking.slot_id)
+    status = BookingStatus.booked if confirm else BookingStatus.held
+    answer = _answer(
+        booking.id,
+        booking.reference,
+        booking.request_id,
+        status,
+        slot,
+        hold_expires_at=booking.hold_expires_at,
+        booked_at=booking.booked_at if confirm else None,
+    )
+    return bytes(JSONResponse(answer.model_dump(mode="json")).body)
+
+
 async def take_slot(
     session: AsyncSession,
     principal: Principal,
@@ -116,24 +213,11 @@ async def take_slot(
     confirm: bool,
     http: Request | None = None,
 ) -> BookingOut:
-    """Hold a slot for a request (`confirm=False`), or hold and confirm it in one step. The hot
-    path of the service: compiled statements and as few round trips as the rules allow."""
-    booking_id = uuid.uuid4()
-    status = BookingStatus.booked if confirm else BookingStatus.held
-    reference = new_reference()
-    values = {
-        "slot_id": slot_id,
-        "booking_id": booking_id,
-        "reference": reference,
-        "cpts_id": principal.cpts_id,
-        "request_id": request_id,
-        "status": status.value,
-        "hold_token": None if confirm else uuid.uuid4(),
-        "actor_id": principal.id,
-        "booked_at": now if confirm else None,
-        "booked_by_id": principal.id if confirm else None,
-        "now": now,
-    }
+    """Hold a slot for a request (`confirm=False`), or hold and confirm it in one step, in the
+    caller's transaction (the console's, the demo's, and the general path of `take_slot_at_once`)."""
+    values = _claim_values(principal, request_id, slot_id, now, confirm)
+    booking_id, reference = values["booking_id"], values["reference"]
+    status = BookingStatus(values["status"])
     attempt = await repository.lock_and_claim(session, values, BOOKABLE)
     if attempt.request_status is None:
         raise NotFound("request")
@@ -159,7 +243,7 @@ async def take_slot(
             session,
             log.event_values(principal, request, EventKind.booked, now, booking_id=booking_id),
             notifications.booking_event_values(
-                principal.cpts_id, booking_id, request.id, status.value, slot, EventType.booking_confirmed, now
+                principal.cpts_id, booking_id, request.id, status.value, slot.id, EventType.booking_confirmed, now
             ),
             patients.message_values(EventType.booking_confirmed),
             audit.one_row(principal, action, "request", request.id, now, http, audit_detail),
@@ -254,7 +338,7 @@ async def confirm(
             booking.id,
             care_request.id,
             booking.status,
-            slot,
+            booking.slot_id,
             EventType.booking_confirmed,
             now,
         )
@@ -307,7 +391,14 @@ async def _cancel_booked(
         session, principal, care_request, EventKind.reopened, now, booking_id=booking.id, detail={"side": side.value}
     )
     await notifications.booking_event(
-        session, booking.cpts_id, booking.id, booking.request_id, booking.status, slot, EventType.booking_cancelled, now
+        session,
+        booking.cpts_id,
+        booking.id,
+        booking.request_id,
+        booking.status,
+        slot.id,
+        EventType.booking_cancelled,
+        now,
     )
     await patients.enqueue(session, booking.cpts_id, booking.id, booking.request_id, EventType.booking_cancelled, now)
     if side is CancelSide.practitioner:
@@ -389,7 +480,7 @@ async def report_outcome(
     booking.outcome_by_kind, booking.outcome_by_id = principal.kind, principal.id
     await session.flush()
     await notifications.appointment_outcome(
-        session, booking.cpts_id, booking.id, booking.request_id, slot, data.outcome, now
+        session, booking.cpts_id, booking.id, booking.request_id, slot.id, data.outcome, now
     )
     await audit.record(
         session,

@@ -19,6 +19,20 @@ from service.orientation.models import CareRequest
 BOOKING = table("booking", column("id"), column("reference"), column("cancelled_side"), column("cancel_reason"))
 
 
+# What an event says of the booking and its slot, read from the slot row `s` when the event is
+# written (the slot's times, practitioner and site do not change under a booking). Written here
+# only: the webhook, the feed and the SAS message render it (`render`, `sas`). The booking's single
+# statement reads the same row before its own UPDATE of the slot's state, which this leaves out.
+SNAPSHOT_SQL = """
+    jsonb_build_object(
+        'status', CAST(:outbox_status AS text),
+        'practitioner_id', s.practitioner_id,
+        'slot', jsonb_build_object('id', s.id, 'external_id', s.external_id, 'start', s.start_at, 'end', s.end_at,
+                                   'modality', s.modality, 'site_id', s.site_id)
+    ) || jsonb_strip_nulls(jsonb_build_object('outcome', CAST(:outbox_outcome AS text)))
+"""
+
+
 @dataclass(frozen=True)
 class BookingFacts:
     reference: str

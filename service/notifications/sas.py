@@ -19,18 +19,22 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.notifications.repository import SNAPSHOT_SQL
+
 # Shares its parameters with `service.ENQUEUE_SQL` (`booking_event_values`): the booking's compound
 # statement (`bookings.repository.record_booked`) embeds both. Written only for a request the SAS
 # regulated in a CPTS that joined it; anything else writes nothing.
-ENQUEUE_SQL = """
+ENQUEUE_SQL = f"""
     INSERT INTO outbox_message
         (event_id, destination, cpts_id, client_id, event_type, booking_id, request_id, practitioner_id,
          occurred_at, snapshot, status, next_attempt_at)
-    SELECT gen_random_uuid(), 'sas', r.cpts_id, NULL, :outbox_event_type, :booking_id, r.id, :practitioner_id,
-           :now, CAST(:outbox_snapshot AS jsonb), 'pending', CAST(:now AS timestamptz)
-    FROM care_request AS r JOIN cpts AS c ON c.id = r.cpts_id
+    SELECT gen_random_uuid(), 'sas', r.cpts_id, NULL, :outbox_event_type, :booking_id, r.id, s.practitioner_id,
+           :now, {SNAPSHOT_SQL}, 'pending', CAST(:now AS timestamptz)
+    FROM care_request AS r
+    JOIN cpts AS c ON c.id = r.cpts_id
+    JOIN slot AS s ON s.id = :slot_id AND s.cpts_id = r.cpts_id
     WHERE r.id = :request_id AND r.cpts_id = :cpts_id AND r.via_sas AND c.sas_enabled
-"""
+"""  # noqa: S608 - module constants, no input
 _ENQUEUE = text(ENQUEUE_SQL)
 
 

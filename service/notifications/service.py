@@ -3,10 +3,9 @@ what the coordinator sees of deliveries."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy import text
@@ -19,7 +18,7 @@ from service.errors import Conflict, NotFound
 from service.notifications import repository, sas
 from service.notifications.domain import EventType, MessageStatus
 from service.notifications.models import DeliveryAttempt, OutboxMessage
-from service.notifications.repository import BookingFacts
+from service.notifications.repository import SNAPSHOT_SQL, BookingFacts
 from service.notifications.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -34,40 +33,22 @@ from service.pagination import BY_FEED_SEQUENCE as FEED
 from service.pagination import Page
 from service.reference.codes import motifs
 
-
-class SlotFacts(Protocol):
-    """What an event says of the slot (the ORM slot, or the row the hot path read)."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def external_id(self) -> str: ...
-    @property
-    def start_at(self) -> datetime: ...
-    @property
-    def end_at(self) -> datetime: ...
-    @property
-    def modality(self) -> str: ...
-    @property
-    def practitioner_id(self) -> uuid.UUID: ...
-    @property
-    def site_id(self) -> uuid.UUID: ...
-
-
 # One message per active software client of the practitioner; `feed_only` without a webhook URL.
 # Also embedded in the booking's compound statement (`bookings.repository.record_booked`); the
 # parameters are those `booking_event_values` answers.
-ENQUEUE_SQL = """
+ENQUEUE_SQL = f"""
     INSERT INTO outbox_message
         (event_id, cpts_id, client_id, event_type, booking_id, request_id, practitioner_id, occurred_at, snapshot,
          status, next_attempt_at)
-    SELECT gen_random_uuid(), :cpts_id, c.id, :outbox_event_type, :booking_id, :request_id, :practitioner_id, :now,
-           CAST(:outbox_snapshot AS jsonb),
+    SELECT gen_random_uuid(), :cpts_id, c.id, :outbox_event_type, :booking_id, :request_id, s.practitioner_id, :now,
+           {SNAPSHOT_SQL},
            CASE WHEN c.webhook_url IS NULL THEN 'feed_only' ELSE 'pending' END,
            CASE WHEN c.webhook_url IS NULL THEN NULL ELSE CAST(:now AS timestamptz) END
-    FROM client_practitioner AS cp JOIN software_client AS c ON c.id = cp.client_id
-    WHERE cp.cpts_id = :cpts_id AND cp.practitioner_id = :practitioner_id AND c.active
-"""
+    FROM slot AS s
+    JOIN client_practitioner AS cp ON cp.cpts_id = s.cpts_id AND cp.practitioner_id = s.practitioner_id
+    JOIN software_client AS c ON c.id = cp.client_id
+    WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND c.active
+"""  # noqa: S608 - module constants, no input
 _ENQUEUE = text(ENQUEUE_SQL)
 
 
@@ -76,36 +57,23 @@ def booking_event_values(
     booking_id: uuid.UUID,
     request_id: uuid.UUID,
     status: str,
-    slot: SlotFacts,
+    slot_id: uuid.UUID,
     event_type: EventType,
     now: datetime,
     *,
     outcome: str | None = None,
 ) -> dict[str, Any]:
-    """The parameters of `ENQUEUE_SQL` (and of `sas.ENQUEUE_SQL`): the event and what it says of the
-    booking and slot."""
-    snapshot: dict[str, Any] = {
-        "status": status,
-        "practitioner_id": str(slot.practitioner_id),
-        "slot": {
-            "id": str(slot.id),
-            "external_id": slot.external_id,
-            "start": slot.start_at.isoformat(),
-            "end": slot.end_at.isoformat(),
-            "modality": slot.modality,
-            "site_id": str(slot.site_id),
-        },
-    }
-    if outcome is not None:
-        snapshot["outcome"] = outcome
+    """The parameters of `ENQUEUE_SQL` (and of `sas.ENQUEUE_SQL`): the event, and the booking's
+    status and slot (`SNAPSHOT_SQL` reads the rest from the slot)."""
     return {
         "cpts_id": cpts_id,
         "outbox_event_type": event_type.value,
         "booking_id": booking_id,
         "request_id": request_id,
         "now": now,
-        "outbox_snapshot": json.dumps(snapshot),
-        "practitioner_id": slot.practitioner_id,
+        "outbox_status": status,
+        "outbox_outcome": outcome,
+        "slot_id": slot_id,
     }
 
 
@@ -115,13 +83,13 @@ async def booking_event(
     booking_id: uuid.UUID,
     request_id: uuid.UUID,
     status: str,
-    slot: SlotFacts,
+    slot_id: uuid.UUID,
     event_type: EventType,
     now: datetime,
 ) -> None:
     """Write the event for the practitioner's software, and for the SAS when it regulated the
     request, in the caller's transaction (the outbox)."""
-    values = booking_event_values(cpts_id, booking_id, request_id, status, slot, event_type, now)
+    values = booking_event_values(cpts_id, booking_id, request_id, status, slot_id, event_type, now)
     await session.execute(_ENQUEUE, values)
     await sas.enqueue(session, values)
 
@@ -131,13 +99,13 @@ async def appointment_outcome(
     cpts_id: uuid.UUID,
     booking_id: uuid.UUID,
     request_id: uuid.UUID,
-    slot: SlotFacts,
+    slot_id: uuid.UUID,
     outcome: str,
     now: datetime,
 ) -> None:
     """The SAS learns that the appointment took place or not (the practice software reported it)."""
     values = booking_event_values(
-        cpts_id, booking_id, request_id, "booked", slot, EventType.booking_outcome, now, outcome=outcome
+        cpts_id, booking_id, request_id, "booked", slot_id, EventType.booking_outcome, now, outcome=outcome
     )
     await sas.enqueue(session, values)
 

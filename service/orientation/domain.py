@@ -142,6 +142,15 @@ def statuses_allowing(kind: EventKind) -> list[str]:
     return sorted(status.value for status, moves in TRANSITIONS.items() if kind in moves)
 
 
+def single_target(kind: EventKind) -> RequestStatus:
+    """The status `kind` leads to from every status allowing it, for a statement that checks the
+    current status in SQL (`statuses_allowing`) and writes the next one without reading it first."""
+    targets = {moves[kind] for moves in TRANSITIONS.values() if kind in moves}
+    if len(targets) != 1:
+        raise ValueError(f"'{kind.value}' leads to {sorted(t.value for t in targets)}, not to one status")
+    return targets.pop()
+
+
 def refuse_if_red_flagged(status: RequestStatus) -> None:
     """A red-flagged request is neither offered slots nor booked until it is oriented to the 15 or
     a regulating physician lifts the flag."""

@@ -79,11 +79,40 @@ def event_values(
     """Check the move (raising if the request's status does not allow it) and answer the
     parameters of `APPEND_CTES`."""
     status = next_status(RequestStatus(request.status), kind)
+    return unchecked_event_values(
+        principal,
+        request.id,
+        request.cpts_id,
+        kind,
+        status,
+        now,
+        booking_id=booking_id,
+        note=note,
+        regulating_physician=regulating_physician,
+        detail=detail,
+    )
+
+
+def unchecked_event_values(
+    principal: Principal,
+    request_id: uuid.UUID,
+    cpts_id: uuid.UUID,
+    kind: EventKind,
+    status: RequestStatus,
+    now: datetime,
+    *,
+    booking_id: uuid.UUID | None = None,
+    note: str | None = None,
+    regulating_physician: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters of `APPEND_CTES` for a statement that checks the move itself (the booking's
+    single statement: `statuses_allowing` and `single_target`)."""
     return {
         "request_status": status.value,
         "now": now,
-        "request_id": request.id,
-        "cpts_id": request.cpts_id,
+        "request_id": request_id,
+        "cpts_id": cpts_id,
         "event_kind": kind.value,
         "actor_kind": principal.kind,
         "actor_id": principal.id,
