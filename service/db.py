@@ -6,6 +6,7 @@ the commit happens before the response is sent; dependencies only fetch it from 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -192,6 +193,34 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions of the requests that read (GET, HEAD): no explicit transaction, each statement
+    commits itself. In READ COMMITTED a transaction gives a read nothing more (each statement
+    takes its own snapshot), and BEGIN and COMMIT are two round trips of three for a one-query GET.
+    What such a request writes (the audit of a read) is kept even if its answer then fails."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, autoflush=False
+    )
+
+
+_ROW_LOCK = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b|\bFOR\s+KEY\s+SHARE\b", re.IGNORECASE)
+
+
+def refuse_row_locks_outside_transactions(engine: AsyncEngine) -> None:
+    """A row lock taken by a statement that commits itself is gone when the statement ends: a read
+    request that would lock rows is a bug (it must be a POST), unless the statement is a whole use
+    case (`autocommit`, whose locks cover all it does)."""
+
+    def check(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if _autocommit(conn) and not conn.get_execution_options().get(SINGLE_STATEMENT) and _ROW_LOCK.search(statement):
+            raise RuntimeError("a row lock in a statement outside any transaction (a read request?)")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", check)
+
+
+SINGLE_STATEMENT = "snp_single_statement"
+
+
 @asynccontextmanager
 async def autocommit(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
     """A connection of the session's engine outside any transaction, for a use case that is one
@@ -201,7 +230,7 @@ async def autocommit(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
     if not isinstance(engine, AsyncEngine):  # pragma: no cover - sessions are bound to the engine
         raise RuntimeError("the session is not bound to an engine")
     async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT", **{SINGLE_STATEMENT: True})
 
 
 @asynccontextmanager

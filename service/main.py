@@ -20,7 +20,14 @@ from service.bookings import router as bookings_router
 from service.config import Settings, db_timeouts, get_settings, webhook_policy
 from service.console import router as console
 from service.cpts import router as cpts_router
-from service.db import connector, count_round_trips, create_engine, create_sessionmaker
+from service.db import (
+    connector,
+    count_round_trips,
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    refuse_row_locks_outside_transactions,
+)
 from service.fhir import appointments
 from service.fhir import router as fhir_router
 from service.idempotency import response_cipher
@@ -68,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine = create_engine(url, settings.db_pool_size, settings.db_max_overflow, db_timeouts(settings))
             stack.push_async_callback(engine.dispose)
             count_round_trips(engine)
+            refuse_row_locks_outside_transactions(engine)
             # Principals cached between requests while a connection listens for their changes.
             principals.empty_on_own_commits(engine, app.state.principals)
             stop_listening = asyncio.Event()
@@ -81,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(_stop_worker, stop_listening, listener)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.read_sessionmaker = create_read_sessionmaker(engine)
             # The console's commune search indexes 35 000 names once: now, not on a handler's first call.
             await anyio.to_thread.run_sync(communes.warm)
             if settings.relay_enabled:  # webhooks, messages to patients, appointments to the SAS

@@ -2,26 +2,44 @@
 
 `TransactionalRoute` opens the session, runs the endpoint (dependencies, work, serialisation),
 stores the answer for an `Idempotency-Key` in the same transaction, commits, and only then hands
-the response to the server. Any error rolls everything back.
+the response to the server. Any error rolls everything back. The hot reads marked
+`statements_alone` run without an explicit transaction, each statement on its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from service import idempotency
 
+READS = frozenset({"GET", "HEAD"})
+_ALONE = "_snp_statements_alone"
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def statements_alone(endpoint: Endpoint) -> Endpoint:
+    """Mark a read whose statements may each commit on their own (`db.create_read_sessionmaker`):
+    the hot reads of the handlers and of the SAS, which then save BEGIN and COMMIT. Not for a read
+    that streams (a server-side cursor needs a transaction) or wants one snapshot for several
+    statements (REPEATABLE READ); a row lock there is refused (`db.refuse_row_locks_outside_transactions`)."""
+    setattr(endpoint, _ALONE, True)
+    return endpoint
+
 
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        alone = bool(getattr(self.endpoint, _ALONE, False)) and (self.methods or set()) <= READS
 
         async def transactional_handler(request: Request) -> Response:
-            async with request.app.state.sessionmaker() as session:
+            makers = request.app.state
+            maker = makers.read_sessionmaker if alone else makers.sessionmaker
+            async with maker() as session:
                 request.state.db_session = session
                 try:
                     response = await handler(request)

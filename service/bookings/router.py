@@ -18,7 +18,7 @@ from service.fields import aware_query
 from service.flows import patient_messages
 from service.idempotency import Idempotent, PendingKey
 from service.notifications.schemas import PatientMessageIn, PatientMessageOut
-from service.routing import api_router
+from service.routing import api_router, statements_alone
 from service.slots.domain import Modality
 
 router = api_router(prefix="/v1")
@@ -27,6 +27,7 @@ OutcomeReporter = Annotated[Principal, Depends(require_roles(Role.software, Role
 
 
 @router.get("/requests/{request_id}/suggestions", operation_id="requests-suggestions", tags=["orientation"])
+@statements_alone
 async def suggestions(
     request_id: uuid.UUID,
     principal: Staff,

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, ScalarSelect, delete, func, literal, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from service.cpts.domain import Targets
 from service.cpts.models import Cpts, CptsTarget
@@ -20,13 +23,45 @@ async def get(session: AsyncSession, cpts_id: uuid.UUID, *, for_update: bool = F
 
 async def target_history(session: AsyncSession, cpts_id: uuid.UUID) -> list[Targets]:
     """The CPTS's indicator targets, one set per effective date, oldest first."""
-    rows = await session.scalars(
-        select(CptsTarget).where(CptsTarget.cpts_id == cpts_id).order_by(CptsTarget.effective_from)
+    return targets_of(await session.scalar(select(target_history_json(literal(cpts_id)))))
+
+
+def target_history_json(cpts_id: ColumnElement[Any] | InstrumentedAttribute[Any]) -> ScalarSelect[Any]:
+    """The targets as one JSON array of [effective_from, indicator, value], oldest first: a column
+    for a query that reads them with the CPTS (`targets_of` reads it back)."""
+    t = CptsTarget
+    return (
+        select(
+            func.coalesce(
+                func.jsonb_agg(
+                    aggregate_order_by(func.jsonb_build_array(t.effective_from, t.indicator, t.value), t.effective_from)
+                ),
+                literal_column("'[]'::jsonb"),
+            )
+        )
+        .where(t.cpts_id == cpts_id)
+        .scalar_subquery()
     )
+
+
+def targets_of(items: list[list[Any]] | None) -> list[Targets]:
     history: dict[date, dict[str, float]] = {}
-    for row in rows:
-        history.setdefault(row.effective_from, {})[row.indicator] = row.value
+    for day, indicator, value in items or []:
+        history.setdefault(date.fromisoformat(day), {})[indicator] = float(value)
     return [Targets(day, values) for day, values in history.items()]
+
+
+async def get_with(
+    session: AsyncSession, cpts_id: uuid.UUID, *columns: ScalarSelect[Any]
+) -> tuple[Cpts, list[Targets], list[Any]]:
+    """The CPTS with its targets and the given columns (other packages' histories of it, built on
+    `Cpts.id`), in one query."""
+    row = (
+        await session.execute(select(Cpts, target_history_json(Cpts.id), *columns).where(Cpts.id == cpts_id))
+    ).one_or_none()
+    if row is None:
+        raise NotFound("cpts")
+    return row[0], targets_of(row[1]), list(row[2:])
 
 
 async def put_targets(

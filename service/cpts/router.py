@@ -5,12 +5,13 @@ from service.clock import Now
 from service.cpts import service
 from service.cpts.schemas import CptsOut, CptsPatch
 from service.db import SessionDep
-from service.routing import api_router
+from service.routing import api_router, statements_alone
 
 router = api_router(prefix="/v1/cpts", tags=["cpts"])
 
 
 @router.get("/current", operation_id="cpts-get_current")
+@statements_alone
 async def get_current(principal: CurrentPrincipal, session: SessionDep, now: Now) -> CptsOut:
     return await service.current(session, principal.cpts_id, now)
 

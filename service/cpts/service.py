@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compensation import repository as compensation_repository
 from service.compensation import service as compensation
+from service.compensation.domain import Rates
 from service.cpts import repository
-from service.cpts.domain import contract_start_problem, sas_problem, size_class, targets_on
+from service.cpts.domain import Targets, contract_start_problem, sas_problem, size_class, targets_on
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch, TargetsIn
 from service.errors import Invalid, field_error
@@ -21,6 +22,10 @@ def size_of(cpts: Cpts) -> int:
 
 async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
     history = await compensation_repository.rate_history(session, cpts.id)
+    return _out(cpts, await repository.target_history(session, cpts.id), history, now)
+
+
+def _out(cpts: Cpts, targets: list[Targets], history: list[Rates], now: datetime) -> CptsOut:
     today = now.astimezone(ZoneInfo(cpts.timezone)).date()
     return CptsOut(
         id=cpts.id,
@@ -42,7 +47,7 @@ async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
         mfa_required=cpts.mfa_required,
         sas_enabled=cpts.sas_enabled,
         phone=cpts.phone,
-        targets=dict(targets_on(await repository.target_history(session, cpts.id), today)),
+        targets=dict(targets_on(targets, today)),
         motif_overrides=dict(cpts.motif_overrides or {}),
         compensation=compensation.compensation_out(size_of(cpts), history, today),
         created_at=cpts.created_at,
@@ -50,7 +55,11 @@ async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
 
 
 async def current(session: AsyncSession, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
-    return await to_out(session, await repository.get(session, cpts_id), now)
+    """The CPTS with its targets and compensation settings, read in one query."""
+    cpts, targets, (rates,) = await repository.get_with(
+        session, cpts_id, compensation_repository.rate_history_json(Cpts.id)
+    )
+    return _out(cpts, targets, compensation_repository.rates_of(rates), now)
 
 
 async def set_targets(session: AsyncSession, cpts: Cpts, data: TargetsIn, now: datetime) -> None:

@@ -30,7 +30,7 @@ from service.fhir import regulators, resources
 from service.fhir.resources import CptsFacts, SiteFacts, SlotFacts
 from service.fhir.search import SearchError, SlotSearch, parse
 from service.reference.communes import commune
-from service.routing import TransactionalRoute
+from service.routing import TransactionalRoute, statements_alone
 from service.slots.predicates import OFFERABLE_SQL
 
 FHIR_JSON = "application/fhir+json"
@@ -218,6 +218,7 @@ def searchset(search: SlotSearch, rows: list[SlotFacts], self_url: str, base: st
 
 
 @router.get("/Slot")
+@statements_alone
 async def search_slots(request: Request, session: SessionDep, now: Now) -> Response:
     """INT_R04: the free slots of the practitioners asked for, in the window, with the includes."""
     await sas_principal(request, session)

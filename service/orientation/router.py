@@ -36,7 +36,7 @@ from service.orientation.schemas import (
 )
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from service.reference.codes import red_flags
-from service.routing import api_router
+from service.routing import api_router, statements_alone
 
 router = api_router(prefix="/v1", tags=["orientation"])
 
@@ -66,6 +66,7 @@ async def create_request(
 
 
 @router.get("/requests", operation_id="requests-queue")
+@statements_alone
 async def queue(
     principal: Staff,
     session: SessionDep,

@@ -13,7 +13,7 @@ from service.fields import aware_query
 from service.flows import withdrawal
 from service.idempotency import Idempotent
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
-from service.routing import api_router
+from service.routing import api_router, statements_alone
 from service.slots import service
 from service.slots.domain import Modality, Outcome
 from service.slots.schemas import (
@@ -49,6 +49,7 @@ async def sync(body: SyncIn, principal: Publisher, session: SessionDep, now: Now
 
 
 @router.get("/search", operation_id="slots-search")
+@statements_alone
 async def search(
     principal: Staff,
     session: SessionDep,

@@ -143,7 +143,8 @@ async def test_a_booking_retried_with_its_key_replays_the_same_answer_and_books_
     again = await client.post(path, json={"slot_id": slot_ids[0]}, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
-    assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
     other_slot = await client.post(path, json={"slot_id": slot_ids[1]}, headers=headers)
     assert (other_slot.status_code, other_slot.json()["code"]) == (422, "idempotency_key_reused")
     detail = (await client.get(f"/v1/requests/{request['id']}", headers=tenant.handler)).json()
@@ -160,11 +161,14 @@ async def test_a_hold_replayed_says_held_with_its_expiry(client: httpx.AsyncClie
     first = await client.post(path, json={"slot_id": slot_ids[0]}, headers=headers)
     again = await client.post(path, json={"slot_id": slot_ids[0]}, headers=headers)
     assert first.status_code == again.status_code == 201
-    assert first.json()["status"] == "held" and first.json()["hold_expires_at"] is not None
+    assert first.json()["status"] == "held"
+    assert first.json()["hold_expires_at"] is not None
     assert again.json() == first.json()
 
 
-async def test_concurrent_retries_of_a_booking_with_one_key_book_once(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_concurrent_retries_of_a_booking_with_one_key_book_once(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     slot_ids = await booking_setup(tenant, slots=1)
     request = await open_request(tenant)
     headers = {**tenant.handler, "Idempotency-Key": "book-race"}
@@ -195,4 +199,5 @@ async def test_a_refused_booking_keeps_no_claim_and_its_retry_books(client: http
         headers=tenant.handler,
     )
     retried = await client.post(path, json={"slot_id": slot_ids[0]}, headers=headers)
-    assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+    assert retried.status_code == 201
+    assert "idempotent-replayed" not in retried.headers
