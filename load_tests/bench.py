@@ -39,9 +39,10 @@ import aiohttp
 import asyncpg
 import httpx
 
+from load_tests import bench_mix, bench_scale
 from load_tests.bench_publish import batch_items, publish_all, raw_insert
 from load_tests.generator import PASSWORD, GeneratedCpts, generate
-from load_tests.harness import BenchTenant, bench_database, live_service, percentile
+from load_tests.harness import BenchTenant, bench_database, live_granian, live_service, percentile
 from service import embedded_db, migrate
 from service.accounts.domain import SAS_KEY_PREFIX, new_api_key
 from service.reporting.periods import Month
@@ -56,6 +57,7 @@ TARGETS = {
     "fhir_p95_ms": 100,
     "ceiling_to_healthz_ratio": 0.40,
     "booking_round_trips": 2,
+    "one_worker_booking_to_raw_ratio": 0.10,
 }
 
 
@@ -435,7 +437,10 @@ async def invariants(url: str, cpts: GeneratedCpts, booked: list[str]) -> dict[s
     }
 
 
-PHASES = ("raw", "ceiling", "bookings", "suggestions", "search", "fhir", "publication", "report", "costs")
+PHASES = (
+    "raw", "ceiling", "bookings", "suggestions", "search", "fhir", "publication", "report", "mix", "servers", "costs",
+    "scale",
+)  # fmt: skip
 METRICS_TOKEN = "bench-metrics-token"  # noqa: S105 - the bench's own service, on 127.0.0.1
 # The SAS's search: 25 practitioners over 72 h, 40 free slots each (the guide's test kit fails at 1 s).
 FHIR_PRACTITIONERS, FHIR_SLOTS_EACH = 25, 40
@@ -533,10 +538,19 @@ async def measure(
         figures["ratio_bookings_to_raw"] = round(
             figures["bookings"]["confirmed_per_s"] / figures["raw_hold_release"]["transactions_per_s"], 3
         )
+    if "mix" in phases:
+        figures["mix"] = await bench_mix.mix(base, cpts, month, seconds)
+        progress("mix", figures["mix"])
+    servers_booked: list[str] = []
+    if "servers" in phases:
+        figures["servers"], servers_booked = await servers(url, cpts, seconds)
+        progress("servers", figures["servers"])
     if "costs" in phases:
         figures["costs"] = await costs(url, cpts)
         progress("costs", figures["costs"])
-    figures["invariants"] = await invariants(url, cpts, booked.booked)
+    figures["invariants"] = await invariants(url, cpts, booked.booked + servers_booked)
+    if "scale" in phases:  # last: it adds CPTS of 10^4 to 10^6 requests to the database
+        figures["scale"] = await bench_scale.scale(url, base, month)
     conn = await asyncpg.connect(url)
     try:
         figures["postgresql"] = await conn.fetchval("SHOW server_version")
@@ -613,7 +627,10 @@ def table(figures: dict[str, Any]) -> str:
             None,
         ),
         ("monthly report (generated month)", f"{figures['monthly_report_ms']} ms", "", None),
+        *bench_mix.rows(figures["mix"]),
+        *_server_rows(figures["servers"], figures["raw_hold_release"]["transactions_per_s"]),
         *_cost_rows(figures["costs"]),
+        *bench_scale.rows(figures["scale"]),
         ("server errors (5xx)", str(figures["server_errors"]), "0", figures["server_errors"] == 0),
         *((f"invariant: {k.replace('_', ' ')}", str(v), "0", v == 0) for k, v in figures["invariants"].items()),
     ]
@@ -623,6 +640,31 @@ def table(figures: dict[str, Any]) -> str:
         verdict = "" if met is None else ("ok" if met else "MISSED")
         lines.append(f"{name.ljust(width)}  {value:>30}  {target:<16}  {verdict}")
     return "\n".join(lines)
+
+
+def _server_rows(servers: dict[str, Any], raw: int) -> list[tuple[str, str, str, bool | None]]:
+    """Each server side by side: its ceiling beside its /healthz, its bookings beside the raw rate."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for label, measured in servers.items():
+        ceiling, bookings = measured["ceiling"], measured["bookings"]
+        ratio = bookings["confirmed_per_s"] / raw
+        one_worker = label == "uvicorn x1"
+        limit = TARGETS["one_worker_booking_to_raw_ratio"]
+        rows += [
+            (
+                f"{label}: one-query GET / bare /healthz",
+                f"{ceiling['requests_per_s']} / {ceiling['healthz_per_s']} req/s ({ceiling['ratio_to_healthz']:.1%})",
+                "",
+                None,
+            ),
+            (
+                f"{label}: bookings (16 handlers) / raw",
+                f"{bookings['confirmed_per_s']} /s ({ratio:.1%}), p95 {bookings['p95_ms']} ms",
+                f">= {limit:.0%}" if one_worker else "",
+                ratio >= limit if one_worker else None,
+            ),
+        ]
+    return rows
 
 
 def _cost_rows(costs: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
@@ -805,6 +847,33 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
                     "statuses": dict(statuses),
                 }
     return results
+
+
+SERVERS = (("uvicorn", 1), ("granian", 1), ("granian", 2))
+
+
+async def servers(url: str, cpts: GeneratedCpts, seconds: int) -> tuple[dict[str, Any], list[str]]:
+    """The same app under other servers and worker counts, side by side: uvicorn with one worker
+    (the configuration of the issue's probe: 16 handlers booking), granian with one and two. The
+    ceiling and bookings phases measure uvicorn with the bench's workers."""
+    results: dict[str, Any] = {}
+    booked: list[str] = []
+    for server, workers in SERVERS:
+        pool = await open_requests(url, cpts, 4000)
+        await settle(url)
+        start = live_service if server == "uvicorn" else live_granian
+        with start(url, workers=workers, SNP_RELAY_ENABLED="false", SNP_LOG_LEVEL="WARNING") as base:
+            keys = await tokens(base, cpts)
+            run = min(seconds, 10)
+            bookings, tally = await bookings_under_contention(
+                base, keys["handler"], pool[:4000], pool[4000:], run, concurrency=16
+            )
+            results[f"{server} x{workers}"] = {
+                "ceiling": await ceiling(base, keys["handler"][0], run),
+                "bookings": bookings,
+            }
+        booked += tally.booked
+    return results, booked
 
 
 async def _book_next(

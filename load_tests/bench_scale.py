@@ -2,7 +2,8 @@
 
 For each size N (10 000, 100 000, 1 000 000 by default) a CPTS of its own is generated in the same
 database (so the database holds ever more CPTS): N requests in its last month with their bookings
-and events, N slots in that month and N free slots over the next 14 days. Then, for that CPTS, one
+and events, about N slots in that month and N free slots over the next 14 days (with N / 400
+practitioners, 200 at least). Then, for that CPTS, one
 request at a time: suggestions and the slot search (latency), the SAS's FHIR search for 25
 practitioners, the monthly report and the activity export (its first byte and its whole).
 Growth ratios are each figure over the smallest size's.
@@ -11,6 +12,7 @@ Growth ratios are each figure over the smallest size's.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -32,7 +34,7 @@ async def scale(url: str, base: str, month: Month, sizes: tuple[int, ...] = SIZE
     for size in sizes:
         step = await _one_size(url, base, month, size)
         steps.append(step)
-        print(f"[bench] scale {size}: {step}", flush=True)
+        print(f"[bench] scale {size}: {step}", file=sys.stderr, flush=True)
     return {"steps": steps, "growth": _growth(steps)}
 
 
@@ -44,7 +46,9 @@ async def _one_size(url: str, base: str, month: Month, size: int) -> dict[str, A
         url,
         seed=size,
         name=f"CPTS scale {size}",
-        practitioners=200,
+        # Enough practitioners for N slots a month and N in the coming fortnight (a practitioner's
+        # day holds about 35 slots).
+        practitioners=max(200, size // 400),
         history=month,
         history_requests=size,
         history_slots=size,

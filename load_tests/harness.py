@@ -86,11 +86,29 @@ def snp(database_url: str, *args: str) -> dict[str, Any]:
 @contextmanager
 def live_service(database_url: str, workers: int = 2, **env: str) -> Iterator[str]:
     port = free_port()
+    with _serving(
+        port, [str(BIN / "snp"), "serve", "--port", str(port), "--workers", str(workers)], database_url, env
+    ) as base:
+        yield base
+
+
+@contextmanager
+def live_granian(database_url: str, workers: int = 2, **env: str) -> Iterator[str]:
+    """The same app under granian instead of uvicorn (the bench's `servers` phase); the database is
+    migrated already."""
+    port = free_port()
+    command = [
+        str(BIN / "granian"), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--no-ws", "--log-level", "warning", "service.main:create_app",
+    ]  # fmt: skip
+    with _serving(port, command, database_url, env) as base:
+        yield base
+
+
+@contextmanager
+def _serving(port: int, command: list[str], database_url: str, env: dict[str, str]) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(  # noqa: S603
-        [str(BIN / "snp"), "serve", "--port", str(port), "--workers", str(workers)],
-        env=service_env(database_url, **env),
-    )
+    process = subprocess.Popen(command, env=service_env(database_url, **env))  # noqa: S603
     try:
         deadline = time.monotonic() + 90
         while True:

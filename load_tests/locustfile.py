@@ -117,6 +117,9 @@ class CallHandler(Person):
         else:
             self.orient(request, ending)
 
+    def queue(self) -> None:
+        self.get("/v1/requests", "GET /v1/requests (queue)", {"limit": 20})
+
     def book(self, request: str) -> None:
         found = self.get(f"/v1/requests/{request}/suggestions", "GET /v1/requests/[id]/suggestions", {"limit": 5})
         for suggestion in (found or {}).get("items", []):

@@ -31,7 +31,8 @@ USER_WEIGHTS = {"handler": 10, "software": 3, "coordinator": 1}
 # Mean seconds between two occurrences of each activity, per simulated person. Coordinators read
 # far more often than in life (a report a day): theirs are the heaviest requests, so a short run
 # still exercises them.
-HANDLER_ACTIVITIES = {"call": 6.0}
+# A handler's console also reads the queue between calls.
+HANDLER_ACTIVITIES = {"call": 6.0, "queue": 15.0}
 SOFTWARE_ACTIVITIES = {"feed": 5.0, "publish": 20.0, "sync": 60.0}
 COORDINATOR_ACTIVITIES = {"monthly_report": 30.0, "export": 60.0}
 

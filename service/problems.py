@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -143,8 +144,12 @@ async def _http_exception(_: Request, exc: Exception) -> ProblemResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, DBAPIError)
-    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    # The driver's own error reaches here unwrapped when a server-side cursor's fetch fails (a
+    # streamed report past the statement limit); it carries the same SQLSTATE.
+    assert isinstance(exc, DBAPIError | asyncpg.PostgresError)
+    origin = exc.orig if isinstance(exc, DBAPIError) else exc
+    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    sqlstate = str(getattr(origin, "sqlstate", "") or "")
     # SQLSTATE class 22 ("data exception"): a value the database cannot take, e.g. a NUL character
     # or a number out of range. The transaction is rolled back, so nothing changed.
     if sqlstate.startswith("22"):
@@ -163,7 +168,7 @@ async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
     if sqlstate in ("57014", "55P03"):
         _log.warning("http.database_timeout", path=request.url.path, sqlstate=sqlstate)
         return _retry("database_timeout", "The database did not answer in time and nothing was saved; retry.")
-    if exc.connection_invalidated or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
+    if invalidated or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
         _log.warning("http.database_unavailable", path=request.url.path, sqlstate=sqlstate or None)
         return _retry("database_unavailable", "The database connection was lost; retry in a moment.")
     return await _unexpected_error(request, exc)
@@ -193,6 +198,8 @@ def _safe_error_context(exc: BaseException) -> dict[str, Any]:
             for f in traceback.extract_tb(exc.__traceback__)
         ][-12:],
     }
+    if isinstance(exc, asyncpg.PostgresError):
+        context["sqlstate"] = exc.sqlstate
     if isinstance(exc, DBAPIError):
         context["sqlstate"] = getattr(exc.orig, "sqlstate", None)
         context["statement"] = (exc.statement or "")[:2000]
@@ -220,6 +227,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         (RequestValidationError, _request_validation_error),
         (StarletteHTTPException, _http_exception),
         (DBAPIError, _database_error),
+        (asyncpg.PostgresError, _database_error),
         (PoolTimeout, _database_wait),
         (TimeoutError, _database_wait),
         (DatabaseUnavailable, _database_wait),  # e.g. refused while the server restarts

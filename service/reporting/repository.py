@@ -62,7 +62,9 @@ _FACTS = text(
     LEFT JOIN practitioner p ON p.id = s.practitioner_id
     LEFT JOIN practitioner ip ON ip.id = r.imported_practitioner_id
     WHERE r.cpts_id = :cpts_id AND r.received_at >= :start AND r.received_at < :end
+      AND (r.received_at, r.id) > (:after_at, :after_id)
     ORDER BY r.received_at, r.id
+    LIMIT :batch
     """  # noqa: S608 - module constants, no input
 ).bindparams(bindparam("deciding", type_=ARRAY(Text)))
 
@@ -102,21 +104,29 @@ def fact_of(row: Sequence[Any]) -> RequestFact:
     )
 
 
-# Rows per fetch when streaming facts: small enough that turning a batch into lines (a pseudonym
-# HMAC each) holds the worker's event loop for ~20 ms, not ~150 ms as 2000 rows did; a month's
+# Rows per batch when streaming facts: small enough that turning a batch into lines (a pseudonym
+# HMAC each) holds the worker's event loop for ~40 ms, not ~150 ms as 2000 rows did; a month's
 # export takes as long either way.
-STREAM_BATCH = 250
+STREAM_BATCH = 500
+_BEFORE_ANY = uuid.UUID(int=0)
 
 
 async def stream_request_facts(
     session: AsyncSession, cpts_id: uuid.UUID, start: datetime, end: datetime, batch: int = STREAM_BATCH
 ) -> AsyncIterator[RequestFact]:
-    """The facts through a server-side cursor: memory does not grow with the month, and other
-    requests are answered between batches."""
-    result = await session.stream(_FACTS.execution_options(yield_per=batch), _params(cpts_id, start, end))
-    async for partition in result.partitions(batch):
-        for row in partition:
+    """The facts in batches, each the next `batch` requests after the last one read (keyset on
+    (received_at, id), the index's order): memory does not grow with the month, the first batch
+    comes as fast for a million requests as for a thousand (no sort of the month first), no
+    statement runs longer than one batch, and other requests are answered between batches. The
+    caller's transaction (REPEATABLE READ for an export) keeps the batches one snapshot."""
+    params = {**_params(cpts_id, start, end), "after_at": start, "after_id": _BEFORE_ANY, "batch": batch}
+    while True:
+        rows = (await session.execute(_FACTS, params)).all()
+        for row in rows:
             yield fact_of(row)
+        if len(rows) < batch:
+            return
+        params["after_at"], params["after_id"] = rows[-1][1], rows[-1][0]
 
 
 _SUPPLY = text(
