@@ -826,6 +826,7 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
                     headers=handler,
                 ),
             ),
+            "queue": (count, lambda http, i: http.get("/v1/requests", params={"limit": "20"}, headers=handler)),
             "fhir": (count // 4, lambda http, i: http.get(sas.path, headers=sas.headers)),
         }  # fmt: skip
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:

@@ -20,7 +20,7 @@ from service.reporting.periods import Month
 
 # About 7 requests a second per 14 people of the scenarios' mix (10 handlers, 3 software, 1
 # coordinator): 190 people make about 100 requests a second.
-USERS = 190
+USERS = int(os.environ.get("SNP_MIX_USERS", "190"))
 # The handlers' actions and what each is called in locust's figures.
 HANDLER_ACTIONS = {
     "suggestions": "GET /v1/requests/[id]/suggestions",
@@ -57,6 +57,12 @@ def _run(base: str, cpts: GeneratedCpts, month: Month, seconds: int, users: int)
         "requests_per_s": round(float(total["Requests/s"]), 1),
         "failures": int(total["Failure Count"]),
         "actions": {},
+        # Every row of locust's summary (requests and the DUE activities), for the JSON.
+        "all": {
+            f"{row['Type']} {name}": [int(row["Request Count"]), float(row["50%"]), float(row["95%"])]
+            for name, row in stats.items()
+            if name != "Aggregated"
+        },
     }
     for action, name in HANDLER_ACTIONS.items():
         row = stats.get(name)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, status
+from fastapi import Depends, Query, Request, Response, status
 
 from service.accounts.domain import Role
 from service.auth import Handler, Principal, Staff, require_roles
@@ -18,7 +18,7 @@ from service.fields import aware_query
 from service.flows import patient_messages
 from service.idempotency import Idempotent, PendingKey
 from service.notifications.schemas import PatientMessageIn, PatientMessageOut
-from service.routing import api_router, statements_alone
+from service.routing import api_router, serialized, statements_alone
 from service.slots.domain import Modality
 
 router = api_router(prefix="/v1")
@@ -26,7 +26,12 @@ router = api_router(prefix="/v1")
 OutcomeReporter = Annotated[Principal, Depends(require_roles(Role.software, Role.coordinator, Role.admin))]
 
 
-@router.get("/requests/{request_id}/suggestions", operation_id="requests-suggestions", tags=["orientation"])
+@router.get(
+    "/requests/{request_id}/suggestions",
+    operation_id="requests-suggestions",
+    tags=["orientation"],
+    response_model=Suggestions,
+)
 @statements_alone
 async def suggestions(
     request_id: uuid.UUID,
@@ -39,7 +44,7 @@ async def suggestions(
     modality: Annotated[
         list[Modality] | None, Query(description="Only these modalities (among the request's needs)")
     ] = None,
-) -> Suggestions:
+) -> Response:
     """Free slots that fit the request's needs and these filters, ranked; those after the deadline
     come last, flagged `within_deadline: false`. Slots starting within the CPTS's lead time are not
     offered. When nothing (in time) is offered: `reasons`, and `alternatives` (without the filters,
@@ -49,7 +54,7 @@ async def suggestions(
         max_distance_km=max_distance_km,
         modalities=frozenset(modality) if modality else None,
     )
-    return await service.suggestions(session, principal, request_id, limit, now, filters)
+    return serialized(await service.suggestions(session, principal, request_id, limit, now, filters))
 
 
 @router.post(
@@ -57,6 +62,7 @@ async def suggestions(
     status_code=status.HTTP_201_CREATED,
     operation_id="requests-hold",
     tags=["orientation"],
+    response_model=BookingOut,
 )
 async def hold(
     request_id: uuid.UUID,
@@ -66,12 +72,13 @@ async def hold(
     now: Now,
     http: Request,
     pending: PendingKey,
-) -> BookingOut:
+) -> Response:
     """Hold a slot while talking with the patient (the CPTS's hold TTL, default 180 s); 409
     `slot_unavailable` when someone else has it. Holding another slot drops the previous hold."""
-    return await service.take_slot_at_once(
+    taken = await service.take_slot_at_once(
         session, principal, request_id, choice.slot_id, now, confirm=False, http=http, pending=pending
     )
+    return serialized(taken, status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -79,6 +86,7 @@ async def hold(
     status_code=status.HTTP_201_CREATED,
     operation_id="requests-book",
     tags=["orientation"],
+    response_model=BookingOut,
 )
 async def book(
     request_id: uuid.UUID,
@@ -88,11 +96,12 @@ async def book(
     now: Now,
     http: Request,
     pending: PendingKey,
-) -> BookingOut:
+) -> Response:
     """Hold and confirm in one step."""
-    return await service.take_slot_at_once(
+    taken = await service.take_slot_at_once(
         session, principal, request_id, choice.slot_id, now, confirm=True, http=http, pending=pending
     )
+    return serialized(taken, status.HTTP_201_CREATED)
 
 
 @router.get("/bookings/{booking_id}", operation_id="bookings-get", tags=["bookings"])

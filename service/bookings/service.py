@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import idempotency, tenancy
@@ -71,6 +70,7 @@ from service.orientation.repository import SuggestionNeeds
 from service.practitioners.models import Practitioner, Site
 from service.reference.codes import PHYSICIAN
 from service.reference.communes import commune
+from service.routing import answer_bytes
 from service.slots import repository as slots_repository
 from service.slots import service as slots_service
 from service.slots.domain import Modality, SlotStatus
@@ -145,6 +145,10 @@ async def take_slot_at_once(
     (`repository.take_in_one_statement`, which claims the Idempotency-Key too); when it declines,
     `take_slot` runs in the request's transaction and answers why, or the first answer to a key
     already used is replayed."""
+    if session.in_transaction():
+        # The request's session already holds a connection (its principal was not cached): taking
+        # a second one could starve the pool under load; the general path uses the session's.
+        return await _take_slot_in_session(session, principal, request_id, slot_id, now, confirm, http, pending)
     values = _claim_values(principal, request_id, slot_id, now, confirm)
     booking_id = values["booking_id"]
     status = BookingStatus(values["status"])
@@ -174,6 +178,20 @@ async def take_slot_at_once(
         return _answer(
             booking_id, reference, request_id, status, slot, hold_expires_at=hold_expires_at, booked_at=booked_at
         )
+    return await _take_slot_in_session(session, principal, request_id, slot_id, now, confirm, http, pending)
+
+
+async def _take_slot_in_session(
+    session: AsyncSession,
+    principal: Principal,
+    request_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    now: datetime,
+    confirm: bool,
+    http: Request,
+    pending: idempotency.Pending | None,
+) -> BookingOut:
+    """The general path: the key claimed (or its first answer replayed), then `take_slot`."""
     if pending is not None:
 
         async def rerender(answered: uuid.UUID) -> bytes | None:
@@ -200,7 +218,7 @@ async def _replayed(session: AsyncSession, principal: Principal, booking_id: uui
         hold_expires_at=booking.hold_expires_at,
         booked_at=booking.booked_at if confirm else None,
     )
-    return bytes(JSONResponse(answer.model_dump(mode="json")).body)
+    return answer_bytes(answer)  # as the route answered it
 
 
 async def take_slot(

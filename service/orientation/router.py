@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import Query, Request, status
+from fastapi import Query, Request, Response, status
 from pydantic import BaseModel
 
 from service.auth import Handler, Staff
@@ -36,7 +36,7 @@ from service.orientation.schemas import (
 )
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from service.reference.codes import red_flags
-from service.routing import api_router, statements_alone
+from service.routing import api_router, serialized, statements_alone
 
 router = api_router(prefix="/v1", tags=["orientation"])
 
@@ -65,7 +65,7 @@ async def create_request(
     return service.summary(await service.create(session, principal, data, now, http))
 
 
-@router.get("/requests", operation_id="requests-queue")
+@router.get("/requests", operation_id="requests-queue", response_model=Page[QueueItem])
 @statements_alone
 async def queue(
     principal: Staff,
@@ -87,14 +87,16 @@ async def queue(
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[QueueItem]:
+) -> Response:
     """The queue: red-flagged requests (`transfer_required`) first, then the most urgent deadline.
     With `q`, the requests found instead (one page)."""
     if q is not None:
-        return Page(items=await service.search(session, principal, q, limit, now, http), next_cursor=None)
+        return serialized(Page(items=await service.search(session, principal, q, limit, now, http), next_cursor=None))
     statuses = [str(s) for s in status_filter] if status_filter else None
-    return await service.queue(
-        session, principal, statuses, aware_query(due_before, "due_before"), limit, cursor, now, http
+    return serialized(
+        await service.queue(
+            session, principal, statuses, aware_query(due_before, "due_before"), limit, cursor, now, http
+        )
     )
 
 

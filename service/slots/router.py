@@ -13,7 +13,7 @@ from service.fields import aware_query
 from service.flows import withdrawal
 from service.idempotency import Idempotent
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
-from service.routing import api_router, statements_alone
+from service.routing import api_router, serialized, statements_alone
 from service.slots import service
 from service.slots.domain import Modality, Outcome
 from service.slots.schemas import (
@@ -48,7 +48,7 @@ async def sync(body: SyncIn, principal: Publisher, session: SessionDep, now: Now
     return await service.sync(session, principal, (body.window_start, body.window_end), body.slots, now)
 
 
-@router.get("/search", operation_id="slots-search")
+@router.get("/search", operation_id="slots-search", response_model=Page[SlotFound])
 @statements_alone
 async def search(
     principal: Staff,
@@ -62,9 +62,9 @@ async def search(
     start_to: AwareQuery = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[SlotFound]:
+) -> Response:
     """Free slots the CPTS's handlers may offer, earliest first (default: the next 7 days)."""
-    return await service.search(
+    found = await service.search(
         session,
         principal,
         now,
@@ -77,6 +77,7 @@ async def search(
         modality=modality,
         commune_insee=commune_insee,
     )
+    return serialized(found)
 
 
 @router.get("", operation_id="slots-list")

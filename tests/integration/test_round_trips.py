@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from tests.builders import Tenant, new_agenda, next_day_at, open_request, publish, slot_item
+from tests.builders import Tenant, login, new_agenda, next_day_at, open_request, publish, slot_item
 from tests.integration.test_principal_cache import listening, wait_for
 
 KINDS = ("statement", "begin", "end")
@@ -71,3 +71,26 @@ async def test_an_authenticated_read_costs_its_statements_and_a_booking_one_roun
     assert status == 201
     assert replay["statement"] > 1
     assert replay["begin"] == 1
+
+
+async def test_a_booking_whose_principal_is_not_cached_takes_the_general_path_and_stays_idempotent(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A new token's first request reads its principal through the request's session; the booking
+    then runs on that session's connection (a second connection could starve the pool)."""
+    await wait_for(lambda: listening(app), within=6.0)
+    agenda = await new_agenda(tenant, practitioners=1)
+    (slot_id,) = await publish(agenda, [slot_item("rt-fresh", agenda.practitioners[0], next_day_at(15))])
+    request = await open_request(tenant)
+    fresh = {"Authorization": f"Bearer {await login(client, tenant.emails['handler'])}"}
+    keyed = {**fresh, "Idempotency-Key": "fresh-token-1"}
+    path = f"/v1/requests/{request['id']}/book"
+    status, first = await cost_of(client, "POST", path, json={"slot_id": slot_id}, headers=keyed)
+    assert status == 201
+    # In the session's transaction after the principal's read: the key's claim, the lock and claim,
+    # the booking's writes, the stored answer (the single statement would make it two in all).
+    assert first["begin"] == 1
+    assert first["statement"] >= 5
+    again = await client.post(path, json={"slot_id": slot_id}, headers=keyed)  # now cached: declines, replays
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
