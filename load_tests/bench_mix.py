@@ -18,9 +18,9 @@ from typing import Any
 from load_tests.generator import GeneratedCpts, credentials_document
 from service.reporting.periods import Month
 
-# About 7 requests a second per 14 people of the scenarios' mix (10 handlers, 3 software, 1
-# coordinator): 190 people make about 100 requests a second.
-USERS = int(os.environ.get("SNP_MIX_USERS", "190"))
+# About 0.8 request a second per person of the scenarios' mix (10 handlers, 3 software, 1
+# coordinator in 14): 130 people make about 100 requests a second.
+USERS = int(os.environ.get("SNP_MIX_USERS", "130"))
 # The handlers' actions and what each is called in locust's figures.
 HANDLER_ACTIONS = {
     "suggestions": "GET /v1/requests/[id]/suggestions",
