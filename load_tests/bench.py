@@ -646,6 +646,9 @@ def _server_rows(servers: dict[str, Any], raw: int) -> list[tuple[str, str, str,
     """Each server side by side: its ceiling beside its /healthz, its bookings beside the raw rate."""
     rows: list[tuple[str, str, str, bool | None]] = []
     for label, measured in servers.items():
+        if "error" in measured:
+            rows.append((f"{label}", measured["error"], "", False))
+            continue
         ceiling, bookings = measured["ceiling"], measured["bookings"]
         ratio = bookings["confirmed_per_s"] / raw
         one_worker = label == "uvicorn x1"
@@ -863,16 +866,18 @@ async def servers(url: str, cpts: GeneratedCpts, seconds: int) -> tuple[dict[str
         pool = await open_requests(url, cpts, 4000)
         await settle(url)
         start = live_service if server == "uvicorn" else live_granian
-        with start(url, workers=workers, SNP_RELAY_ENABLED="false", SNP_LOG_LEVEL="WARNING") as base:
-            keys = await tokens(base, cpts)
-            run = min(seconds, 10)
-            bookings, tally = await bookings_under_contention(
-                base, keys["handler"], pool[:4000], pool[4000:], run, concurrency=16
-            )
-            results[f"{server} x{workers}"] = {
-                "ceiling": await ceiling(base, keys["handler"][0], run),
-                "bookings": bookings,
-            }
+        try:
+            with start(url, workers=workers, SNP_RELAY_ENABLED="false", SNP_LOG_LEVEL="WARNING") as base:
+                keys = await tokens(base, cpts)
+                run = min(seconds, 10)
+                bookings, tally = await bookings_under_contention(
+                    base, keys["handler"], pool[:4000], pool[4000:], run, concurrency=16
+                )
+                ceiling_figures = await ceiling(base, keys["handler"][0], run)
+        except RuntimeError as exc:  # a server that did not start is a figure, not the end of the run
+            results[f"{server} x{workers}"] = {"error": str(exc)}
+            continue
+        results[f"{server} x{workers}"] = {"ceiling": ceiling_figures, "bookings": bookings}
         booked += tally.booked
     return results, booked
 

@@ -118,7 +118,7 @@ def _serving(port: int, command: list[str], database_url: str, env: dict[str, st
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the service did not become ready")
+                raise RuntimeError(f"the service did not become ready (exit code {process.poll()})")
             time.sleep(0.3)
         yield base
     finally:

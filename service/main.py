@@ -18,6 +18,7 @@ from service.accounts.domain import password_hasher
 from service.body_limit import BodyLimitMiddleware
 from service.bookings import router as bookings_router
 from service.config import Settings, db_timeouts, get_settings, webhook_policy
+from service.connectors import router as connectors_router
 from service.console import router as console
 from service.cpts import router as cpts_router
 from service.db import (
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router.auth_router)
     app.include_router(cpts_router.router)
     app.include_router(accounts_router.router)
+    app.include_router(connectors_router.router)
     app.include_router(practitioners_router.router)
     app.include_router(slots_router.router)
     app.include_router(orientation_router.router)

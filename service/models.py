@@ -11,6 +11,7 @@ from service.accounts.models import (
 from service.audit.models import AuditEvent
 from service.bookings.models import Booking
 from service.compensation.models import CompensationRate
+from service.connectors.models import FhirSource
 from service.cpts.models import Cpts, CptsTarget
 from service.db import Base
 from service.idempotency import IdempotencyRecord
@@ -30,6 +31,7 @@ __all__ = [
     "Cpts",
     "CptsTarget",
     "DeliveryAttempt",
+    "FhirSource",
     "IdempotencyRecord",
     "LoginThrottle",
     "OrientationEvent",

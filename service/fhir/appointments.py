@@ -27,20 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.clock import utc_now
 from service.config import Settings
 from service.db import session_scope
-from service.fhir.resources import (
-    CATEGORIE_ETABLISSEMENT,
-    CPTS_CATEGORY,
-    IDNPS_SYSTEM,
-    IDNST_SYSTEM,
-    V2_0203,
-    instant,
-    profile,
-)
+from service.fhir.resources import CATEGORIE_ETABLISSEMENT, CPTS_CATEGORY, instant
 from service.notifications import repository, sas
 from service.notifications.domain import MessageStatus
 from service.notifications.relay import NO_ANSWER, policy
 from service.notifications.rounds import repeat_rounds
 from service.notifications.sas import AppointmentFacts
+from service.reference.sas_guide import IDNPS_SYSTEM, IDNST_SYSTEM, V2_0203, profile
 
 _log = structlog.get_logger("service.fhir.appointments")
 OPERATOR_EXTENSION = "http://interopsante.org/fhir/StructureDefinition/FrAppointmentOperator"

@@ -10,8 +10,8 @@ from typing import Any
 
 from service.accounts.domain import RegulatorFacts, StoredRegulator
 from service.fhir import conformance
-from service.fhir.resources import IDNPS_SYSTEM, V2_0203, profile
 from service.fields import has_unstorable_text
+from service.reference.sas_guide import IDNPS_SYSTEM, V2_0203, profile
 
 # The SAS's own identifiers of regulators who have no national one (slice IdentifiantInterne).
 SAS_INTERNAL_SYSTEM = "urn:oid:1.2.250.1.213.3.6"

@@ -4,42 +4,33 @@ the CPTS's offset with milliseconds. Pure: the rows come in, the resources go ou
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, cached_property
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from service import problems
+from service.reference.sas_guide import (
+    ACT_CODE,
+    IDNPS_SYSTEM,
+    IDNST_SYSTEM,
+    SPECIALITE,
+    TYPE_CRENEAU,
+    V2_0203,
+    profile,
+)
 
-IG = Path(__file__).parent / "ig"
-IDNPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
-IDNST_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
-V2_0203 = "http://interopsante.org/fhir/CodeSystem/fr-v2-0203"
 LOCATION_ID_TYPE = "http://interopsante.org/fhir/CodeSystem/fr-location-identifier-type"
-TYPE_CRENEAU = "https://mos.esante.gouv.fr/NOS/TRE_R314-TypeCreneau/FHIR/TRE-R314-TypeCreneau"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CATEGORIE_ETABLISSEMENT = (
     "https://mos.esante.gouv.fr/NOS/TRE_R66-CategorieEtablissement/FHIR/TRE-R66-CategorieEtablissement"
 )
 CPTS_CATEGORY = "604"
-SPECIALITE = "https://mos.esante.gouv.fr/NOS/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale"
 V2_0276 = "http://terminology.hl7.org/CodeSystem/v2-0276"
 SERVICE_TYPE_EXTENSION = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Slot.serviceType"
 # Our sites' identifiers (Location.identifier, type INTRN): a URN of the site's UUID.
 SITE_SYSTEM = "urn:ietf:rfc:3986"
-
-
-@cache
-def profile(name: str) -> str:
-    """A profile's canonical URL, as its StructureDefinition in the guide's package says it (the
-    guide mixes http://sas.fr/... and https://interop.esante.gouv.fr/...)."""
-    definition = json.loads((IG / f"StructureDefinition-{name}.json").read_text(encoding="utf-8"))
-    url: str = definition["url"]
-    return url
 
 
 def instant(value: datetime, tz: ZoneInfo) -> str:

@@ -29,6 +29,7 @@ from service.db import SessionDep
 from service.fhir import regulators, resources
 from service.fhir.resources import CptsFacts, SiteFacts, SlotFacts
 from service.fhir.search import SearchError, SlotSearch, parse
+from service.reference import sas_guide
 from service.reference.communes import commune
 from service.routing import TransactionalRoute, statements_alone
 from service.slots.predicates import OFFERABLE_SQL
@@ -207,7 +208,7 @@ def searchset(search: SlotSearch, rows: list[SlotFacts], self_url: str, base: st
             include("Organization", site.cpts.id, resources.organization, site.cpts)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
-        "meta": {"profile": [resources.profile("sas-cpts-bundle-aggregator")]},
+        "meta": {"profile": [sas_guide.profile("sas-cpts-bundle-aggregator")]},
         "type": "searchset",
         "total": len(rows),
         "link": [{"relation": "self", "url": self_url}],
@@ -270,7 +271,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Slot",
-                        "supportedProfile": [resources.profile("sas-cpts-slot-aggregator")],
+                        "supportedProfile": [sas_guide.profile("sas-cpts-slot-aggregator")],
                         "interaction": [{"code": "search-type"}],
                         "searchInclude": ["Slot:schedule", "Slot:service-type-reference"],
                         "searchParam": [
@@ -282,19 +283,19 @@ def capability_statement(base: str) -> dict[str, Any]:
                     },
                     {
                         "type": "Practitioner",
-                        "supportedProfile": [resources.profile("FrPractitionerRegul")],
+                        "supportedProfile": [sas_guide.profile("FrPractitionerRegul")],
                         "interaction": [{"code": "create"}, {"code": "update"}, {"code": "read"}],
                         "conditionalCreate": False,
                         "conditionalUpdate": True,
                     },
                     {
                         "type": "Schedule",
-                        "supportedProfile": [resources.profile("FrScheduleAgregateur")],
+                        "supportedProfile": [sas_guide.profile("FrScheduleAgregateur")],
                         "searchInclude": ["Schedule:actor"],
                     },
                     {
                         "type": "HealthcareService",
-                        "supportedProfile": [resources.profile("sas-cpts-healthcareservice-aggregator")],
+                        "supportedProfile": [sas_guide.profile("sas-cpts-healthcareservice-aggregator")],
                         "searchInclude": ["HealthcareService:organization"],
                     },
                 ],
@@ -305,7 +306,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Appointment",
-                        "supportedProfile": [resources.profile("FrAppointmentSAS")],
+                        "supportedProfile": [sas_guide.profile("FrAppointmentSAS")],
                         "interaction": [{"code": "create"}, {"code": "update"}],
                         "conditionalUpdate": True,
                     }

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from service.fhir.resources import IDNPS_SYSTEM
+from service.reference.sas_guide import IDNPS_SYSTEM
 
 PARIS = ZoneInfo("Europe/Paris")
 MAX_PRACTITIONERS = 25

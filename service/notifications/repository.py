@@ -28,7 +28,7 @@ SNAPSHOT_SQL = """
         'status', CAST(:outbox_status AS text),
         'practitioner_id', s.practitioner_id,
         'slot', jsonb_build_object('id', s.id, 'external_id', s.external_id, 'start', s.start_at, 'end', s.end_at,
-                                   'modality', s.modality, 'site_id', s.site_id)
+                                   'modality', s.modality, 'site_id', s.site_id, 'agenda_url', s.agenda_url)
     ) || jsonb_strip_nulls(jsonb_build_object('outcome', CAST(:outbox_outcome AS text)))
 """
 

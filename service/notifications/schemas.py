@@ -28,6 +28,9 @@ class FeedSlot(BaseModel):
     end: LocalDatetime
     modality: Modality
     site_id: uuid.UUID
+    agenda_url: str | None = Field(
+        default=None, description="The slot on the publisher's own agenda, as published (its external id says which)"
+    )
 
 
 class FeedBooking(BaseModel):

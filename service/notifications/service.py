@@ -132,6 +132,7 @@ def render(message: OutboxMessage, care_request: CareRequest, booking: BookingFa
                 end=datetime.fromisoformat(slot["end"]),
                 modality=slot["modality"],
                 site_id=uuid.UUID(slot["site_id"]),
+                agenda_url=slot.get("agenda_url"),  # events written before it was carried have none
             ),
             motif=care_request.motif,
             motif_label=motif.label if motif else "",

@@ -3,7 +3,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, String, Text, UniqueConstraint, text, true
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,4 +69,7 @@ class Site(TenantOwned, Base):
     home_visit_communes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     # The practice's own number, read to the patient (else the practitioner's).
     phone: Mapped[str | None] = mapped_column(String(30))
+    # Created by a pull from agenda software (`connectors`) on first sight of a place: the
+    # coordinator checks its name and position.
+    needs_review: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = created_at_column()

@@ -168,6 +168,20 @@ def search(text: str, limit: int = 10) -> list[Commune]:
     return _first((item for group in groups for item in group), limit)
 
 
+def of_address(postal_code: str | None, city: str | None) -> Commune | None:
+    """The commune an address names by its postal code and city (a postal code may serve several
+    communes: the city's name chooses; alone, a postal code of one commune suffices)."""
+    if not postal_code:
+        return None
+    candidates = [c for c in search(postal_code, limit=50) if postal_code in c.postal_codes]
+    if city:
+        wanted = normalise(city)
+        named = [c for c in candidates if normalise(c.name) == wanted]
+        if named:
+            return named[0]
+    return candidates[0] if len(candidates) == 1 else None
+
+
 def warm() -> None:
     """Load the list and build the search index now (about half a second), not on a first search."""
     _index()

@@ -87,6 +87,7 @@ class SlotSpec:
     visibility: frozenset[Visibility]
     specialty: str | None
     home_visit_communes: frozenset[str] = field(default_factory=frozenset)
+    agenda_url: str | None = None
 
     def same_place_and_time(self, other: SlotSpec) -> bool:
         return (

@@ -67,6 +67,9 @@ class Slot(TenantOwned, Base):
     visibility: Mapped[list[str]] = mapped_column(ARRAY(Text))
     specialty: Mapped[str | None] = mapped_column(String(8))
     home_visit_communes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    # The slot on the publisher's own agenda (what the SAS reads in Slot.comment): a booking made
+    # here carries it back, so the editor can reconcile.
+    agenda_url: Mapped[str | None] = mapped_column(String(2000))
     status: Mapped[str] = mapped_column(String(10), server_default="free")
     hold_token: Mapped[uuid.UUID | None]
     hold_expires_at: Mapped[datetime | None]

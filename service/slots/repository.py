@@ -54,12 +54,28 @@ async def existing_by_external_id(
             Slot.visibility,
             Slot.specialty,
             Slot.home_visit_communes,
+            Slot.agenda_url,
         )
         .join(wanted, Slot.external_id == wanted.c.external_id)
         .where(Slot.cpts_id == cpts_id, Slot.publisher_id == publisher_id)
     )
     existing: dict[str, ExistingSlot] = {}
-    for ext, slot_id, version, status, hold_expires_at, pid, site_id, start, end, modality, vis, spec, communes in rows:
+    for (
+        ext,
+        slot_id,
+        version,
+        status,
+        hold_expires_at,
+        pid,
+        site_id,
+        start,
+        end,
+        modality,
+        vis,
+        spec,
+        communes,
+        url,
+    ) in rows:
         existing[ext] = ExistingSlot(
             id=slot_id,
             version=version,
@@ -73,6 +89,7 @@ async def existing_by_external_id(
                 visibility=frozenset(_VISIBILITIES[v] for v in vis),
                 specialty=spec,
                 home_visit_communes=frozenset(communes),
+                agenda_url=url,
             ),
         )
     return existing
@@ -132,6 +149,7 @@ def _spec_arrays(specs: Sequence[SlotSpec]) -> dict[str, list[Any]]:
         "visibilities": [",".join(sorted(v.value for v in s.visibility)) for s in specs],
         "specialties": [s.specialty for s in specs],
         "communes": [",".join(sorted(s.home_visit_communes)) for s in specs],
+        "agenda_urls": [s.agenda_url for s in specs],
     }
 
 
@@ -144,21 +162,23 @@ _SPEC_BINDS = (
     bindparam("visibilities", type_=TEXTS),
     bindparam("specialties", type_=TEXTS),
     bindparam("communes", type_=TEXTS),
+    bindparam("agenda_urls", type_=TEXTS),
 )
 
 _INSERT = text(
     """
     INSERT INTO slot (id, cpts_id, publisher_id, client_id, external_id, practitioner_id, site_id, start_at, end_at,
-                      modality, visibility, specialty, home_visit_communes, status, version, published_at, updated_at)
+                      modality, visibility, specialty, home_visit_communes, agenda_url, status, version,
+                      published_at, updated_at)
     SELECT u.id, :cpts_id, :publisher_id, :client_id, u.external_id, u.practitioner_id, u.site_id, u.start_at,
            u.end_at, u.modality, string_to_array(u.visibility, ','), u.specialty, string_to_array(u.communes, ','),
-           'free', 1, :now, :now
+           u.agenda_url, 'free', 1, :now, :now
     FROM unnest(CAST(:ids AS uuid[]), CAST(:external_ids AS text[]), CAST(:practitioner_ids AS uuid[]),
                 CAST(:site_ids AS uuid[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
                 CAST(:modalities AS text[]), CAST(:visibilities AS text[]), CAST(:specialties AS text[]),
-                CAST(:communes AS text[]))
+                CAST(:communes AS text[]), CAST(:agenda_urls AS text[]))
          WITH ORDINALITY AS u(id, external_id, practitioner_id, site_id, start_at, end_at, modality, visibility,
-                              specialty, communes, ord)
+                              specialty, communes, agenda_url, ord)
     ORDER BY u.ord
     -- Skips an item whose external id was just taken, or that overlaps a live slot of the same
     -- practitioner (the exclusion constraint), including one inserted earlier in this statement.
@@ -207,7 +227,7 @@ _UPDATE = text(
     UPDATE slot AS s
     SET practitioner_id = u.practitioner_id, site_id = u.site_id, start_at = u.start_at, end_at = u.end_at,
         modality = u.modality, visibility = string_to_array(u.visibility, ','), specialty = u.specialty,
-        home_visit_communes = string_to_array(u.communes, ','),
+        home_visit_communes = string_to_array(u.communes, ','), agenda_url = u.agenda_url,
         status = CASE WHEN s.status = 'withdrawn' THEN 'free'
                       WHEN u.moves AND s.status = 'held' THEN 'free' ELSE s.status END,
         -- Moving a slot voids an expired hold: nobody may confirm the old time.
@@ -217,8 +237,9 @@ _UPDATE = text(
     FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[]), CAST(:moves AS boolean[]),
                 CAST(:practitioner_ids AS uuid[]), CAST(:site_ids AS uuid[]), CAST(:starts AS timestamptz[]),
                 CAST(:ends AS timestamptz[]), CAST(:modalities AS text[]), CAST(:visibilities AS text[]),
-                CAST(:specialties AS text[]), CAST(:communes AS text[]))
-         AS u(id, version, moves, practitioner_id, site_id, start_at, end_at, modality, visibility, specialty, communes)
+                CAST(:specialties AS text[]), CAST(:communes AS text[]), CAST(:agenda_urls AS text[]))
+         AS u(id, version, moves, practitioner_id, site_id, start_at, end_at, modality, visibility, specialty, communes,
+              agenda_url)
     WHERE s.id = u.id AND s.cpts_id = :cpts_id AND s.version = u.version
       -- A slot held (unexpired) or booked meanwhile keeps its time.
       AND (NOT u.moves OR s.status = 'withdrawn' OR {rules.AVAILABLE_SQL})

@@ -25,6 +25,7 @@ def _not_a_dot_segment(value: str) -> str:
     return value
 
 
+AgendaUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s\x00-\x1f]+$", max_length=2000)]
 ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID_PATTERN), AfterValidator(_not_a_dot_segment)]
 
 
@@ -42,6 +43,9 @@ class SlotBody(InputModel):
     )
     home_visit_communes: list[InseeCode] | None = Field(
         default=None, max_length=500, description="For HH slots; defaults to the site's home-visit communes"
+    )
+    agenda_url: AgendaUrl | None = Field(
+        default=None, description="The slot on the publisher's own agenda; bookings carry it back"
     )
 
     @field_validator("visibility")
@@ -72,6 +76,7 @@ class SlotOut(BaseModel):
     visibility: list[Visibility]
     specialty: str | None
     home_visit_communes: list[str]
+    agenda_url: str | None
     status: SlotStatus = Field(description="An expired hold reads as free")
     version: int
     published_at: LocalDatetime

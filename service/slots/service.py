@@ -116,6 +116,7 @@ def to_spec(
         visibility=frozenset(item.visibility),
         specialty=specialty,
         home_visit_communes=frozenset(communes),
+        agenda_url=item.agenda_url,
     )
 
 
@@ -330,6 +331,7 @@ def to_out(slot: Slot, status: str) -> SlotOut:
         visibility=[Visibility(v) for v in sorted(slot.visibility)],
         specialty=slot.specialty,
         home_visit_communes=list(slot.home_visit_communes),
+        agenda_url=slot.agenda_url,
         status=SlotStatus(status),
         version=slot.version,
         published_at=slot.published_at,

@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"orientation"},
     {"notifications"},
     {"bookings"},
-    {"imports", "reporting", "retention"},
+    {"imports", "reporting", "retention", "connectors"},
     {"flows"},
 ]  # fmt: skip
 ADAPTER_PACKAGES = {"main", "cli", "demo", "models", "health", "console", "fhir", "migrations"}
