@@ -20,7 +20,7 @@ from service.connectors.models import FhirSource
 from service.connectors.schemas import FhirSourceIn, FhirSourceOut, PullError, PullResult
 from service.destinations import WebhookPolicy
 from service.errors import Invalid, NotFound, field_error
-from service.tenancy import find
+from service.tenancy import locked, scoped
 
 SECRETS = ("bearer_token", "client_cert", "client_key")
 
@@ -44,7 +44,7 @@ async def put_source(
         raise Invalid(
             "fhir_source_url_refused", str(exc), errors=[field_error(["body", "base_url"], str(exc))]
         ) from exc
-    source = await find(session, FhirSource, principal.cpts_id, client_id, for_update=True)
+    source = await _find(session, principal.cpts_id, client_id, for_update=True)
     if source is None:
         source = FhirSource(client_id=client_id, cpts_id=principal.cpts_id, failures=0)
         session.add(source)
@@ -83,10 +83,18 @@ async def delete_source(
 
 
 async def _source(session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID) -> FhirSource:
-    source = await find(session, FhirSource, cpts_id, client_id)
+    source = await _find(session, cpts_id, client_id)
     if source is None:
         raise NotFound("fhir_source")
     return source
+
+
+async def _find(
+    session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID, *, for_update: bool = False
+) -> FhirSource | None:
+    query = scoped(FhirSource, cpts_id).where(FhirSource.client_id == client_id)
+    found: FhirSource | None = await session.scalar(locked(query) if for_update else query)
+    return found
 
 
 def out(source: FhirSource) -> FhirSourceOut:

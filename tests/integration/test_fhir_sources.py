@@ -1,0 +1,228 @@
+"""A software client as a FHIR source: the coordinator points the service at the editor's SAS
+interface (here a stand-in on 127.0.0.1 serving the guide's example rewritten with the test's
+practitioners), and pulls apply by the sync rules, through the real API and database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from service.clock import utc_now
+from service.config import Settings
+from service.connectors.schemas import PullError, PullResult
+from service.flows import slot_pull
+from service.practitioners.models import Site
+from tests.builders import Agenda, Tenant, new_agenda, next_day_at, open_request
+from tests.fhir_editor import Editor, EditorSlot
+
+TOKEN = "editor-token-1234"
+
+
+@pytest.fixture
+async def editor() -> AsyncIterator[Editor]:
+    running = Editor()
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def configure(
+    client: httpx.AsyncClient, tenant: Tenant, agenda: Agenda, editor: Editor, **extra: Any
+) -> httpx.Response:
+    body = {"base_url": editor.base_url, "flow": "INT_R01", "bearer_token": TOKEN, **extra}
+    return await client.put(f"/v1/clients/{agenda.client_id}/fhir-source", json=body, headers=tenant.coordinator)
+
+
+async def pull(app: FastAPI, settings: Settings, agenda: Agenda) -> PullResult | PullError:
+    import uuid
+
+    results = await slot_pull.pull_due(
+        app.state.sessionmaker,
+        settings.secret_key.get_secret_value(),
+        app.state.webhook_policy,
+        utc_now,
+        only=uuid.UUID(agenda.client_id),
+    )
+    return next(iter(results.values()))
+
+
+def slots_for(agenda: Agenda, hours: list[int], **overrides: Any) -> list[EditorSlot]:
+    idnps = [p["idnps"] for p in agenda.practitioners]
+    return [
+        EditorSlot(f"ed-{agenda.client_id[:8]}-{h}", idnps[i % len(idnps)], next_day_at(h, days=1), **overrides)
+        for i, h in enumerate(hours)
+    ]
+
+
+async def test_a_source_is_set_shown_without_its_secrets_kept_on_update_and_removed(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, editor: Editor
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=1)
+    created = await configure(client, tenant, agenda, editor)
+    assert created.status_code == 200, created.text
+    shown = created.json()
+    assert TOKEN not in created.text
+    assert (shown["credentials"], shown["window_hours"], shown["interval_seconds"]) == ("bearer_token", 72, 300)
+    assert sorted(shown["slot_types"]) == ["CPTS", "SNP"]
+    path = f"/v1/clients/{agenda.client_id}/fhir-source"
+    updated = await client.put(path, json={"base_url": editor.base_url, "flow": "INT_R01", "interval_seconds": 600},
+                               headers=tenant.coordinator)  # fmt: skip
+    assert (updated.json()["credentials"], updated.json()["interval_seconds"]) == ("bearer_token", 600)
+    assert (await client.get(path, headers=tenant.coordinator)).json()["interval_seconds"] == 600
+    assert (await client.get(path, headers=other_tenant.coordinator)).status_code == 404
+    assert (await client.get(path, headers=tenant.handler)).status_code == 403
+    assert (await client.delete(path, headers=tenant.coordinator)).status_code == 204
+    assert (await client.get(path, headers=tenant.coordinator)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"base_url": "ftp://127.0.0.1/fhir"}, "validation_error"),
+        ({"base_url": "http://10.1.2.3/fhir"}, "fhir_source_url_refused"),
+        ({"flow": "INT_R09"}, "validation_error"),
+        ({"client_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}, "validation_error"),
+        ({"window_hours": 0}, "validation_error"),
+        ({"slot_types": ["NOPE"]}, "validation_error"),
+    ],
+)
+async def test_a_bad_source_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, tenant: Tenant, editor: Editor, change: dict[str, Any], code: str
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=1)
+    refused = await configure(client, tenant, agenda, editor, **change)
+    assert (refused.status_code, refused.json()["code"]) == (422, code)
+    assert (
+        await client.get(f"/v1/clients/{agenda.client_id}/fhir-source", headers=tenant.coordinator)
+    ).status_code == 404
+
+
+async def test_a_pull_brings_the_snp_slots_into_the_suggestions_and_a_second_changes_nothing(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, tenant: Tenant, editor: Editor
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=2)
+    assert (await configure(client, tenant, agenda, editor)).status_code == 200
+    served = [*slots_for(agenda, [9, 10, 11]), *slots_for(agenda, [14], types=("PUBLIC",))]
+    served.append(EditorSlot(f"ed-{agenda.client_id[:8]}-new-place", agenda.practitioners[0]["idnps"],
+                             next_day_at(16, days=1), address="25 chemin de Mounestie", postal_code="31840",
+                             city="Aussonne"))  # fmt: skip
+    editor.serve(served)
+    first = await pull(app, settings, agenda)
+    assert isinstance(first, PullResult), first
+    assert (first.created, first.unchanged, first.ignored, first.sites_created, first.skipped) == (4, 0, 1, 1, 0)
+    # As the SAS asks: the client's national ids, free slots, the includes; with the editor's token.
+    query = editor.queries[0]
+    assert ("status", "free") in query
+    assert ("_include", "Slot:schedule") in query
+    wanted = dict(query)["schedule.actor:Practitioner.identifier"].split("|")[1].split(",")
+    assert sorted(wanted) == sorted(p["idnps"] for p in agenda.practitioners)
+    assert editor.headers[0]["authorization"] == f"Bearer {TOKEN}"
+    published = {s["external_id"]: s for s in await agenda.slots()}
+    assert set(published) == {s.slot_id for s in served if s.types != ("PUBLIC",)}
+    assert published[served[0].slot_id]["agenda_url"] == served[0].agenda_url
+    assert published[served[0].slot_id]["site_id"] == agenda.practitioners[0]["sites"][0]["id"]
+    async with app.state.sessionmaker() as session:
+        new_site = await session.scalar(select(Site).where(Site.id == published[served[-1].slot_id]["site_id"]))
+    assert new_site is not None
+    assert new_site.needs_review
+    assert new_site.commune_insee == "31032"
+    request = await open_request(tenant)
+    offered = (await client.get(f"/v1/requests/{request['id']}/suggestions", headers=tenant.handler)).json()
+    assert {i["slot_id"] for i in offered["items"]} & {s["id"] for s in published.values()}
+    again = await pull(app, settings, agenda)
+    assert isinstance(again, PullResult)
+    assert (again.created, again.updated, again.unchanged, again.withdrawn, again.sites_created) == (0, 0, 4, 0, 0)
+    status = (await client.get(f"/v1/clients/{agenda.client_id}/fhir-source", headers=tenant.coordinator)).json()
+    assert status["failures"] == 0
+    assert status["last_result"]["unchanged"] == 4
+    assert datetime.fromisoformat(status["next_pull_at"]) > datetime.fromisoformat(status["last_success_at"])
+
+
+async def test_a_slot_gone_from_the_editor_is_withdrawn_and_a_booked_one_stays_as_a_conflict(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, tenant: Tenant, editor: Editor
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=1)
+    await configure(client, tenant, agenda, editor)
+    served = slots_for(agenda, [9, 10, 11])
+    editor.serve(served)
+    await pull(app, settings, agenda)
+    published = {s["external_id"]: s["id"] for s in await agenda.slots()}
+    request = await open_request(tenant)
+    booked = await client.post(f"/v1/requests/{request['id']}/book", json={"slot_id": published[served[0].slot_id]},
+                               headers=tenant.handler)  # fmt: skip
+    assert booked.status_code == 201
+    editor.serve(served[2:])  # the editor no longer shows the booked slot, nor the second
+    later = await pull(app, settings, agenda)
+    assert isinstance(later, PullResult)
+    assert (later.withdrawn, later.conflicts, later.unchanged) == (1, 1, 1)
+    status = {s["external_id"]: s["status"] for s in await agenda.slots()}
+    assert status[served[0].slot_id] == "booked"
+    assert status[served[1].slot_id] == "withdrawn"
+
+
+async def test_a_malformed_entry_is_skipped_and_reported_the_rest_applies(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, tenant: Tenant, editor: Editor
+) -> None:
+    from tests.fhir_editor import bundle
+
+    agenda = await new_agenda(tenant, practitioners=1)
+    await configure(client, tenant, agenda, editor)
+    served = slots_for(agenda, [9, 10])
+
+    def broken(request: Any) -> dict[str, Any]:
+        answer = bundle(served)
+        answer["entry"][0]["resource"].pop("schedule")
+        return answer
+
+    editor.answer = broken
+    result = await pull(app, settings, agenda)
+    assert isinstance(result, PullResult)
+    assert (result.created, result.skipped) == (1, 1)
+    assert result.problems == [{"entry": f"Slot/{served[0].slot_id}", "element": "Slot.schedule",
+                                "problem": "no reference to a Schedule"}]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        ((500, {"error": "boom"}), "http_status"),
+        ((401, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "security",
+                                                              "diagnostics": "token expired"}]}), "operation_outcome"),
+        ((200, {"resourceType": "Bundle", "type": "collection"}), "bundle"),
+        ("timeout", "timeout"),
+    ],
+)  # fmt: skip
+async def test_a_fault_changes_no_slot_is_shown_and_delays_the_next_pull(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    tenant: Tenant,
+    editor: Editor,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: Any,
+    kind: str,
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=1)
+    await configure(client, tenant, agenda, editor)
+    editor.serve(slots_for(agenda, [9]))
+    await pull(app, settings, agenda)
+    before = await agenda.slots()
+    if answer == "timeout":
+        monkeypatch.setattr(slot_pull, "TIMEOUT", httpx.Timeout(0.3))
+        editor.delay = 1.0
+    else:
+        editor.answer = lambda request: answer
+    failed = await pull(app, settings, agenda)
+    assert isinstance(failed, PullError)
+    assert failed.kind == kind
+    assert await agenda.slots() == before
+    status = (await client.get(f"/v1/clients/{agenda.client_id}/fhir-source", headers=tenant.coordinator)).json()
+    assert (status["failures"], status["last_error"]["kind"]) == (1, kind)
+    assert datetime.fromisoformat(status["next_pull_at"]) >= datetime.now(UTC) + timedelta(seconds=200)
+    assert TOKEN not in str(status)
