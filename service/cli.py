@@ -480,6 +480,59 @@ def relay_command() -> None:
         asyncio.run(main(url))
 
 
+@app.command("pull-slots")
+def pull_slots(
+    source: Annotated[uuid.UUID | None, typer.Option("--source", help="Only this software client's source.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One round, then print what it applied.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pull slots from agenda software's SAS interfaces (the FHIR sources coordinators set up):
+    the due sources, or with --source that one now. `snp serve` also pulls unless
+    SNP_RELAY_ENABLED=false."""
+    from service.clock import utc_now
+    from service.config import webhook_policy
+    from service.db import create_engine, create_sessionmaker
+    from service.flows import slot_pull
+    from service.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)  # to standard error, as the service logs: stdout says what was applied
+
+    async def main(url: str) -> dict[str, Any]:
+        engine = create_engine(url, pool_size=4, max_overflow=0)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            if not once:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                typer.echo("Pulling FHIR sources; stop with Ctrl-C.", err=True)
+                await slot_pull.run_forever(sessionmaker, settings, stop)
+                return {}
+            secret = settings.secret_key.get_secret_value()
+            results = await slot_pull.pull_due(sessionmaker, secret, webhook_policy(settings), utc_now, only=source)
+            return {str(client): result.model_dump(mode="json") for client, result in results.items()}
+        finally:
+            await engine.dispose()
+
+    with database(settings) as url:
+        migrate.upgrade(url)
+        pulled = asyncio.run(main(url))
+    if once:
+        lines = [_pull_line(client, r) for client, r in pulled.items()] or ["No FHIR source was due."]
+        emit(as_json, pulled, lines)
+        if any("kind" in r for r in pulled.values()):
+            raise typer.Exit(code=1)
+
+
+def _pull_line(client: str, r: dict[str, Any]) -> str:
+    if "created" not in r:
+        return f"{client}: failed ({r['kind']}): {r['detail']}"
+    counts = ("created", "updated", "unchanged", "withdrawn", "conflicts", "skipped", "rejected", "sites_created")
+    return f"{client}: " + ", ".join(f"{name.replace('_', ' ')} {r[name]}" for name in counts)
+
+
 @app.command()
 def purge(
     before: Annotated[

@@ -31,6 +31,7 @@ from service.db import (
 )
 from service.fhir import appointments
 from service.fhir import router as fhir_router
+from service.flows import slot_pull
 from service.idempotency import response_cipher
 from service.imports import router as imports_router
 from service.logging import configure_logging
@@ -94,7 +95,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # The console's commune search indexes 35 000 names once: now, not on a handler's first call.
             await anyio.to_thread.run_sync(communes.warm)
             if settings.relay_enabled:  # webhooks, messages to patients, appointments to the SAS
-                for worker in (relay.run_forever, patients.run_forever, appointments.run_forever):
+                # ...and the slots pulled from agenda software's SAS interfaces (FHIR sources).
+                for worker in (
+                    relay.run_forever,
+                    patients.run_forever,
+                    appointments.run_forever,
+                    slot_pull.run_forever,
+                ):
                     stop = asyncio.Event()
                     task = asyncio.create_task(worker(app.state.sessionmaker, settings, stop))
                     stack.push_async_callback(_stop_worker, stop, task)

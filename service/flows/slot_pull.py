@@ -15,6 +15,7 @@ slot, is recorded on the source and delays its next pull (`connectors.domain.nex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import tempfile
@@ -34,6 +35,8 @@ from service import destinations
 from service.accounts.domain import Role
 from service.accounts.models import ClientPractitioner, SoftwareClient
 from service.auth import Principal
+from service.clock import utc_now
+from service.config import Settings, webhook_policy
 from service.connectors import service as sources
 from service.connectors.domain import in_groups
 from service.connectors.fhir_slots import (
@@ -376,3 +379,20 @@ def _new_site(cpts_id: uuid.UUID, practitioner: Practitioner, location: PulledLo
         home_visit_communes=[],
         needs_review=True,
     )
+
+
+POLL_SECONDS = 15.0  # how often `run_forever` looks for due sources
+
+
+async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:
+    """Pull the due sources until `stop` (inside `snp serve` like the relay, or `snp pull-slots`).
+    A pull that fails is recorded on its source; an error of the loop itself is logged and the
+    loop goes on."""
+    secret, policy = settings.secret_key.get_secret_value(), webhook_policy(settings)
+    while not stop.is_set():
+        try:
+            await pull_due(sessionmaker, secret, policy, utc_now)
+        except Exception:  # noqa: BLE001 - the loop outlives any one round (database restarting...)
+            _log.exception("fhir_source.round_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), POLL_SECONDS)

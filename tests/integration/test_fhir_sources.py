@@ -226,3 +226,38 @@ async def test_a_fault_changes_no_slot_is_shown_and_delays_the_next_pull(
     assert (status["failures"], status["last_error"]["kind"]) == (1, kind)
     assert datetime.fromisoformat(status["next_pull_at"]) >= datetime.now(UTC) + timedelta(seconds=200)
     assert TOKEN not in str(status)
+
+
+async def test_the_command_line_pulls_a_source_once_and_says_what_it_applied(
+    client: httpx.AsyncClient, database_url: str, tenant: Tenant, editor: Editor
+) -> None:
+    import asyncio
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import TEST_SECRET
+
+    agenda = await new_agenda(tenant, practitioners=1)
+    await configure(client, tenant, agenda, editor)
+    editor.serve(slots_for(agenda, [9, 10]))
+    env = {**os.environ, "DATABASE_URL": database_url, "SNP_SECRET_KEY": TEST_SECRET, "SNP_ENV": "test",
+           "SNP_WEBHOOK_ALLOW_HTTP": "true", "SNP_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}  # fmt: skip
+
+    async def pull_slots(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("snp")), "pull-slots", "--source", agenda.client_id, "--once", *args,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode()
+
+    code, out = await pull_slots("--json")
+    assert code == 0
+    assert json.loads(out)[agenda.client_id]["created"] == 2
+    editor.answer = lambda request: (500, {})
+    code, out = await pull_slots()
+    assert code == 1
+    assert f"{agenda.client_id}: failed (http_status): HTTP 500" in out
