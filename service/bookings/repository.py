@@ -181,6 +181,7 @@ class ClaimedSlot:
     site_phone: str | None
     latitude: float | None
     longitude: float | None
+    agenda_url: str | None  # the slot on its publisher's agenda
 
 
 # Never two patients in one slot (docs/domain-rules.md): one conditional UPDATE of an offerable slot
@@ -211,7 +212,7 @@ _CLAIM_STEPS = """
         RETURNING s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
                   p.family_name, p.given_name, p.profession, p.specialty, p.phone,
                   st.name, st.address, st.postal_code, st.commune_insee, st.phone, st.latitude, st.longitude,
-                  s.hold_expires_at
+                  s.agenda_url, s.hold_expires_at
     ), stale AS (
         UPDATE booking AS b SET status = 'expired', ended_at = :now
         FROM claimed
@@ -405,7 +406,7 @@ _SITE_AND_PRACTITIONER = text(
     """
     SELECT s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
            p.family_name, p.given_name, p.profession, p.specialty, p.phone,
-           st.name, st.address, st.postal_code, st.commune_insee, st.phone, st.latitude, st.longitude
+           st.name, st.address, st.postal_code, st.commune_insee, st.phone, st.latitude, st.longitude, s.agenda_url
     FROM slot s JOIN practitioner p ON p.id = s.practitioner_id JOIN site st ON st.id = s.site_id
     WHERE s.id = :slot_id AND s.cpts_id = :cpts_id
     """

@@ -32,6 +32,7 @@ class BookingSlot(BaseModel):
     modality: Modality
     practitioner: PractitionerSummary
     site: SiteSummary
+    agenda_url: str | None = Field(default=None, description="The slot on its publisher's own agenda")
 
 
 class BookingOut(BaseModel):

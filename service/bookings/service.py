@@ -323,6 +323,7 @@ def _answer(
                 latitude=slot.latitude,
                 longitude=slot.longitude,
             ),
+            agenda_url=slot.agenda_url,
         ),
     )
 
@@ -759,6 +760,7 @@ def booking_out(booking: Booking, slot: Slot, practitioner: Practitioner, site: 
                 latitude=site.latitude,
                 longitude=site.longitude,
             ),
+            agenda_url=slot.agenda_url,
         ),
     )
 

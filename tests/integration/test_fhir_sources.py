@@ -135,9 +135,20 @@ async def test_a_pull_brings_the_snp_slots_into_the_suggestions_and_a_second_cha
     request = await open_request(tenant)
     offered = (await client.get(f"/v1/requests/{request['id']}/suggestions", headers=tenant.handler)).json()
     assert {i["slot_id"] for i in offered["items"]} & {s["id"] for s in published.values()}
+    # A booking of a pulled slot carries the editor's slot id and link, in the answer and the feed.
+    slot = published[served[1].slot_id]
+    booked = await client.post(
+        f"/v1/requests/{request['id']}/book", json={"slot_id": slot["id"]}, headers=tenant.handler
+    )
+    assert booked.json()["slot"]["agenda_url"] == served[1].agenda_url
+    feed = (await client.get("/v1/bookings/feed", headers=agenda.headers)).json()["items"]
+    assert [(e["booking"]["slot"]["external_id"], e["booking"]["slot"]["agenda_url"]) for e in feed] == [
+        (served[1].slot_id, served[1].agenda_url)
+    ]
     again = await pull(app, settings, agenda)
     assert isinstance(again, PullResult)
     assert (again.created, again.updated, again.unchanged, again.withdrawn, again.sites_created) == (0, 0, 4, 0, 0)
+    assert again.conflicts == 0  # the booked slot is still on the editor's agenda: present, not a conflict
     status = (await client.get(f"/v1/clients/{agenda.client_id}/fhir-source", headers=tenant.coordinator)).json()
     assert status["failures"] == 0
     assert status["last_result"]["unchanged"] == 4
@@ -261,3 +272,66 @@ async def test_the_command_line_pulls_a_source_once_and_says_what_it_applied(
     code, out = await pull_slots()
     assert code == 1
     assert f"{agenda.client_id}: failed (http_status): HTTP 500" in out
+
+
+async def test_a_cpts_pulls_what_another_exposes_to_the_sas_and_follows_its_changes(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    sas_key: str,
+) -> None:
+    """CPTS B pulls, through the service's own FHIR facade (INT_R04), the slots CPTS A exposes to the
+    SAS: B's copies are A's free slots of the window; then A books one and withdraws another, and
+    B's next pull withdraws both copies, leaving B's own booking alone."""
+    import uuid
+
+    from tests.builders import publish, slot_item
+
+    joined = await client.patch("/v1/cpts/current", json={"finess": "440000777", "phone": "02 40 00 11 22",
+                                "sas_enabled": True}, headers=tenant.coordinator)  # fmt: skip
+    assert joined.status_code == 200, joined.text
+    agenda_a = await new_agenda(tenant, practitioners=2)
+    starts = [next_day_at(h, days=1) for h in (9, 10, 11, 14)]
+    items = [slot_item(f"a-{i}", agenda_a.practitioners[i % 2], start) for i, start in enumerate(starts)]
+    a_slots = await publish(agenda_a, items)
+    # The same two practitioners are members of B too, published by B's client from A's facade.
+    members_b = [await other_tenant.add_practitioner(rpps=p["idnps"][1:]) for p in agenda_a.practitioners]
+    client_b = await other_tenant.add_client([m["id"] for m in members_b])
+    agenda_b = Agenda(other_tenant, client_b["id"], client_b["api_key"], members_b)
+    body = {"base_url": "http://127.0.0.1/fhir", "flow": "INT_R04", "bearer_token": sas_key}
+    put = await client.put(f"/v1/clients/{agenda_b.client_id}/fhir-source", json=body, headers=other_tenant.coordinator)
+    assert put.status_code == 200, put.text
+    own_facade = httpx.ASGITransport(app=app)
+
+    async def pull_b() -> PullResult:
+        results = await slot_pull.pull_due(
+            app.state.sessionmaker, settings.secret_key.get_secret_value(), app.state.webhook_policy, utc_now,
+            only=uuid.UUID(agenda_b.client_id), transport=own_facade,
+        )  # fmt: skip
+        result = results[uuid.UUID(agenda_b.client_id)]
+        assert isinstance(result, PullResult), result
+        return result
+
+    first = await pull_b()
+    assert first.created == 4
+    copies = {s["external_id"]: s for s in await agenda_b.slots()}
+    assert set(copies) == set(a_slots)  # the facade's Slot.id is A's slot id
+    assert sorted(datetime.fromisoformat(s["start"]) for s in copies.values()) == starts
+    # B books one copy; A books one of its slots and withdraws another.
+    request_b = await open_request(other_tenant)
+    mine = await client.post(f"/v1/requests/{request_b['id']}/book", json={"slot_id": copies[a_slots[3]]["id"]},
+                             headers=other_tenant.handler)  # fmt: skip
+    assert mine.status_code == 201
+    request_a = await open_request(tenant)
+    booked_a = await client.post(f"/v1/requests/{request_a['id']}/book", json={"slot_id": a_slots[0]},
+                                 headers=tenant.handler)  # fmt: skip
+    assert booked_a.status_code == 201
+    assert (await client.delete("/v1/slots/a-1", headers=agenda_a.headers)).status_code in (200, 204)
+    later = await pull_b()
+    assert (later.withdrawn, later.unchanged) == (2, 2)
+    status = {s["external_id"]: s["status"] for s in await agenda_b.slots()}
+    assert (status[a_slots[0]], status[a_slots[1]], status[a_slots[2]], status[a_slots[3]]) == (
+        "withdrawn", "withdrawn", "free", "booked",
+    )  # fmt: skip
