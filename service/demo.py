@@ -184,14 +184,17 @@ def demo_slot_items(
                 start = datetime.combine(day, time(hour, minute), zone)
                 if start <= now:
                     continue
+                external_id = f"demo-{practitioner.idnps}-{start:%Y%m%d%H%M}"
                 items.append(
                     {
-                        "external_id": f"demo-{practitioner.idnps}-{start:%Y%m%d%H%M}",
+                        "external_id": external_id,
                         "practitioner_id": str(practitioner.id),
                         "site_id": str(sites[practitioner.id]),
                         "start": start.isoformat(),
                         "end": (start + timedelta(minutes=minutes)).isoformat(),
                         "modality": modality,
+                        # The demo agenda software's own page of the slot (.invalid: it never resolves).
+                        "agenda_url": f"https://agenda.demo.snp.invalid/rdv/{external_id}",
                     }
                 )
     return items

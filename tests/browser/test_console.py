@@ -79,6 +79,9 @@ def test_a_handler_orients_a_patient_from_call_to_confirmed_booking_with_the_key
     expect(tell).to_contain_text(booking["slot"]["site"]["full_address"])
     expect(tell).to_contain_text(booking["slot"]["practitioner"]["family_name"])
     expect(tell).to_contain_text(booking["slot"]["site"]["phone"])
+    # The slot on the practice's own agenda (what its software published), opened in a new tab.
+    agenda = tell.get_by_role("link", name=re.compile("agenda du praticien"))
+    expect(agenda).to_have_attribute("href", booking["slot"]["agenda_url"])
     expect(tell).to_contain_text(
         re.compile(r"(lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche) \d+ [a-zéû]+ à \d+ h \d\d")
     )
