@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +18,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.receiver import serve_locally
 
 EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "sas_ig" / "Bundle-ExampleBundlePSIndiv.json"
 TYPE_CRENEAU = "https://mos.esante.gouv.fr/NOS/TRE_R314-TypeCreneau/FHIR/TRE-R314-TypeCreneau"
@@ -108,15 +109,8 @@ class Editor:
         return JSONResponse(answered, media_type="application/fhir+json")
 
     async def start(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
         app = Starlette(routes=[Route("/fhir/Slot", self._slot, methods=["GET"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
+        self.port, self._server, self._task = await serve_locally(app)
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

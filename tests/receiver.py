@@ -17,6 +17,26 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 
+async def serve_locally(app: Starlette, **tls: object) -> tuple[int, uvicorn.Server, asyncio.Task[None]]:
+    """Serve `app` on a free port of 127.0.0.1 until told to exit; answers once it listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        **tls,  # type: ignore[arg-type]
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+        await asyncio.sleep(0.01)
+    return port, server, task
+
+
 def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300) -> bool:
     """What a webhook receiver does, written from the README's description (not from the
     service's signing code): HMAC-SHA256 of "t.body", and a timestamp no older than `tolerance`."""
@@ -62,23 +82,9 @@ class Receiver:
 
     async def start(self, **tls: object) -> None:
         """Listen on 127.0.0.1; `tls`: uvicorn's ssl_* options (a certificate, client certificates)."""
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
         # The webhooks' path, and any other (the SAS's FHIR base, for the appointments sent to it).
         app = Starlette(routes=[Route("/{path:path}", self._endpoint, methods=["POST", "PUT"])])
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            **tls,  # type: ignore[arg-type]
-        )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
+        self.port, self._server, self._task = await serve_locally(app, **tls)
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

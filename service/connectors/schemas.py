@@ -51,7 +51,9 @@ class FhirSourceIn(InputModel):
 
 class PullError(BaseModel):
     at: datetime
-    kind: str = Field(description="timeout, tls, connection, http_status, operation_outcome, bundle, refused_url")
+    kind: str = Field(
+        description="timeout, tls, connection, http_status, operation_outcome, bundle, refused_url, credentials"
+    )
     detail: str
     element: str | None = Field(default=None, description="For a Bundle that does not match the guide")
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import structlog
+from cryptography.fernet import InvalidToken
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -92,8 +93,16 @@ async def pull_due(
     never delays another's (they run concurrently)."""
     async with session_scope(sessionmaker) as session:
         due = await sources.due(session, now(), only)
-    results = await asyncio.gather(*(pull_one(sessionmaker, secret_key, policy, now, c, transport) for c in due))
-    return dict(zip(due, results, strict=True))
+    results = await asyncio.gather(
+        *(pull_one(sessionmaker, secret_key, policy, now, c, transport) for c in due), return_exceptions=True
+    )
+    pulled: dict[uuid.UUID, PullResult | PullError] = {}
+    for client_id, result in zip(due, results, strict=True):
+        if isinstance(result, BaseException):  # a bug or the database gone: the others still count
+            _log.error("fhir_source.pull_crashed", client_id=str(client_id), error_type=type(result).__name__)
+        else:
+            pulled[client_id] = result
+    return pulled
 
 
 async def pull_one(
@@ -109,13 +118,17 @@ async def pull_one(
         source = await session.get(FhirSource, client_id)
         if source is None:
             raise LookupError("no such source")
-        secrets = sources.secrets_of(source, secret_key)
-        editor = Editor(source.base_url, Flow(source.flow), **secrets)
         window_hours, slot_types = source.window_hours, frozenset(source.slot_types)
         members = await _members(session, source.cpts_id, client_id)
+        try:
+            editor = Editor(source.base_url, Flow(source.flow), **sources.secrets_of(source, secret_key))
+        except InvalidToken:
+            editor = None  # stored under a previous SNP_SECRET_KEY
     at = now()
     window = (at, at + timedelta(hours=window_hours))
     try:
+        if editor is None:
+            raise PullFailed("credentials", "the credentials were stored under another SNP_SECRET_KEY: set them again")
         pulled, skipped, ignored, queries = await _fetch(editor, policy, list(members), window, slot_types, transport)
     except PullFailed as fault:
         error = PullError(at=at, kind=fault.kind, detail=fault.detail[:500], element=fault.element)

@@ -335,3 +335,22 @@ async def test_a_cpts_pulls_what_another_exposes_to_the_sas_and_follows_its_chan
     assert (status[a_slots[0]], status[a_slots[1]], status[a_slots[2]], status[a_slots[3]]) == (
         "withdrawn", "withdrawn", "free", "booked",
     )  # fmt: skip
+
+
+async def test_credentials_stored_under_another_secret_key_are_a_recorded_fault_not_a_crash(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, editor: Editor
+) -> None:
+    import uuid
+
+    agenda = await new_agenda(tenant, practitioners=1)
+    await configure(client, tenant, agenda, editor)
+    results = await slot_pull.pull_due(
+        app.state.sessionmaker, "another-secret-key-" + "x" * 40, app.state.webhook_policy, utc_now,
+        only=uuid.UUID(agenda.client_id),
+    )  # fmt: skip
+    failed = results[uuid.UUID(agenda.client_id)]
+    assert isinstance(failed, PullError)
+    assert failed.kind == "credentials"
+    assert editor.queries == []  # nothing was sent without them
+    status = (await client.get(f"/v1/clients/{agenda.client_id}/fhir-source", headers=tenant.coordinator)).json()
+    assert (status["failures"], status["last_error"]["kind"]) == (1, "credentials")
