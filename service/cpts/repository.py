@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, delete, func, literal, literal_column, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, delete, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -51,14 +51,18 @@ def targets_of(items: list[list[Any]] | None) -> list[Targets]:
     return [Targets(day, values) for day, values in history.items()]
 
 
+def with_columns(*columns: ScalarSelect[Any]) -> Select[Any]:
+    """The query `get_with` runs: the CPTS, its targets and the given columns (other packages'
+    histories of it, built on `Cpts.id`). Build it once and keep it: SQLAlchemy then reuses its
+    cache key and compiled form instead of building both again on every request."""
+    return select(Cpts, target_history_json(Cpts.id), *columns).where(Cpts.id == bindparam("cpts_id"))
+
+
 async def get_with(
-    session: AsyncSession, cpts_id: uuid.UUID, *columns: ScalarSelect[Any]
+    session: AsyncSession, cpts_id: uuid.UUID, query: Select[Any]
 ) -> tuple[Cpts, list[Targets], list[Any]]:
-    """The CPTS with its targets and the given columns (other packages' histories of it, built on
-    `Cpts.id`), in one query."""
-    row = (
-        await session.execute(select(Cpts, target_history_json(Cpts.id), *columns).where(Cpts.id == cpts_id))
-    ).one_or_none()
+    """The CPTS with its targets and the columns of `query` (from `with_columns`), in one query."""
+    row = (await session.execute(query, {"cpts_id": cpts_id})).one_or_none()
     if row is None:
         raise NotFound("cpts")
     return row[0], targets_of(row[1]), list(row[2:])

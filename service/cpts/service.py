@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compensation import repository as compensation_repository
@@ -54,11 +57,14 @@ def _out(cpts: Cpts, targets: list[Targets], history: list[Rates], now: datetime
     )
 
 
+@functools.cache
+def _current_query() -> Select[Any]:
+    return repository.with_columns(compensation_repository.rate_history_json(Cpts.id))
+
+
 async def current(session: AsyncSession, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
     """The CPTS with its targets and compensation settings, read in one query."""
-    cpts, targets, (rates,) = await repository.get_with(
-        session, cpts_id, compensation_repository.rate_history_json(Cpts.id)
-    )
+    cpts, targets, (rates,) = await repository.get_with(session, cpts_id, _current_query())
     return _out(cpts, targets, compensation_repository.rates_of(rates), now)
 
 
