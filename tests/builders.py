@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -242,3 +243,16 @@ async def publish(agenda: Agenda, items: list[dict[str, Any]]) -> list[str]:
     results = await agenda.batch(items)
     assert all(r["outcome"] == "created" for r in results), results
     return [r["slot_id"] for r in results]
+
+
+async def console_sign_in(http: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    """Sign in to the console as a browser would (login nonce, session cookie); the page's CSRF token."""
+    page = await http.get("/console/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce is not None
+    answer = await http.post("/console/login", data={"email": email, "password": password, "nonce": nonce.group(1)})
+    assert answer.status_code == 303, answer.text
+    queue = await http.get("/console/queue")
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', queue.text)
+    assert csrf is not None
+    return csrf.group(1)

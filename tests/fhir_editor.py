@@ -108,9 +108,12 @@ class Editor:
             return JSONResponse(body, status_code=status, media_type="application/fhir+json")
         return JSONResponse(answered, media_type="application/fhir+json")
 
+    def app(self) -> Starlette:
+        """The editor's SAS interface as an app (the browser tests serve it in a thread)."""
+        return Starlette(routes=[Route("/fhir/Slot", self._slot, methods=["GET"])])
+
     async def start(self) -> None:
-        app = Starlette(routes=[Route("/fhir/Slot", self._slot, methods=["GET"])])
-        self.port, self._server, self._task = await serve_locally(app)
+        self.port, self._server, self._task = await serve_locally(self.app())
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

@@ -58,6 +58,7 @@ class Suggestion(BaseModel):
     site: SiteSummary
     within_deadline: bool
     distance_km: float | None
+    agenda_url: str | None = Field(description="The slot on its publisher's agenda (a link for people, never fetched)")
 
 
 class ReasonOut(BaseModel):

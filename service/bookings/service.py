@@ -585,6 +585,7 @@ async def _offered(
                     site=slot.site,
                     within_deadline=ranked.within_deadline,
                     distance_km=round(ranked.distance_km, 1) if ranked.distance_km is not None else None,
+                    agenda_url=slot.agenda_url,
                 )
             )
     return items, excluded

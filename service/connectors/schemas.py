@@ -16,8 +16,11 @@ Pem = Annotated[str, StringConstraints(min_length=20, max_length=20_000, pattern
 SlotType = Literal["SNP", "CPTS", "PRO", "PUBLIC"]
 
 
+DEFAULT_SLOT_TYPES: tuple[SlotType, ...] = ("CPTS", "SNP")
+
+
 def _default_slot_types() -> list[SlotType]:
-    return ["CPTS", "SNP"]
+    return list(DEFAULT_SLOT_TYPES)
 
 
 class FhirSourceIn(InputModel):

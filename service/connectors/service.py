@@ -73,6 +73,17 @@ async def get_source(session: AsyncSession, principal: Principal, client_id: uui
     return out(await _source(session, principal.cpts_id, client_id))
 
 
+async def find_source(session: AsyncSession, cpts_id: uuid.UUID, client_id: uuid.UUID) -> FhirSourceOut | None:
+    """The client's source, or None when it has none."""
+    source = await _find(session, cpts_id, client_id)
+    return out(source) if source is not None else None
+
+
+async def sources_of(session: AsyncSession, cpts_id: uuid.UUID) -> dict[uuid.UUID, FhirSourceOut]:
+    """The CPTS's sources by client (the console's list of software shows their state)."""
+    return {source.client_id: out(source) for source in await session.scalars(scoped(FhirSource, cpts_id))}
+
+
 async def delete_source(
     session: AsyncSession, principal: Principal, client_id: uuid.UUID, now: datetime, http: Request | None = None
 ) -> None:

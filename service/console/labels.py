@@ -104,6 +104,7 @@ ALTERNATIVES = {
 
 # Refusals of the service, as the handler should read them (unknown codes fall back to a generic text).
 PROBLEMS = {
+    "fhir_source_url_refused": "Adresse refusée : https obligatoire, ni réseau privé ni adresse locale ou réservée.",
     "slot_unavailable": "Ce créneau vient d'être pris par quelqu'un d'autre : choisissez-en un autre.",
     "hold_expired": "La réservation a expiré et le créneau est parti : choisissez-en un autre.",
     "hold_released": "Cette réservation a été libérée.",
@@ -155,6 +156,30 @@ VALIDATION = {
     "float_parsing": "Nombre attendu.",
     "uuid_parsing": "Choix non valable.",
 }
+# A FHIR source (an editor's SAS interface): what the console says of it.
+FLOWS = {"INT_R01": "Professionnels de santé (INT_R01)", "INT_R04": "Créneaux CPTS (INT_R04)"}
+SLOT_TYPES = {
+    "SNP": "Soins non programmés (SNP)",
+    "CPTS": "Réservés à la CPTS (CPTS)",
+    "PRO": "Réservés aux professionnels (PRO)",
+    "PUBLIC": "Ouverts au public (PUBLIC)",
+}
+CREDENTIALS = {
+    "bearer_token": "un jeton d'accès",
+    "client_certificate": "un certificat client (TLS mutuel)",
+    "none": "aucun identifiant",
+}
+PULL_ERRORS = {
+    "timeout": "l'éditeur n'a pas répondu à temps",
+    "tls": "échec de la connexion sécurisée (certificat)",
+    "connection": "connexion impossible",
+    "http_status": "réponse en erreur",
+    "operation_outcome": "l'éditeur a refusé la recherche",
+    "bundle": "réponse non conforme au guide SAS",
+    "refused_url": "adresse refusée (réseau privé ou non autorisé)",
+    "credentials": "identifiants illisibles : enregistrez-les de nouveau",
+}
+
 # Our own validation messages (English in the API), in French.
 MESSAGES = {
     "an SMS needs the patient's phone number": "Un SMS nécessite le numéro du patient.",
@@ -163,6 +188,8 @@ MESSAGES = {
     "the INS key does not match the number": "La clé de l'INS ne correspond pas au numéro.",
     "a specialty is only asked of physicians (profession 10)": "Une spécialité ne concerne que les médecins.",
     "a callback is due now or later": "Un rappel se prévoit maintenant ou plus tard.",
+    "client_cert and client_key go together": "Le certificat et sa clé privée vont ensemble.",
+    "either a bearer token or a client certificate, not both": "Un jeton ou un certificat, pas les deux.",
 }
 FIELDS = {
     "family_name": "Nom",

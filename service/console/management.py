@@ -5,6 +5,7 @@ the same service function; a refusal comes back in French next to its field."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -17,6 +18,10 @@ from service.accounts.schemas import ClientCreate, UserCreate, UserPatch
 from service.auth import Principal
 from service.clock import Now
 from service.config import SettingsDep
+from service.connectors import service as connectors
+from service.connectors.domain import DEFAULT_INTERVAL_SECONDS, DEFAULT_WINDOW_HOURS
+from service.connectors.fhir_slots import Flow
+from service.connectors.schemas import DEFAULT_SLOT_TYPES, FhirSourceIn, FhirSourceOut
 from service.console import labels
 from service.console.coordination import coordinator_only
 from service.console.session import ConsoleUser
@@ -30,7 +35,7 @@ from service.notifications import service as notifications
 from service.notifications.schemas import DeliveryOut
 from service.pagination import Page
 from service.practitioners import service as practitioners
-from service.practitioners.schemas import PractitionerCreate, PractitionerPatch, SiteIn
+from service.practitioners.schemas import PractitionerCreate, PractitionerPatch, SiteIn, SitePatch
 from service.reference.codes import professions, specialties
 
 PROFESSIONS = {
@@ -70,6 +75,10 @@ def make_router(route_class: type) -> APIRouter:
     router.add_api_route("/clients/{client_id}/rotate-key", rotate_key, methods=["POST"])
     router.add_api_route("/clients/{client_id}/deliveries", deliveries_page, methods=["GET"])
     router.add_api_route("/clients/{client_id}/deliveries/{message_id}/redeliver", redeliver, methods=["POST"])
+    router.add_api_route("/clients/{client_id}/fhir-source", fhir_source_page, methods=["GET"])
+    router.add_api_route("/clients/{client_id}/fhir-source", save_fhir_source, methods=["POST"])
+    router.add_api_route("/clients/{client_id}/fhir-source/delete", delete_fhir_source, methods=["POST"])
+    router.add_api_route("/practitioners/{practitioner_id}/sites/{site_id}/reviewed", site_reviewed, methods=["POST"])
     router.add_api_route("/sas/deliveries", sas_deliveries_page, methods=["GET"])
     router.add_api_route("/sas/deliveries/{message_id}/redeliver", sas_redeliver, methods=["POST"])
     router.add_api_route("/settings", settings_page, methods=["GET"])
@@ -354,6 +363,7 @@ async def _clients(
         "manage_clients.html",
         status_code=status_code,
         clients=page.items,
+        sources=await connectors.sources_of(session, principal.cpts_id),
         values=values,
         errors=errors,
         shown_key=shown_key,
@@ -383,6 +393,173 @@ async def create_client(request: Request, principal: ConsoleUser, session: Sessi
         problems = _problem_errors(error, "webhook_url")
         return await _clients(request, principal, session, values, problems, error.status)
     return await _clients(request, principal, session, {}, {}, 201, created.api_key, created.webhook_secret)
+
+
+# --- an editor's SAS interface as a source of slots (FHIR source) -------------------------------------------
+
+_KEEP = "keep"
+
+
+async def fhir_source_page(
+    client_id: uuid.UUID, request: Request, principal: ConsoleUser, session: SessionDep, now: Now
+) -> Response:
+    coordinator_only(principal)
+    saved = {"1": "Enregistré : le premier relevé part dans les 15 secondes.", "stopped": "Relevés arrêtés."}
+    return await _fhir_source(
+        request, principal, session, client_id, None, {}, now, saved=saved.get(request.query_params.get("saved", ""))
+    )
+
+
+async def _fhir_source(
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    client_id: uuid.UUID,
+    values: dict[str, Any] | None,
+    errors: dict[str, str],
+    now: datetime,
+    status_code: int = 200,
+    saved: str | None = None,
+) -> Response:
+    client = await accounts.get_client(session, principal.cpts_id, client_id)
+    source = await connectors.find_source(session, principal.cpts_id, client_id)
+    review = await practitioners.sites_to_review(session, principal.cpts_id, list(client.practitioner_ids))
+    choices = [
+        ("bearer_token", "Un jeton d'accès"),
+        ("client_certificate", "Un certificat client et sa clé"),
+        ("none", "Aucun"),
+    ]
+    if source is not None:
+        choices.insert(0, (_KEEP, "Garder ceux enregistrés"))
+    return render(
+        request,
+        "manage_fhir_source.html",
+        status_code=status_code,
+        client=client,
+        source=source,
+        review=review,
+        values=values if values is not None else _source_values(source),
+        errors=errors,
+        credential_choices=choices,
+        saved=saved,
+        now=now,
+        active="clients",
+    )
+
+
+def _source_values(source: FhirSourceOut | None) -> dict[str, Any]:
+    """The form as the source stands (or as a new source starts: the SAS's own window and types)."""
+    if source is None:
+        return {
+            "flow": Flow.INT_R01.value,
+            "window_hours": DEFAULT_WINDOW_HOURS,
+            "interval_minutes": DEFAULT_INTERVAL_SECONDS // 60,
+            "slot_types": list(DEFAULT_SLOT_TYPES),
+            "credentials": "bearer_token",
+            "enabled": True,
+        }
+    return {
+        "base_url": source.base_url,
+        "flow": source.flow.value,
+        "window_hours": source.window_hours,
+        "interval_minutes": source.interval_seconds // 60,
+        "slot_types": source.slot_types,
+        "credentials": _KEEP,
+        "enabled": source.enabled,
+    }
+
+
+async def save_fhir_source(
+    client_id: uuid.UUID,
+    request: Request,
+    principal: ConsoleUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: Now,
+) -> Response:
+    """The API's `PUT /v1/clients/{id}/fhir-source` from the form; the secrets typed are never
+    shown again (the page comes back with empty secret fields)."""
+    coordinator_only(principal)
+    form = await request.form()
+    values: dict[str, Any] = {
+        k: v.strip() for k, v in form.items() if isinstance(v, str) and k not in ("csrf", "slot_types")
+    }
+    values["slot_types"] = [v for v in form.getlist("slot_types") if isinstance(v, str)]
+    values["enabled"] = values.get("enabled") == "on"
+    body, errors = _source_body(values)
+    data, invalid = _validated(FhirSourceIn, body)
+    errors = {**{("interval_minutes" if k == "interval_seconds" else k): v for k, v in invalid.items()}, **errors}
+    shown = {k: v for k, v in values.items() if k not in SECRET_FIELDS}
+    if errors:
+        return await _fhir_source(request, principal, session, client_id, shown, errors, now, 422)
+    try:
+        async with session.begin_nested():
+            secret = settings.secret_key.get_secret_value()
+            await connectors.put_source(
+                session, principal, client_id, data, request.app.state.webhook_policy, secret, now, request
+            )
+    except DomainError as error:
+        problems = {"base_url": labels.problem_text(error.code)} if error.code.endswith("url_refused") else {}
+        problems = problems or _problem_errors(error, "")
+        return await _fhir_source(request, principal, session, client_id, shown, problems, now, error.status)
+    return _see(f"/console/manage/clients/{client_id}/fhir-source?saved=1")
+
+
+SECRET_FIELDS = frozenset({"bearer_token", "client_cert", "client_key"})
+
+
+def _source_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The API body from the form: minutes to seconds, and the credentials chosen (kept, replaced
+    by a token or a certificate, or removed)."""
+    errors: dict[str, str] = {}
+    body: dict[str, Any] = {
+        "base_url": values.get("base_url", ""),
+        "flow": values.get("flow"),
+        "window_hours": values.get("window_hours") or None,
+        "slot_types": values["slot_types"],
+        "enabled": values["enabled"],
+    }
+    minutes = values.get("interval_minutes", "")
+    if not minutes.isdigit():
+        errors["interval_minutes"] = "Nombre entier de minutes attendu."
+    else:
+        body["interval_seconds"] = int(minutes) * 60
+    if not values["slot_types"]:
+        errors["slot_types"] = "Choisissez au moins un type de créneaux."
+    kind = values.get("credentials", _KEEP)
+    if kind == "bearer_token":
+        body.update(bearer_token=values.get("bearer_token") or None, client_cert=None, client_key=None)
+        if body["bearer_token"] is None:
+            errors["bearer_token"] = "Collez le jeton donné par l'éditeur."  # noqa: S105 - a message, not a secret
+    elif kind == "client_certificate":
+        body.update(bearer_token=None, client_cert=values.get("client_cert") or None)
+        body["client_key"] = values.get("client_key") or None
+        for name in ("client_cert", "client_key"):
+            if body[name] is None:
+                errors[name] = "Collez le certificat et sa clé privée (PEM)."
+    elif kind == "none":
+        body.update(bearer_token=None, client_cert=None, client_key=None)
+    if body["window_hours"] is None:
+        errors["window_hours"] = "Champ obligatoire."
+    return body, errors
+
+
+async def delete_fhir_source(
+    client_id: uuid.UUID, request: Request, principal: ConsoleUser, session: SessionDep, now: Now
+) -> Response:
+    coordinator_only(principal)
+    await connectors.delete_source(session, principal, client_id, now, request)
+    return _see(f"/console/manage/clients/{client_id}/fhir-source?saved=stopped")
+
+
+async def site_reviewed(
+    practitioner_id: uuid.UUID, site_id: uuid.UUID, principal: ConsoleUser, session: SessionDep
+) -> Response:
+    """A coordinator checked a place a pull created (the API's `PATCH .../sites/{id}`)."""
+    coordinator_only(principal)
+    patch = SitePatch(needs_review=False)
+    await practitioners.update_site(session, principal.cpts_id, practitioner_id, site_id, patch)
+    return _see(f"/console/manage/practitioners/{practitioner_id}?saved=1")
 
 
 async def rotate_key(

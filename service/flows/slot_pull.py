@@ -285,7 +285,9 @@ async def _apply(
     sites = await _sites(session, client.cpts_id, [m.id for m in members.values()])
     created_sites = 0
     items: list[dict[str, Any]] = []
-    for slot in pulled:
+    # A Slot served twice (pages or queries that overlap, an editor that ignores the national ids
+    # asked) is one slot, not a duplicate to refuse.
+    for slot in {slot.editor_slot_id: slot for slot in pulled}.values():
         practitioner = members.get(slot.idnps)
         if practitioner is None:
             problems.append({"entry": f"Slot/{slot.editor_slot_id}", "element": "Practitioner.identifier",

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.errors import NotFound
 from service.practitioners.models import Practitioner, Site
 from service.tenancy import get_or_raise, scoped
 
@@ -26,6 +27,29 @@ async def sites_of(
     for site in sites:
         result[site.practitioner_id].append(site)
     return result
+
+
+async def site(session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID, site_id: uuid.UUID) -> Site:
+    found: Site | None = await session.scalar(
+        scoped(Site, cpts_id).where(Site.id == site_id, Site.practitioner_id == practitioner_id).with_for_update()
+    )
+    if found is None:
+        raise NotFound("site")
+    return found
+
+
+async def sites_to_review(
+    session: AsyncSession, cpts_id: uuid.UUID, practitioner_ids: list[uuid.UUID]
+) -> list[tuple[Site, Practitioner]]:
+    if not practitioner_ids:
+        return []
+    rows = await session.execute(
+        select(Site, Practitioner)
+        .join(Practitioner, Practitioner.id == Site.practitioner_id)
+        .where(Site.cpts_id == cpts_id, Site.needs_review, Site.practitioner_id.in_(practitioner_ids))
+        .order_by(Practitioner.family_name, Site.created_at, Site.id)
+    )
+    return [(s, p) for s, p in rows]
 
 
 async def existing_ids(session: AsyncSession, cpts_id: uuid.UUID, ids: list[uuid.UUID]) -> set[uuid.UUID]:

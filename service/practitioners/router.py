@@ -11,7 +11,14 @@ from service.db import SessionDep
 from service.idempotency import Idempotent
 from service.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from service.practitioners import service
-from service.practitioners.schemas import PractitionerCreate, PractitionerOut, PractitionerPatch, SiteIn, SiteOut
+from service.practitioners.schemas import (
+    PractitionerCreate,
+    PractitionerOut,
+    PractitionerPatch,
+    SiteIn,
+    SiteOut,
+    SitePatch,
+)
 from service.routing import api_router
 
 router = api_router(prefix="/v1/practitioners", tags=["practitioners"])
@@ -70,4 +77,14 @@ async def update_practitioner(
 )
 async def add_site(practitioner_id: uuid.UUID, data: SiteIn, principal: Coordinator, session: SessionDep) -> SiteOut:
     site = await service.add_site(session, principal.cpts_id, practitioner_id, data)
+    return SiteOut.model_validate(site, from_attributes=True)
+
+
+@router.patch("/{practitioner_id}/sites/{site_id}", operation_id="practitioners-update_site")
+async def update_site(
+    practitioner_id: uuid.UUID, site_id: uuid.UUID, patch: SitePatch, principal: Coordinator, session: SessionDep
+) -> SiteOut:
+    """Correct a place's name or phone; `{"needs_review": false}` once a coordinator has checked a
+    place that a pull from agenda software created."""
+    site = await service.update_site(session, principal.cpts_id, practitioner_id, site_id, patch)
     return SiteOut.model_validate(site, from_attributes=True)

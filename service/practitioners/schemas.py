@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
@@ -55,6 +55,18 @@ class SiteOut(BaseModel):
     longitude: float | None
     home_visit_communes: list[str]
     phone: str | None
+    needs_review: bool = Field(
+        description="Created by a pull from the practitioner's agenda software on first sight of a place "
+        "(`/v1/clients/{id}/fhir-source`): for the coordinator to check, then mark reviewed"
+    )
+
+
+class SitePatch(InputModel):
+    """What a coordinator corrects of a place, or confirms after checking it."""
+
+    name: Label | None = None
+    phone: Phone | None = None
+    needs_review: Literal[False] | None = Field(default=None, description="false: checked (only the service flags)")
 
 
 class PractitionerCreate(InputModel):

@@ -17,6 +17,7 @@ from service.practitioners.schemas import (
     PractitionerPatch,
     SiteIn,
     SiteOut,
+    SitePatch,
     WarningOut,
 )
 
@@ -163,6 +164,29 @@ async def update(
     await session.flush()
     sites = await repository.sites_of(session, cpts_id, [practitioner.id])
     return to_out(practitioner, sites[practitioner.id])
+
+
+async def update_site(
+    session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID, site_id: uuid.UUID, patch: SitePatch
+) -> Site:
+    """Correct a place's name or phone, or mark it checked (`needs_review` false)."""
+    site = await repository.site(session, cpts_id, practitioner_id, site_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if changes.get("name") is not None:
+        site.name = changes["name"]
+    if "phone" in changes:
+        site.phone = changes["phone"]
+    if changes.get("needs_review") is False:
+        site.needs_review = False
+    await session.flush()
+    return site
+
+
+async def sites_to_review(
+    session: AsyncSession, cpts_id: uuid.UUID, practitioner_ids: list[uuid.UUID]
+) -> list[tuple[Site, Practitioner]]:
+    """The places created by pulls that no coordinator has checked yet, with their practitioner."""
+    return await repository.sites_to_review(session, cpts_id, practitioner_ids)
 
 
 async def add_site(session: AsyncSession, cpts_id: uuid.UUID, practitioner_id: uuid.UUID, data: SiteIn) -> Site:

@@ -407,7 +407,7 @@ def list_query(
 
 _FREE_SLOTS = text(
     f"""
-    SELECT s.id, s.start_at, s.end_at, s.modality, s.specialty, s.visibility, s.home_visit_communes,
+    SELECT s.id, s.start_at, s.end_at, s.modality, s.specialty, s.visibility, s.home_visit_communes, s.agenda_url,
            p.id AS practitioner_id, p.family_name, p.given_name, p.profession,
            p.specialty AS practitioner_specialty, p.phone AS practitioner_phone,
            st.id AS site_id, st.name AS site_name, st.address, st.postal_code, st.commune_insee, st.phone AS site_phone,

@@ -181,6 +181,7 @@ class SlotFound(BaseModel):
     specialty: str | None
     visibility: list[Visibility]
     home_visit_communes: list[str]
+    agenda_url: str | None = Field(description="The slot on its publisher's agenda (a link for people, never fetched)")
     practitioner: PractitionerSummary
     site: SiteSummary
 

@@ -349,6 +349,7 @@ def found_of(row: Any) -> SlotFound:
         specialty=row.specialty,
         visibility=[Visibility(v) for v in sorted(row.visibility)],
         home_visit_communes=list(row.home_visit_communes),
+        agenda_url=row.agenda_url,
         practitioner=PractitionerSummary(
             id=row.practitioner_id,
             family_name=row.family_name,

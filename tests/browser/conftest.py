@@ -47,7 +47,7 @@ def console(server_url: str) -> Iterator[Console]:
     # (SNP_RELAY_ENABLED is off in tests): nothing is sent, the message stays pending.
     settings = make_settings(url, SNP_SMS_GATEWAY_URL="http://127.0.0.1:9/sms")
     with serve_app(create_app(settings)) as base, httpx.Client(base_url=base, trust_env=False) as api:
-        yield Console(base, users, api)
+        yield Console(base, users, api, url)
     run_apart(dbserver.drop_database(server_url, url))
 
 

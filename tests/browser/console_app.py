@@ -26,6 +26,7 @@ class Console:
     url: str
     users: dict[str, tuple[str, str]]  # role -> (e-mail, password)
     api: httpx.Client
+    database_url: str
 
     def token(self, role: str) -> dict[str, str]:
         email, password = self.users[role]

@@ -1,6 +1,7 @@
 """The coordinators' console in a real browser: the dashboard of a demo month (two months of
 history played through the service), whose numbers are the JSON report's; a practitioner refused
-with a French error next to the field; the French compensation workbook downloaded and read back."""
+with a French error next to the field; the French compensation workbook downloaded and read back;
+agenda software connected through its SAS interface, its first pull shown."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from typing import Any
 import openpyxl
 from playwright.sync_api import Browser, expect
 
-from tests.browser.console_app import Console, open_session
-from tests.browser.harness import requires_chromium
+from service.clock import utc_now
+from tests.browser.console_app import Console, open_session, run_apart
+from tests.browser.harness import requires_chromium, serve_app
+from tests.builders import next_day_at
+from tests.fhir_editor import Editor, EditorSlot
 
 pytestmark = requires_chromium
 MONTH_NAMES = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
@@ -132,3 +136,63 @@ def test_the_appointments_sent_to_the_sas_are_listed_for_the_coordinator(browser
     expect(row).to_contain_text("en attente")  # no SAS address in the tests: nothing is sent
     session.check("33-rendez-vous-sas")
     session.context.close()
+
+
+async def _pull_now(database_url: str) -> dict[Any, Any]:
+    """What `snp serve` does every 15 s: pull the sources that are due."""
+    from service.config import webhook_policy
+    from service.db import create_engine, create_sessionmaker
+    from service.flows import slot_pull
+    from tests.conftest import make_settings
+
+    settings = make_settings(database_url)
+    engine = create_engine(database_url, 2, 0)
+    try:
+        key = settings.secret_key.get_secret_value()
+        return await slot_pull.pull_due(create_sessionmaker(engine), key, webhook_policy(settings), utc_now)
+    finally:
+        await engine.dispose()
+
+
+def test_a_coordinator_connects_agenda_software_through_its_sas_interface(browser: Browser, console: Console) -> None:
+    coordinator = console.token("coordinator")
+    members = console.api.get("/v1/practitioners", params={"limit": 200}, headers=coordinator).json()["items"]
+    chosen = [m for m in members if m["idnps"]][:2]
+    idnps = [m["idnps"] for m in chosen]
+    declared = console.api.post("/v1/clients", json={"name": "Agenda raccordé au SAS",
+                                "practitioner_ids": [m["id"] for m in chosen]}, headers=coordinator)  # fmt: skip
+    assert declared.status_code == 201, declared.text
+    client = declared.json()
+    editor = Editor()
+    served = [EditorSlot(f"browser-{h}", idnps[h % 2], next_day_at(h, days=1)) for h in (9, 10, 11)]
+    served.append(EditorSlot("browser-new-place", idnps[0], next_day_at(15, days=1), address="25 chemin de Mounestie",
+                             postal_code="31840", city="Aussonne"))  # fmt: skip
+    editor.serve(served)
+    with serve_app(editor.app(), health_path="/fhir/Slot") as editor_base:
+        session = open_session(browser, console, "coordinator")
+        page = session.page
+        page.goto("/console/manage/clients")
+        page.get_by_role("link", name=f"Relever ses créneaux ({client['name']})").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"Interface SAS de {client['name']}")
+        address = page.get_by_label("Adresse FHIR de l'éditeur (https)")
+        address.fill("http://10.1.2.3/fhir")
+        page.get_by_label("Jeton d'accès", exact=True).fill("editor-token-1234")
+        page.get_by_label("Jeton d'accès", exact=True).press("Enter")  # from the keyboard
+        expect(page.locator("#base_url-error")).to_contain_text("Adresse refusée")
+        expect(address).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_label("Jeton d'accès", exact=True)).to_have_value("")  # a secret is never shown back
+        session.check("35-interface-sas-refusee", refused=422)
+        address.fill(f"{editor_base}/fhir")
+        page.get_by_label("Jeton d'accès", exact=True).fill("editor-token-1234")
+        page.get_by_role("button", name="Enregistrer et relever maintenant").click()
+        expect(page.get_by_role("status")).to_contain_text("le premier relevé part dans les 15 secondes")
+        expect(page.get_by_role("heading", name="État des relevés")).to_contain_text("premier relevé attendu")
+        [result] = run_apart(_pull_now(console.database_url)).values()
+        assert (getattr(result, "created", None), getattr(result, "withdrawn", None)) == (4, 0), result
+        page.reload()
+        expect(page.get_by_role("heading", name="État des relevés")).to_contain_text("à jour")
+        expect(page.locator("caption", has_text="Dernier relevé réussi")).to_be_visible()
+        expect(page.get_by_role("heading", name="Lieux à vérifier")).to_be_visible()
+        session.check("36-interface-sas", refused=422)  # the refusal above stays in the log
+        assert editor.headers[-1]["authorization"] == "Bearer editor-token-1234"
+        session.context.close()

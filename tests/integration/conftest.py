@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,3 +48,10 @@ async def sas_receiver(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncI
         )
     yield running
     await running.stop()
+
+
+@pytest.fixture
+async def browser_like(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on https (the console's session cookie is Secure), keeping cookies like a browser."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://snp.test") as http:
+        yield http

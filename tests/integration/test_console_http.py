@@ -4,36 +4,16 @@ pages that load nothing from another host. (The browser tests drive the same pag
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.orientation.models import CareRequest
 from tests.builders import PASSWORD, Clock, Tenant, bearer, open_request
-
-
-@pytest.fixture
-async def browser_like(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on https (the session cookie is Secure), keeping cookies like a browser."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://snp.test") as http:
-        yield http
-
-
-async def sign_in(http: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
-    page = await http.get("/console/login")
-    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
-    assert nonce is not None
-    answer = await http.post("/console/login", data={"email": email, "password": password, "nonce": nonce.group(1)})
-    assert answer.status_code == 303, answer.text
-    queue = await http.get("/console/queue")
-    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', queue.text)
-    assert csrf is not None
-    return csrf.group(1)
+from tests.builders import console_sign_in as sign_in
 
 
 async def test_the_session_cookie_is_secure_httponly_strict_and_lasts_as_long_as_a_token(

@@ -4,6 +4,7 @@ practitioners), and pulls apply by the sync rules, through the real API and data
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from service.config import Settings
 from service.connectors.schemas import PullError, PullResult
 from service.flows import slot_pull
 from service.practitioners.models import Site
-from tests.builders import Agenda, Tenant, new_agenda, next_day_at, open_request
+from tests.builders import Agenda, Tenant, console_sign_in, new_agenda, next_day_at, open_request
 from tests.fhir_editor import Editor, EditorSlot
 
 TOKEN = "editor-token-1234"
@@ -354,3 +355,153 @@ async def test_credentials_stored_under_another_secret_key_are_a_recorded_fault_
     assert editor.queries == []  # nothing was sent without them
     status = (await client.get(f"/v1/clients/{agenda.client_id}/fhir-source", headers=tenant.coordinator)).json()
     assert (status["failures"], status["last_error"]["kind"]) == (1, "credentials")
+
+
+async def test_a_coordinator_sets_up_a_source_in_the_console_and_reads_what_its_pulls_did(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    browser_like: httpx.AsyncClient,
+    settings: Settings,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    editor: Editor,
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=2)
+    page_path = f"/console/manage/clients/{agenda.client_id}/fhir-source"
+    api_path = f"/v1/clients/{agenda.client_id}/fhir-source"
+    csrf = await console_sign_in(browser_like, tenant.emails["coordinator"])
+    listed = await browser_like.get("/console/manage/clients")
+    assert f'href="{page_path}">Relever ses créneaux' in listed.text
+    empty = await browser_like.get(page_path)
+    assert empty.status_code == 200
+    assert re.search(r'id="window_hours"[^>]*value="72"', empty.text)  # the SAS's own window
+    assert re.search(r'id="interval_minutes"[^>]*value="5"', empty.text)
+    assert {"SNP", "CPTS"} == set(re.findall(r'name="slot_types" value="(\w+)" checked', empty.text))
+
+    form = {"csrf": csrf, "base_url": editor.base_url, "flow": "INT_R01", "window_hours": "72",
+            "interval_minutes": "5", "slot_types": ["SNP", "CPTS"], "credentials": "bearer_token",
+            "bearer_token": TOKEN, "enabled": "on"}  # fmt: skip
+    # Bad input: French messages next to their fields, nothing stored.
+    bad = await browser_like.post(page_path, data={**form, "interval_minutes": "cinq", "slot_types": []})
+    assert bad.status_code == 422
+    assert re.search(r'id="interval_minutes"[^>]*aria-invalid="true"', bad.text)
+    assert "Nombre entier de minutes attendu." in bad.text
+    assert "Choisissez au moins un type de créneaux." in bad.text
+    refused = await browser_like.post(page_path, data={**form, "base_url": "http://10.1.2.3/fhir"})
+    assert refused.status_code == 422
+    assert "Adresse refusée" in refused.text
+    assert TOKEN not in refused.text  # a secret typed is never shown back
+    no_key = await browser_like.post(page_path, data={**form, "credentials": "client_certificate", "bearer_token": ""})
+    assert (no_key.status_code, "Collez le certificat et sa clé privée (PEM)." in no_key.text) == (422, True)
+    assert (await client.get(api_path, headers=tenant.coordinator)).status_code == 404
+
+    saved = await browser_like.post(page_path, data=form)
+    assert (saved.status_code, saved.headers["location"]) == (303, f"{page_path}?saved=1")
+    stored = (await client.get(api_path, headers=tenant.coordinator)).json()
+    assert (stored["credentials"], stored["interval_seconds"], stored["enabled"]) == ("bearer_token", 300, True)
+    assert datetime.fromisoformat(stored["next_pull_at"]) <= datetime.now(UTC)  # due at once
+
+    served = slots_for(agenda, [9, 10])
+    served.append(EditorSlot(f"ed-{agenda.client_id[:8]}-new-place", agenda.practitioners[1]["idnps"],
+                             next_day_at(16, days=1), address="25 chemin de Mounestie", postal_code="31840",
+                             city="Aussonne"))  # fmt: skip
+    editor.serve(served)
+    assert isinstance(await pull(app, settings, agenda), PullResult)  # what `snp serve` runs every 15 s
+    status = await browser_like.get(page_path)
+    assert "à jour" in status.text
+    assert re.search(r"<tbody><tr><td>3</td><td>0</td><td>0</td><td>0</td>", status.text)  # 3 created
+    assert "Lieux à vérifier" in status.text
+    assert TOKEN not in status.text
+    listed = await browser_like.get("/console/manage/clients")
+    assert "relevé le" in listed.text
+
+    # The pulled slots are offered to the handlers, with the link to the editor's agenda.
+    request = await open_request(tenant)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://snp.test") as handler:
+        await console_sign_in(handler, tenant.emails["handler"])
+        offered = await handler.get(f"/console/requests/{request['id']}/suggestions")
+        assert f'href="{served[0].agenda_url}"' in offered.text
+        assert "Voir sur l'agenda du professionnel" in offered.text
+        assert (await handler.get(page_path)).status_code == 403
+
+    # The new place is checked from the practitioner's page.
+    member = agenda.practitioners[1]["id"]
+    sites = (await client.get(f"/v1/practitioners/{member}", headers=tenant.coordinator)).json()["sites"]
+    [new_site] = [s for s in sites if s["needs_review"]]
+    practitioner_page = await browser_like.get(f"/console/manage/practitioners/{member}")
+    assert "à vérifier" in practitioner_page.text
+    checked = await browser_like.post(f"/console/manage/practitioners/{member}/sites/{new_site['id']}/reviewed",
+                                      data={"csrf": csrf})  # fmt: skip
+    assert checked.status_code == 303
+    assert "Lieux à vérifier" not in (await browser_like.get(page_path)).text
+
+    # Saved again keeping the token: due at once; the editor fails, the page says so.
+    kept = await browser_like.post(page_path, data={**form, "credentials": "keep", "bearer_token": ""})
+    assert kept.status_code == 303
+    assert (await client.get(api_path, headers=tenant.coordinator)).json()["credentials"] == "bearer_token"
+    editor.answer = lambda request: (500, {"error": "boom"})
+    assert isinstance(await pull(app, settings, agenda), PullError)
+    failed = await browser_like.get(page_path)
+    assert "en échec" in failed.text
+    assert "réponse en erreur" in failed.text
+    assert editor.headers[-1]["authorization"] == f"Bearer {TOKEN}"
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://snp.test") as stranger:
+        await console_sign_in(stranger, other_tenant.emails["coordinator"])
+        assert (await stranger.get(page_path)).status_code == 404
+    stopped = await browser_like.post(f"{page_path}/delete", data={"csrf": csrf})
+    assert stopped.headers["location"] == f"{page_path}?saved=stopped"
+    assert (await client.get(api_path, headers=tenant.coordinator)).status_code == 404
+
+
+async def test_a_site_is_corrected_and_marked_checked_through_the_api(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=1)
+    member = agenda.practitioners[0]
+    path = f"/v1/practitioners/{member['id']}/sites/{member['sites'][0]['id']}"
+    renamed = await client.patch(path, json={"name": "Cabinet des Lilas", "needs_review": False},
+                                 headers=tenant.coordinator)  # fmt: skip
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["name"], renamed.json()["needs_review"]) == ("Cabinet des Lilas", False)
+    assert (await client.patch(path, json={"needs_review": True}, headers=tenant.coordinator)).status_code == 422
+    assert (await client.patch(path, json={"name": "X"}, headers=other_tenant.coordinator)).status_code == 404
+    assert (await client.patch(path, json={"name": "X"}, headers=tenant.handler)).status_code == 403
+    shown = (await client.get(f"/v1/practitioners/{member['id']}", headers=tenant.coordinator)).json()
+    assert shown["sites"][0]["name"] == "Cabinet des Lilas"
+
+
+async def test_a_slot_served_twice_in_one_pull_is_one_slot(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, tenant: Tenant, editor: Editor
+) -> None:
+    agenda = await new_agenda(tenant, practitioners=1)
+    await configure(client, tenant, agenda, editor)
+    [slot] = slots_for(agenda, [9])
+    editor.serve([slot, slot])  # e.g. two pages that overlap
+    result = await pull(app, settings, agenda)
+    assert isinstance(result, PullResult)
+    assert (result.created, result.rejected, result.problems) == (1, 0, [])
+    assert [s["external_id"] for s in await agenda.slots()] == [slot.slot_id]
+
+
+async def test_the_server_loop_pulls_a_source_saved_as_due_without_waiting_an_interval(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, tenant: Tenant, editor: Editor
+) -> None:
+    import asyncio
+
+    agenda = await new_agenda(tenant, practitioners=1)
+    editor.serve(slots_for(agenda, [9, 10]))
+    await configure(client, tenant, agenda, editor, interval_seconds=3600)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(slot_pull.run_forever(app.state.sessionmaker, settings, stop))  # as in `snp serve`
+    try:
+        for _ in range(100):
+            status = await client.get(f"/v1/clients/{agenda.client_id}/fhir-source", headers=tenant.coordinator)
+            if status.json()["last_success_at"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await loop
+    assert status.json()["last_result"]["created"] == 2
+    assert len(await agenda.slots()) == 2
