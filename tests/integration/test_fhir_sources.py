@@ -5,7 +5,7 @@ practitioners), and pulls apply by the sync rules, through the real API and data
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,8 +178,22 @@ async def test_a_slot_gone_from_the_editor_is_withdrawn_and_a_booked_one_stays_a
     assert status[served[1].slot_id] == "withdrawn"
 
 
+@pytest.mark.parametrize(
+    ("break_it", "element"),
+    [
+        (lambda slot: slot.pop("schedule"), "Slot.schedule"),
+        (lambda slot: slot["meta"].pop("security"), "Slot.meta.security"),
+        (lambda slot: slot["meta"].update(profile=["http://example.org/not-the-sas-guide"]), "Slot.meta.profile"),
+    ],
+)
 async def test_a_malformed_entry_is_skipped_and_reported_the_rest_applies(
-    app: FastAPI, client: httpx.AsyncClient, settings: Settings, tenant: Tenant, editor: Editor
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    tenant: Tenant,
+    editor: Editor,
+    break_it: Callable[[dict[str, Any]], Any],
+    element: str,
 ) -> None:
     from tests.fhir_editor import bundle
 
@@ -189,15 +203,15 @@ async def test_a_malformed_entry_is_skipped_and_reported_the_rest_applies(
 
     def broken(request: Any) -> dict[str, Any]:
         answer = bundle(served)
-        answer["entry"][0]["resource"].pop("schedule")
+        break_it(answer["entry"][0]["resource"])
         return answer
 
     editor.answer = broken
     result = await pull(app, settings, agenda)
     assert isinstance(result, PullResult)
     assert (result.created, result.skipped) == (1, 1)
-    assert result.problems == [{"entry": f"Slot/{served[0].slot_id}", "element": "Slot.schedule",
-                                "problem": "no reference to a Schedule"}]  # fmt: skip
+    assert [(p["entry"], p["element"]) for p in result.problems] == [(f"Slot/{served[0].slot_id}", element)]
+    assert [s["external_id"] for s in await agenda.slots()] == [served[1].slot_id]
 
 
 @pytest.mark.parametrize(
