@@ -404,10 +404,8 @@ async def fhir_source_page(
     client_id: uuid.UUID, request: Request, principal: ConsoleUser, session: SessionDep, now: Now
 ) -> Response:
     coordinator_only(principal)
-    saved = {"1": "Enregistré : le premier relevé part dans les 15 secondes.", "stopped": "Relevés arrêtés."}
-    return await _fhir_source(
-        request, principal, session, client_id, None, {}, now, saved=saved.get(request.query_params.get("saved", ""))
-    )
+    saved = request.query_params.get("saved")
+    return await _fhir_source(request, principal, session, client_id, None, {}, now, saved=saved)
 
 
 async def _fhir_source(

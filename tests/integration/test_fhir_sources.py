@@ -459,6 +459,10 @@ async def test_a_coordinator_sets_up_a_source_in_the_console_and_reads_what_its_
     assert "en échec" in failed.text
     assert "réponse en erreur" in failed.text
     assert editor.headers[-1]["authorization"] == f"Bearer {TOKEN}"
+    paused_form = {k: v for k, v in form.items() if k != "enabled"} | {"credentials": "keep", "bearer_token": ""}
+    paused = await browser_like.post(page_path, data=paused_form, follow_redirects=True)
+    assert "Enregistré : relevés en pause." in paused.text
+    assert (await client.get(api_path, headers=tenant.coordinator)).json()["next_pull_at"] is None
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://snp.test") as stranger:
         await console_sign_in(stranger, other_tenant.emails["coordinator"])
