@@ -4,6 +4,7 @@ the same service function; a refusal comes back in French next to its field."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -484,7 +485,8 @@ async def save_fhir_source(
     }
     values["slot_types"] = [v for v in form.getlist("slot_types") if isinstance(v, str)]
     values["enabled"] = values.get("enabled") == "on"
-    body, errors = _source_body(values)
+    stored = await connectors.find_source(session, principal.cpts_id, client_id) is not None
+    body, errors = _source_body(values, stored)
     data, invalid = _validated(FhirSourceIn, body)
     errors = {**{("interval_minutes" if k == "interval_seconds" else k): v for k, v in invalid.items()}, **errors}
     shown = {k: v for k, v in values.items() if k not in SECRET_FIELDS}
@@ -506,7 +508,7 @@ async def save_fhir_source(
 SECRET_FIELDS = frozenset({"bearer_token", "client_cert", "client_key"})
 
 
-def _source_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def _source_body(values: dict[str, Any], stored: bool) -> tuple[dict[str, Any], dict[str, str]]:
     """The API body from the form: minutes to seconds, and the credentials chosen (kept, replaced
     by a token or a certificate, or removed)."""
     errors: dict[str, str] = {}
@@ -518,13 +520,15 @@ def _source_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
         "enabled": values["enabled"],
     }
     minutes = values.get("interval_minutes", "")
-    if not minutes.isdigit():
+    if not re.fullmatch(r"[0-9]{1,5}", minutes):  # not str.isdigit: "²" is a digit that int() refuses
         errors["interval_minutes"] = "Nombre entier de minutes attendu."
     else:
         body["interval_seconds"] = int(minutes) * 60
     if not values["slot_types"]:
         errors["slot_types"] = "Choisissez au moins un type de créneaux."
     kind = values.get("credentials", _KEEP)
+    if kind == _KEEP and not stored:
+        errors["credentials"] = "Choisissez les identifiants donnés par l'éditeur."
     if kind == "bearer_token":
         body.update(bearer_token=values.get("bearer_token") or None, client_cert=None, client_key=None)
         if body["bearer_token"] is None:

@@ -405,6 +405,9 @@ async def test_a_coordinator_sets_up_a_source_in_the_console_and_reads_what_its_
     assert refused.status_code == 422
     assert "Adresse refusée" in refused.text
     assert TOKEN not in refused.text  # a secret typed is never shown back
+    odd = await browser_like.post(page_path, data={**form, "interval_minutes": "²", "credentials": "keep"})
+    assert odd.status_code == 422  # a digit int() refuses; nothing stored to keep
+    assert "Choisissez les identifiants donnés par l&#39;éditeur." in odd.text
     no_key = await browser_like.post(page_path, data={**form, "credentials": "client_certificate", "bearer_token": ""})
     assert (no_key.status_code, "Collez le certificat et sa clé privée (PEM)." in no_key.text) == (422, True)
     assert (await client.get(api_path, headers=tenant.coordinator)).status_code == 404
