@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.connectors.schemas import FhirSourceOut
+
 ROLES = {
     "handler": "Opérateur de soins non programmés",
     "regulator": "Médecin régulateur",
@@ -169,6 +171,20 @@ CREDENTIALS = {
     "client_certificate": "un certificat client (TLS mutuel)",
     "none": "aucun identifiant",
 }
+SOURCE_STATES = {"paused": "en pause", "failing": "en échec", "ok": "à jour", "waiting": "premier relevé attendu"}
+
+
+def source_state(source: FhirSourceOut) -> str:
+    """A FHIR source's state in one word (a key of SOURCE_STATES): the list of software and the
+    source's page say the same."""
+    if not source.enabled:
+        return "paused"
+    error = source.last_error
+    if error is not None and (source.last_success_at is None or error.at > source.last_success_at):
+        return "failing"
+    return "ok" if source.last_success_at is not None else "waiting"
+
+
 PULL_ERRORS = {
     "timeout": "l'éditeur n'a pas répondu à temps",
     "tls": "échec de la connexion sécurisée (certificat)",

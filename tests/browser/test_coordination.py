@@ -195,4 +195,10 @@ def test_a_coordinator_connects_agenda_software_through_its_sas_interface(browse
         expect(page.get_by_role("heading", name="Lieux à vérifier")).to_be_visible()
         session.check("36-interface-sas", refused=422)  # the refusal above stays in the log
         assert editor.headers[-1]["authorization"] == "Bearer editor-token-1234"
+        # The coordinator checks a place the pull created, on the practitioner's page.
+        page.get_by_role("region", name="Lieux à vérifier").get_by_role("link").first.click()
+        expect(page.get_by_text("à vérifier").first).to_be_visible()
+        session.check("37-lieu-a-verifier", refused=422)
+        page.get_by_role("button", name=re.compile("^Lieu vérifié")).first.click()
+        expect(page.get_by_role("status")).to_have_text("Enregistré.")
         session.context.close()
