@@ -106,6 +106,7 @@ ALTERNATIVES = {
 
 # Refusals of the service, as the handler should read them (unknown codes fall back to a generic text).
 PROBLEMS = {
+    "webhook_url_refused": "Adresse refusée : https obligatoire, ni réseau privé ni adresse locale ou réservée.",
     "fhir_source_url_refused": "Adresse refusée : https obligatoire, ni réseau privé ni adresse locale ou réservée.",
     "slot_unavailable": "Ce créneau vient d'être pris par quelqu'un d'autre : choisissez-en un autre.",
     "hold_expired": "La réservation a expiré et le créneau est parti : choisissez-en un autre.",

@@ -99,9 +99,11 @@ def _blank_to_none(values: dict[str, Any]) -> dict[str, Any]:
 def _problem_errors(error: DomainError, fallback: str) -> dict[str, str]:
     """A service's refusal as French messages by field (its `errors`, or the whole form)."""
     found: dict[str, str] = {}
+    # A refusal with a French text of its own (e.g. an address refused) says it at its field.
+    own_text = labels.PROBLEMS.get(error.code)
     for item in error.extra.get("errors") or []:
         location = [str(p) for p in item.get("loc", []) if p not in ("body",)]
-        found.setdefault(".".join(location), labels.validation_text(item))
+        found.setdefault(".".join(location), own_text or labels.validation_text(item))
     if not found:
         found[fallback] = labels.problem_text(error.code)
     return found
@@ -499,8 +501,7 @@ async def save_fhir_source(
                 session, principal, client_id, data, request.app.state.webhook_policy, secret, now, request
             )
     except DomainError as error:
-        problems = {"base_url": labels.problem_text(error.code)} if error.code.endswith("url_refused") else {}
-        problems = problems or _problem_errors(error, "")
+        problems = _problem_errors(error, "")
         return await _fhir_source(request, principal, session, client_id, shown, problems, now, error.status)
     return _see(f"/console/manage/clients/{client_id}/fhir-source?saved=1")
 

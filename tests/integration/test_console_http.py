@@ -224,3 +224,14 @@ async def test_a_coordinator_sees_the_appointments_sent_to_the_sas_and_sends_one
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://snp.test") as handler:
         await sign_in(handler, tenant.emails["handler"])
         assert (await handler.get("/console/manage/sas/deliveries")).status_code == 403
+
+
+async def test_a_webhook_address_refused_is_said_in_french_next_to_its_field(
+    browser_like: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    csrf = await sign_in(browser_like, tenant.emails["coordinator"])
+    form = {"csrf": csrf, "name": "Agenda X", "webhook_url": "https://10.1.2.3/hook"}
+    refused = await browser_like.post("/console/manage/clients", data=form)
+    assert refused.status_code == 422
+    assert re.search(r'id="webhook_url-error">Adresse refusée : https obligatoire', refused.text)
+    assert "Agenda X</th>" not in refused.text  # nothing declared
