@@ -9,7 +9,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -102,9 +102,18 @@ def serve(
     sas_subject: Annotated[
         list[str] | None, typer.Option(help='An allowed client certificate subject, "CN=...,OU=..." (repeatable).')
     ] = None,
+    reports_process: Annotated[
+        bool,
+        typer.Option(
+            envvar="SNP_REPORTS_PROCESS",
+            help="Compute the coordinators' reports and exports in a process of their own, at a lower CPU priority.",
+        ),
+    ] = True,
 ) -> None:
     """Migrate, then serve the API (embedded PostgreSQL unless DATABASE_URL is set)."""
     import uvicorn
+
+    from service.reports_process import supervised_reports_process
 
     settings = get_settings()
     if fhir_port is not None and (workers != 1 or not (ssl_certfile and ssl_keyfile and ssl_ca_certs and sas_subject)):
@@ -113,10 +122,12 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    with database(settings) as url:
+    with database(settings) as url, ExitStack() as stack:
         migrate.upgrade(url)
         # The app (and every worker process) reads the same server from the environment.
         os.environ["DATABASE_URL"] = url
+        if reports_process:
+            os.environ["SNP_REPORTS_SOCKET"] = str(stack.enter_context(supervised_reports_process()))
         get_settings.cache_clear()
         _exit_on_sigterm()
         typer.echo(f"Serving on http://{host}:{port} (docs at http://{host}:{port}/docs)", err=True)
@@ -132,6 +143,27 @@ def serve(
             log_config=None,
             access_log=False,
         )
+
+
+@app.command("serve-reports", hidden=True)
+def serve_reports(uds: Annotated[Path, typer.Option(help="The Unix socket to listen on.")]) -> None:
+    """The reports process `snp serve` starts (service.reports_process): the same app on a Unix
+    socket, trusting the client address its workers forward."""
+    import uvicorn
+
+    from service.reports_process import lower_priority_and_follow_parent
+
+    lower_priority_and_follow_parent()
+
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        uds=str(uds),
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+    )
 
 
 def _serve_with_fhir_port(

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # Our Appointment identifiers' system (Appointment.identifier.system); by default the public
     # URL's /fhir/sid/appointment.
     sas_appointment_system: str | None = Field(default=None, alias="SNP_SAS_APPOINTMENT_SYSTEM")
+    # The reports process's socket (service.reports_process), which `snp serve` sets for its
+    # workers; unset: a worker computes the reports itself.
+    reports_socket: str | None = Field(default=None, alias="SNP_REPORTS_SOCKET")
     # Bodies above this are refused (413) before they are read; above the second bound, only an
     # authenticated caller's body is read (service.body_limit).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="SNP_MAX_BODY_BYTES")

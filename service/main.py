@@ -11,7 +11,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service import embedded_db, health, migrate
+from service import embedded_db, health, migrate, reports_process
 from service.accounts import principals
 from service.accounts import router as accounts_router
 from service.accounts.domain import password_hasher
@@ -44,6 +44,7 @@ from service.practitioners import router as practitioners_router
 from service.problems import install_problem_handlers
 from service.reference import communes
 from service.reporting import router as reporting_router
+from service.reports_process import ReportForwardingMiddleware
 from service.slots import router as slots_router
 
 API_DESCRIPTION = """Backend of a CPTS's unscheduled-care (SNP) mission: practice software publishes
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.read_sessionmaker = create_read_sessionmaker(engine)
+            if settings.reports_socket:
+                app.state.reports = await stack.enter_async_context(reports_process.client_for(settings.reports_socket))
             # The console's commune search indexes 35 000 names once: now, not on a handler's first call.
             await anyio.to_thread.run_sync(communes.warm)
             if settings.relay_enabled:  # webhooks, messages to patients, appointments to the SAS
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.webhook_policy = webhook_policy(settings)
     install_problem_handlers(app)
     install_openapi(app)
+    app.add_middleware(ReportForwardingMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its request id
     app.include_router(health.router)
