@@ -277,15 +277,33 @@ async def test_a_worker_answers_itself_while_the_reports_process_is_down_and_it_
         assert nice_of(second) == nice_of(live.process.pid) + REPORTS_NICE
 
 
+def gone(pid: int, seconds: float) -> bool:
+    """The process has exited (or is a zombie nobody reaped) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_stopped_server_stops_its_reports_process_and_exits_cleanly(database_url: str) -> None:
+    server = start_server(database_url)
+    pid = server.wait_for_reports_process()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    assert gone(pid, 5)
+
+
 def test_the_reports_process_ends_with_the_server(database_url: str) -> None:
     server = start_server(database_url)
     pid = server.wait_for_reports_process()
     server.process.kill()  # SIGKILL: no clean shutdown; the child is told by the kernel
     server.process.wait()
-    deadline = time.monotonic() + 15
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not Path(f"/proc/{pid}").exists() or "Z" in (Path(f"/proc/{pid}/stat").read_text().split()[2])
+    assert gone(pid, 15)
 
 
 async def test_without_the_reports_process_the_worker_answers_the_reports(database_url: str, tenant: Tenant) -> None:
