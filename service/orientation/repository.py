@@ -39,6 +39,10 @@ async def event_kinds(session: AsyncSession, cpts_id: uuid.UUID, request_id: uui
     return [EventKind(kind) for kind in rows]
 
 
+# A callback still to make: the queue shows the earliest of each request.
+CALLBACK_TO_MAKE = Callback.done_at.is_(None)
+
+
 async def queue_page(
     session: AsyncSession,
     cpts_id: uuid.UUID,
@@ -46,16 +50,22 @@ async def queue_page(
     due_before: datetime | None,
     after: tuple[Any, ...] | None,
     limit: int,
-) -> list[CareRequest]:
-    """Requests of the given statuses, red-flagged first, then the most urgent deadline (`limit + 1`)."""
+) -> list[tuple[CareRequest, datetime | None]]:
+    """Requests of the given statuses, red-flagged first, then the most urgent deadline (`limit + 1`),
+    each with its earliest callback still to make (in the same statement: one round trip less)."""
     rank = predicates.queue_rank(CareRequest.status)
-    query = scoped(CareRequest, cpts_id).where(CareRequest.status.in_(list(statuses)))
+    next_callback = (
+        select(func.min(Callback.due_at))
+        .where(Callback.cpts_id == CareRequest.cpts_id, Callback.request_id == CareRequest.id, CALLBACK_TO_MAKE)
+        .scalar_subquery()
+    )
+    query = scoped(CareRequest, cpts_id).add_columns(next_callback).where(CareRequest.status.in_(list(statuses)))
     if due_before is not None:
         query = query.where(CareRequest.deadline_at < due_before)
     if after is not None:
         query = query.where(tuple_(rank, CareRequest.deadline_at, CareRequest.id) > after)
     query = query.order_by(rank, CareRequest.deadline_at, CareRequest.id)
-    return list(await session.scalars(query.limit(limit + 1)))
+    return [(request, due) for request, due in await session.execute(query.limit(limit + 1))]
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ async def next_callbacks(session: AsyncSession, request_ids: list[uuid.UUID]) ->
         return {}
     rows = await session.execute(
         select(Callback.request_id, func.min(Callback.due_at))
-        .where(Callback.request_id.in_(request_ids), Callback.done_at.is_(None))
+        .where(Callback.request_id.in_(request_ids), CALLBACK_TO_MAKE)
         .group_by(Callback.request_id)
     )
     return {row[0]: row[1] for row in rows}

@@ -462,9 +462,12 @@ async def queue(
     transfer-required requests). It shows patients' identities, so the read is audited."""
     wanted = statuses or [RequestStatus.open.value, RequestStatus.transfer_required.value]
     rows = await repository.queue_page(session, principal.cpts_id, wanted, due_before, BY_QUEUE.decode(cursor), limit)
-    page, next_cursor = BY_QUEUE.page(rows, limit, lambda r: (queue_rank(r.status), r.deadline_at, r.id))
-    await audit.record(session, principal, "request.list", "request", [r.id for r in page], now, http)
-    return Page(items=await queue_items(session, page, now), next_cursor=next_cursor)
+    page, next_cursor = BY_QUEUE.page(
+        rows, limit, lambda row: (queue_rank(row[0].status), row[0].deadline_at, row[0].id)
+    )
+    await audit.record(session, principal, "request.list", "request", [r.id for r, _ in page], now, http)
+    items = [QueueItem(**summary_fields(r), patient=patient_out(r), callback_due_at=due) for r, due in page]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 async def motifs_of(session: AsyncSession, principal: Principal) -> list[MotifOut]:

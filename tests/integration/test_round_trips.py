@@ -94,3 +94,23 @@ async def test_a_booking_whose_principal_is_not_cached_takes_the_general_path_an
     again = await client.post(path, json={"slot_id": slot_id}, headers=keyed)  # now cached: declines, replays
     assert again.status_code == 201
     assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_the_queue_costs_its_page_with_the_callbacks_and_its_audit_row(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    await wait_for(lambda: listening(app), within=6.0)
+    request = await open_request(tenant)
+    called = await client.post(
+        f"/v1/requests/{request['id']}/callbacks",
+        json={"due_at": next_day_at(11).isoformat()},
+        headers=tenant.handler,
+    )
+    assert called.status_code == 201, called.text
+    await client.get("/v1/requests", headers=tenant.handler)  # statements prepared
+    status, queue = await cost_of(client, "GET", "/v1/requests", headers=tenant.handler)
+    assert status == 200
+    # The page with each request's next callback in one statement, and the audit row of the read.
+    assert queue == {"statement": 2, "begin": 0, "end": 0}, queue
+    items = (await client.get("/v1/requests", headers=tenant.handler)).json()["items"]
+    assert next(i for i in items if i["id"] == request["id"])["callback_due_at"] is not None
