@@ -94,7 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.read_sessionmaker = create_read_sessionmaker(engine)
             if settings.reports_socket:
-                app.state.reports = await stack.enter_async_context(reports_process.client_for(settings.reports_socket))
+                app.state.reports = await stack.enter_async_context(
+                    reports_process.transport_for(settings.reports_socket)
+                )
             # The console's commune search indexes 35 000 names once: now, not on a handler's first call.
             await anyio.to_thread.run_sync(communes.warm)
             if settings.relay_enabled:  # webhooks, messages to patients, appointments to the SAS

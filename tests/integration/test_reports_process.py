@@ -76,7 +76,8 @@ def nice_of(pid: int) -> int:
     return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
-def start_server(database_url: str, *options: str) -> LiveServer:
+def start_server(database_url: str, *options: str, log: Path | None = None) -> LiveServer:
+    """`snp serve` on a free port, in a session of its own (as a terminal or systemd starts it)."""
     port = free_port()
     env = {
         **os.environ,
@@ -88,7 +89,12 @@ def start_server(database_url: str, *options: str) -> LiveServer:
         "SNP_LOG_LEVEL": "WARNING",
         "SNP_RELAY_ENABLED": "false",
     }
-    process = subprocess.Popen([BIN / "snp", "serve", "--port", str(port), *options], env=env)  # noqa: S603
+    process = subprocess.Popen(  # noqa: S603
+        [BIN / "snp", "serve", "--port", str(port), *options],
+        env=env,
+        start_new_session=True,
+        stderr=log.open("wb") if log else None,
+    )
     server = LiveServer(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -196,7 +202,7 @@ async def test_the_monthly_report_comes_from_the_reports_process_running_at_a_lo
         ] == 3
 
 
-async def test_an_export_streams_through_once_audited_with_the_callers_address(
+async def test_an_export_comes_through_audited_once_with_the_callers_address(
     live: LiveServer, tenant: Tenant, clock: Clock, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     await october_requests(tenant, clock, 5)
@@ -244,6 +250,43 @@ async def test_refusals_come_back_unchanged_and_other_routes_stay_on_the_worker(
         posted = await http.post("/v1/reports/monthly", headers=tenant.coordinator)
         assert posted.status_code == 405
         assert "via" not in posted.headers
+
+
+def raw_get(base: str, target: str, headers: str = "") -> tuple[int, str]:
+    """A request line sent as written (httpx would resolve dot segments first)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    return int(head.split()[1]), head.lower()
+
+
+async def test_what_the_process_is_sent_is_what_the_worker_saw(live: LiveServer, tenant: Tenant) -> None:
+    async with ready(live, tenant) as http:
+        # A path with dot segments stays on the worker (its URL to the process would name another route).
+        for target in ("/v1/reports/../requests", "/console/exports/../../v1/requests", "/v1/reports/%2e%2e/requests"):
+            status, head = raw_get(live.base, target, f"Authorization: Bearer {tenant.tokens['handler']}\r\n")
+            assert status == 404, (target, head)
+            assert "via:" not in head
+        # A redirect names the caller's address and scheme, whatever the caller claims of them
+        # (from 127.0.0.2: the worker's own server believes such headers from 127.0.0.1, a local proxy).
+        stranger = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx.AsyncClient(base_url=live.base, transport=stranger) as remote:
+            moved = await remote.get(
+                "/v1/reports/monthly/",
+                params={"month": "2026-10"},
+                headers={**tenant.coordinator, "X-Forwarded-Proto": "wss", "Forwarded": "proto=wss"},
+            )
+        assert (moved.status_code, moved.headers["via"]) == (307, VIA)
+        assert moved.headers["location"].startswith(f"{live.base}/v1/reports/monthly?")
+        # A GET with a body: the body is not sent on, the report is answered.
+        with_body = await http.request(
+            "GET", "/v1/reports/monthly", params={"month": "2026-10"}, headers=tenant.coordinator, content=b"x=1"
+        )
+        assert (with_body.status_code, with_body.headers["via"]) == (200, VIA)
 
 
 async def test_the_console_dashboard_and_its_exports_go_through_the_reports_process(
@@ -296,6 +339,21 @@ def test_a_stopped_server_stops_its_reports_process_and_exits_cleanly(database_u
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=30) == 0
     assert gone(pid, 5)
+
+
+def test_a_signal_to_the_servers_process_group_stops_it_without_restarting_its_reports_process(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A Ctrl-C in a terminal, or a signal to the whole group: the reports process is in a session
+    of its own, so only the server gets it, and stops the process itself."""
+    log = tmp_path / "serve.log"
+    server = start_server(database_url, log=log)
+    pid = server.wait_for_reports_process()
+    assert os.getsid(pid) == pid != os.getsid(server.process.pid)
+    os.killpg(server.process.pid, signal.SIGINT)
+    assert server.process.wait(timeout=30) == 0
+    assert gone(pid, 5)
+    assert "reports_process.exited" not in log.read_text()
 
 
 def test_the_reports_process_ends_with_the_server(database_url: str) -> None:
