@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -32,6 +33,20 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
     migrate.upgrade(url)
     yield url
     await dbserver.drop_database(server_url, url)
+
+
+def snp_environment(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an `snp` command run as a process on a test database (the CLI, a live
+    `snp serve`): the tests' secret, cheap password hashing."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SNP_SECRET_KEY": TEST_SECRET,
+        "SNP_ENV": "test",
+        "SNP_ARGON2_TIME_COST": "1",
+        "SNP_ARGON2_MEMORY_KIB": "64",
+        **extra,
+    }
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:

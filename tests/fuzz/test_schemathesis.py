@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests import dbserver
-from tests.conftest import TEST_SECRET
+from tests.conftest import snp_environment
 
 pytestmark = pytest.mark.fuzz
 
@@ -36,18 +36,13 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def live_api(server_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     database_url = asyncio.run(dbserver.create_database(server_url, "snp_fuzz"))
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SNP_SECRET_KEY": TEST_SECRET,
-        "SNP_ENV": "test",
-        "SNP_ARGON2_TIME_COST": "1",
-        "SNP_ARGON2_MEMORY_KIB": "64",
-        "SNP_LOG_LEVEL": "ERROR",
+    env = snp_environment(
+        database_url,
+        SNP_LOG_LEVEL="ERROR",
         # The fuzzer registers webhook URLs of made-up hosts: none is looked up.
-        "SNP_WEBHOOK_RESOLVE_NAMES": "false",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-    }
+        SNP_WEBHOOK_RESOLVE_NAMES="false",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
     seeded = subprocess.run(  # noqa: S603 - our own CLI
         [BIN / "snp", "seed-demo", "--json"], env=env, capture_output=True, text=True, check=True
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,13 @@ from typing import Any
 import httpx
 
 from tests.builders import bearer, login
-from tests.conftest import TEST_SECRET
+from tests.conftest import snp_environment
 
 SNP = str(Path(sys.executable).with_name("snp"))
 
 
 async def snp(database_url: str, *args: str) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SNP_SECRET_KEY": TEST_SECRET,
-        "SNP_ENV": "test",
-        "SNP_ARGON2_TIME_COST": "1",
-        "SNP_ARGON2_MEMORY_KIB": "64",
-    }
+    env = snp_environment(database_url)
     process = await asyncio.create_subprocess_exec(
         SNP, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from service.clock import utc_now
 from service.reports_process import REPORTS_NICE
 from tests.builders import PASSWORD, Clock, Tenant, open_request
-from tests.conftest import TEST_SECRET
+from tests.conftest import snp_environment
 
 BIN = Path(sys.executable).parent
 VIA = "1.1 snp-reports"
@@ -79,16 +79,7 @@ def nice_of(pid: int) -> int:
 def start_server(database_url: str, *options: str, log: Path | None = None) -> LiveServer:
     """`snp serve` on a free port, in a session of its own (as a terminal or systemd starts it)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "SNP_SECRET_KEY": TEST_SECRET,
-        "SNP_ENV": "test",
-        "SNP_ARGON2_TIME_COST": "1",
-        "SNP_ARGON2_MEMORY_KIB": "64",
-        "SNP_LOG_LEVEL": "WARNING",
-        "SNP_RELAY_ENABLED": "false",
-    }
+    env = snp_environment(database_url, SNP_LOG_LEVEL="WARNING", SNP_RELAY_ENABLED="false")
     process = subprocess.Popen(  # noqa: S603
         [BIN / "snp", "serve", "--port", str(port), *options],
         env=env,
