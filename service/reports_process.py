@@ -29,10 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import anyio
 import httpx
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 # The coordinators' GETs that read a whole month (or year): the reports API and the console's
 # dashboard and exports.
@@ -112,7 +112,7 @@ class ReportForwardingMiddleware:
             return
         scope["route"] = SimpleNamespace(path="(reports process)")  # the log line's route
         try:
-            await _relay(answer, receive, send)
+            await _relay(answer, scope, receive, send)
         finally:
             await answer.aclose()
 
@@ -131,25 +131,15 @@ def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def _relay(answer: httpx.Response, receive: Receive, send: Send) -> None:
-    """The process's answer, chunk by chunk as it comes; a client gone stops the read."""
-    headers = [(name, value) for name, value in answer.headers.raw if name.lower() not in _NOT_RELAYED]
-    await send({"type": "http.response.start", "status": answer.status_code, "headers": [*headers, (b"via", VIA)]})
-
-    async with anyio.create_task_group() as group:
-
-        async def stop_when_gone() -> None:
-            while True:
-                message: Message = await receive()
-                if message["type"] == "http.disconnect":
-                    group.cancel_scope.cancel()
-                    return
-
-        group.start_soon(stop_when_gone)
-        async for chunk in answer.aiter_raw():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        group.cancel_scope.cancel()
+async def _relay(answer: httpx.Response, scope: Scope, receive: Receive, send: Send) -> None:
+    """The process's answer, chunk by chunk as it comes (Starlette's streaming response: a client
+    gone stops the read), with its own headers, repeated ones (Set-Cookie) included."""
+    relayed = StreamingResponse(answer.aiter_raw(), status_code=answer.status_code)
+    relayed.raw_headers = [
+        *((name, value) for name, value in answer.headers.raw if name.lower() not in _NOT_RELAYED),
+        (b"via", VIA),
+    ]
+    await relayed(scope, receive, send)
 
 
 def lower_priority_and_follow_parent() -> None:
