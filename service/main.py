@@ -15,6 +15,7 @@ from service import embedded_db, health, migrate, reports_process
 from service.accounts import principals
 from service.accounts import router as accounts_router
 from service.accounts.domain import password_hasher
+from service.auth import security_scheme_definitions
 from service.body_limit import BodyLimitMiddleware
 from service.bookings import router as bookings_router
 from service.config import Settings, db_timeouts, get_settings, webhook_policy
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.response_cipher = response_cipher(settings.secret_key.get_secret_value())
     app.state.webhook_policy = webhook_policy(settings)
     install_problem_handlers(app)
-    install_openapi(app)
+    install_openapi(app, security_scheme_definitions())
     app.add_middleware(ReportForwardingMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its request id

@@ -49,14 +49,17 @@ def _problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}}}
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, security_schemes: dict[str, Any]) -> None:
+    """`security_schemes`: the schemes the operations' `security` names (declared by their routes)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
         )
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        schema.setdefault("components", {})["securitySchemes"] = security_schemes
+        components = schema["components"].setdefault("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         components["Problem"] = PROBLEM_SCHEMA

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from service import idempotency
+from service import auth, idempotency
 
 READS = frozenset({"GET", "HEAD"})
 _ALONE = "_snp_statements_alone"
@@ -45,6 +45,11 @@ def answer_bytes(answer: BaseModel) -> bytes:
 
 
 class TransactionalRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if auth.is_secured(self.dependant):  # the principal dependencies read the header themselves
+            self.openapi_extra = {**(self.openapi_extra or {}), "security": auth.SECURITY_REQUIREMENT}
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         alone = bool(getattr(self.endpoint, _ALONE, False)) and (self.methods or set()) <= READS
