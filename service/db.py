@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +19,12 @@ from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, DateTime, ForeignKey, MetaData, event, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import asyncpg as _asyncpg_dialect  # noqa: F401 - postgresql.asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import Integer, Text
 
 from service.observability import DB_ROUND_TRIPS
@@ -222,6 +224,58 @@ def refuse_row_locks_outside_transactions(engine: AsyncEngine) -> None:
 
 
 SINGLE_STATEMENT = "snp_single_statement"
+
+
+_DRIVER_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+
+
+class DriverStatement:
+    """A statement compiled once and run by the driver (asyncpg) itself, prepared and cached per
+    connection: none of SQLAlchemy's work per execution (execution context, result and row objects,
+    ORM entities), which was most of a hot read's CPU. For the hot paths only: its parameters reach
+    the driver as they are and its rows are the driver's records, so a statement whose types need
+    SQLAlchemy's conversion either way is refused here, when it is built."""
+
+    def __init__(self, statement: ClauseElement, *, locks_rows: bool = False) -> None:
+        compiled: Any = statement.compile(dialect=_DRIVER_DIALECT)
+        self.sql = str(compiled)
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # The values the statement itself holds (literals SQLAlchemy made parameters); any other
+        # parameter must be given: a missing one is an error, not a NULL.
+        self._literals = {name: value for name, value in compiled.params.items() if value is not None}
+        converted = [column.keyname for column in getattr(compiled, "_result_columns", []) if _converts(column.type)]
+        if getattr(compiled, "_bind_processors", None) or converted:
+            raise ValueError(f"values of this statement need SQLAlchemy's conversion: {converted or 'parameters'}")
+        if _ROW_LOCK.search(self.sql) and not locks_rows:
+            raise ValueError("a row lock in a statement the driver runs: say so with locks_rows=True")
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = {**self._literals, **params}
+        return [values[name] for name in self._names]
+
+
+def _converts(kind: Any) -> bool:
+    """Whether SQLAlchemy changes what the driver returns for a column of this type (an array of
+    plain items comes back from the driver as the list SQLAlchemy would make)."""
+    if isinstance(kind, ARRAY) and not kind.as_tuple and not getattr(kind, "_against_native_enum", False):
+        kind = kind.item_type
+    return kind._cached_result_processor(_DRIVER_DIALECT, None) is not None
+
+
+async def fetchrow(conn: AsyncConnection, statement: DriverStatement, **params: Any) -> asyncpg.Record | None:
+    """One row of `statement` run by the driver on `conn` (one round trip, counted like the others).
+    A connection lost meanwhile is dropped from the pool and the request answered 503 + Retry-After,
+    as SQLAlchemy does for its own statements."""
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    DB_ROUND_TRIPS.labels("statement").inc()
+    try:
+        row: asyncpg.Record | None = await driver.fetchrow(statement.sql, *statement.arguments(params))
+    except Exception as exc:
+        if driver.is_closed():
+            await conn.invalidate()
+            raise DatabaseUnavailable(type(exc).__name__) from exc
+        raise
+    return row
 
 
 @asynccontextmanager

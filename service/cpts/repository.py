@@ -51,21 +51,13 @@ def targets_of(items: list[list[Any]] | None) -> list[Targets]:
     return [Targets(day, values) for day, values in history.items()]
 
 
-def with_columns(*columns: ScalarSelect[Any]) -> Select[Any]:
-    """The query `get_with` runs: the CPTS, its targets and the given columns (other packages'
-    histories of it, built on `Cpts.id`). Build it once and keep it: SQLAlchemy then reuses its
-    cache key and compiled form instead of building both again on every request."""
-    return select(Cpts, target_history_json(Cpts.id), *columns).where(Cpts.id == bindparam("cpts_id"))
+TARGETS = "target_history"  # the column of the targets in `with_columns`
 
 
-async def get_with(
-    session: AsyncSession, cpts_id: uuid.UUID, query: Select[Any]
-) -> tuple[Cpts, list[Targets], list[Any]]:
-    """The CPTS with its targets and the columns of `query` (from `with_columns`), in one query."""
-    row = (await session.execute(query, {"cpts_id": cpts_id})).one_or_none()
-    if row is None:
-        raise NotFound("cpts")
-    return row[0], targets_of(row[1]), list(row[2:])
+def with_columns(*columns: Any) -> Select[Any]:
+    """The CPTS, its targets (column `TARGETS`) and the given columns (other packages' histories of
+    it, built on `Cpts.id`), in one query. Build it once and keep it (`db.DriverStatement`)."""
+    return select(Cpts, target_history_json(Cpts.id).label(TARGETS), *columns).where(Cpts.id == bindparam("cpts_id"))
 
 
 async def put_targets(

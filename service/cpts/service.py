@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compensation import repository as compensation_repository
@@ -16,56 +16,64 @@ from service.cpts import repository
 from service.cpts.domain import Targets, contract_start_problem, sas_problem, size_class, targets_on
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch, TargetsIn
-from service.errors import Invalid, field_error
-
-
-def size_of(cpts: Cpts) -> int:
-    return size_class(cpts.population, cpts.size_override)
+from service.db import DriverStatement, fetchrow
+from service.errors import Invalid, NotFound, field_error
 
 
 async def to_out(session: AsyncSession, cpts: Cpts, now: datetime) -> CptsOut:
     history = await compensation_repository.rate_history(session, cpts.id)
-    return _out(cpts, await repository.target_history(session, cpts.id), history, now)
+    fields = {column.key: getattr(cpts, column.key) for column in Cpts.__table__.columns}
+    return _out(fields, await repository.target_history(session, cpts.id), history, now)
 
 
-def _out(cpts: Cpts, targets: list[Targets], history: list[Rates], now: datetime) -> CptsOut:
-    today = now.astimezone(ZoneInfo(cpts.timezone)).date()
+def _out(cpts: Mapping[str, Any], targets: list[Targets], history: list[Rates], now: datetime) -> CptsOut:
+    """The settings as the API shows them, from the CPTS's columns (an entity's or a row's)."""
+    today = now.astimezone(ZoneInfo(cpts["timezone"])).date()
+    size = size_class(cpts["population"], cpts["size_override"])
     return CptsOut(
-        id=cpts.id,
-        name=cpts.name,
-        finess=cpts.finess,
-        size=size_of(cpts),
-        size_override=cpts.size_override,
-        population=cpts.population,
-        timezone=cpts.timezone,
-        contract_start_date=cpts.contract_start_date,
-        response_window_hours=cpts.response_window_hours,
-        hold_ttl_seconds=cpts.hold_ttl_seconds,
-        min_slot_minutes=cpts.min_slot_minutes,
-        max_slot_minutes=cpts.max_slot_minutes,
-        publication_horizon_days=cpts.publication_horizon_days,
-        min_lead_minutes=cpts.min_lead_minutes,
-        duplicate_window_hours=cpts.duplicate_window_hours,
-        territory=list(cpts.territory),
-        mfa_required=cpts.mfa_required,
-        sas_enabled=cpts.sas_enabled,
-        phone=cpts.phone,
+        id=cpts["id"],
+        name=cpts["name"],
+        finess=cpts["finess"],
+        size=size,
+        size_override=cpts["size_override"],
+        population=cpts["population"],
+        timezone=cpts["timezone"],
+        contract_start_date=cpts["contract_start_date"],
+        response_window_hours=cpts["response_window_hours"],
+        hold_ttl_seconds=cpts["hold_ttl_seconds"],
+        min_slot_minutes=cpts["min_slot_minutes"],
+        max_slot_minutes=cpts["max_slot_minutes"],
+        publication_horizon_days=cpts["publication_horizon_days"],
+        min_lead_minutes=cpts["min_lead_minutes"],
+        duplicate_window_hours=cpts["duplicate_window_hours"],
+        territory=list(cpts["territory"]),
+        mfa_required=cpts["mfa_required"],
+        sas_enabled=cpts["sas_enabled"],
+        phone=cpts["phone"],
         targets=dict(targets_on(targets, today)),
-        motif_overrides=dict(cpts.motif_overrides or {}),
-        compensation=compensation.compensation_out(size_of(cpts), history, today),
-        created_at=cpts.created_at,
+        motif_overrides=dict(cpts["motif_overrides"] or {}),
+        compensation=compensation.compensation_out(size, history, today),
+        created_at=cpts["created_at"],
     )
 
 
+_RATES = "rate_history"
+
+
 @functools.cache
-def _current_query() -> Select[Any]:
-    return repository.with_columns(compensation_repository.rate_history_json(Cpts.id))
+def _current_statement() -> DriverStatement:
+    rates = compensation_repository.rate_history_json(Cpts.id).label(_RATES)
+    return DriverStatement(repository.with_columns(rates))
 
 
 async def current(session: AsyncSession, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
-    """The CPTS with its targets and compensation settings, read in one query."""
-    cpts, targets, (rates,) = await repository.get_with(session, cpts_id, _current_query())
-    return _out(cpts, targets, compensation_repository.rates_of(rates), now)
+    """The CPTS with its targets and compensation settings, read in one query run by the driver
+    (the handlers' and the software's most frequent read of settings)."""
+    row = await fetchrow(await session.connection(), _current_statement(), cpts_id=cpts_id)
+    if row is None:
+        raise NotFound("cpts")
+    targets = repository.targets_of(row[repository.TARGETS])
+    return _out(row, targets, compensation_repository.rates_of(row[_RATES]), now)
 
 
 async def set_targets(session: AsyncSession, cpts: Cpts, data: TargetsIn, now: datetime) -> None:
