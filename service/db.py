@@ -213,17 +213,14 @@ _ROW_LOCK = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b|\bFOR\s+KEY\s+SH
 
 def refuse_row_locks_outside_transactions(engine: AsyncEngine) -> None:
     """A row lock taken by a statement that commits itself is gone when the statement ends: a read
-    request that would lock rows is a bug (it must be a POST), unless the statement is a whole use
-    case (`autocommit`, whose locks cover all it does)."""
+    request that would lock rows is a bug (it must be a POST). A statement that is a whole use case,
+    whose locks cover all it does, is a `DriverStatement` declaring them (`locks_rows`)."""
 
     def check(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if _autocommit(conn) and not conn.get_execution_options().get(SINGLE_STATEMENT) and _ROW_LOCK.search(statement):
+        if _autocommit(conn) and _ROW_LOCK.search(statement):
             raise RuntimeError("a row lock in a statement outside any transaction (a read request?)")
 
     event.listen(engine.sync_engine, "before_cursor_execute", check)
-
-
-SINGLE_STATEMENT = "snp_single_statement"
 
 
 _DRIVER_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
@@ -281,13 +278,13 @@ async def fetchrow(conn: AsyncConnection, statement: DriverStatement, **params: 
 @asynccontextmanager
 async def autocommit(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
     """A connection of the session's engine outside any transaction, for a use case that is one
-    statement (atomic by itself): no BEGIN and no COMMIT, one round trip. The isolation level is set
-    and reset on the client side (the driver sends nothing for it)."""
+    statement (atomic by itself) run by the driver (`DriverStatement`): no BEGIN and no COMMIT, one
+    round trip."""
     engine = session.bind
     if not isinstance(engine, AsyncEngine):  # pragma: no cover - sessions are bound to the engine
         raise RuntimeError("the session is not bound to an engine")
     async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT", **{SINGLE_STATEMENT: True})
+        yield conn
 
 
 @asynccontextmanager

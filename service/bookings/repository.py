@@ -9,8 +9,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Select, select, text, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service import idempotency
@@ -18,6 +18,7 @@ from service.audit import service as audit
 from service.bookings.domain import ACTIVE, BookingStatus
 from service.bookings.models import Booking
 from service.bookings.predicates import ENDED_HOLD_STATUS_SQL
+from service.db import DriverStatement, fetchrow
 from service.errors import NotFound
 from service.notifications import patients, sas
 from service.notifications import service as notifications
@@ -377,21 +378,23 @@ def _taking_in_one(confirm: bool) -> str:
     """  # noqa: S608 - module constants, no input
 
 
-_TAKE_IN_ONE = {confirm: text(_taking_in_one(confirm)) for confirm in (False, True)}
+# Run by the driver itself: the booking is the hottest write (`db.DriverStatement`).
+_TAKE_IN_ONE = {confirm: DriverStatement(text(_taking_in_one(confirm)), locks_rows=True) for confirm in (False, True)}
 DECLINED = "SNP01"  # raised by snp_decline() (migration 0014)
 
 
 async def take_in_one_statement(
     conn: AsyncConnection, values: dict[str, Any], *, confirm: bool
 ) -> tuple[ClaimedSlot, datetime | None] | None:
-    """Hold or book in one statement on an autocommit connection: the slot taken and the hold's
-    expiry, or None when the statement declined (it then wrote nothing)."""
+    """Hold or book in one statement outside any transaction (atomic by itself): the slot taken and
+    the hold's expiry, or None when the statement declined (it then wrote nothing)."""
     try:
-        row = (await conn.execute(_TAKE_IN_ONE[confirm], values)).one()
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == DECLINED:
+        row = await fetchrow(conn, _TAKE_IN_ONE[confirm], **values)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == DECLINED:
             return None
         raise
+    assert row is not None  # the statement always answers one row, or declines
     return ClaimedSlot(*row[:_SLOT_FIELDS]), row[_SLOT_FIELDS]
 
 
