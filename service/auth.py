@@ -82,7 +82,7 @@ async def _caller(request: Request, now: datetime, *, full: bool) -> Principal:
         token = bearer_token(request)
         if not token:
             raise Unauthenticated("unauthenticated", "Missing bearer token.")
-        principal = await principal_for_token(request, await get_session(request), now, token)
+        principal = await principal_for_token(request, None, now, token)
     if full and principal.enrollment_only:
         raise Forbidden(
             "mfa_enrollment_required",
@@ -91,15 +91,17 @@ async def _caller(request: Request, now: datetime, *, full: bool) -> Principal:
     return principal
 
 
-async def principal_for_token(request: Request, session: AsyncSession, now: datetime, token: str) -> Principal:
-    """Who a bearer token (or the console's session cookie, which holds the same token) names."""
+async def principal_for_token(request: Request, session: AsyncSession | None, now: datetime, token: str) -> Principal:
+    """Who a bearer token (or the console's session cookie, which holds the same token) names. The
+    database is asked (through `session`, or the request's own) only when the worker's cache does
+    not know the token: a read then needs no session at all."""
     cache: PrincipalCache = request.app.state.principals
     if token.startswith(API_KEY_PREFIX):
         digest = api_key_digest(token)
         client = cache.client(digest)
         if client is None:
             generation = cache.generation
-            client = await accounts_repository.principal_for_api_key(session, digest)
+            client = await accounts_repository.principal_for_api_key(session or await get_session(request), digest)
             if client is not None:
                 cache.keep_client(digest, client, generation)
         if client is None:
@@ -117,7 +119,7 @@ async def principal_for_token(request: Request, session: AsyncSession, now: date
         user = cache.user(claims.user_id) if claims else None
         if claims is not None and user is None:
             generation = cache.generation
-            user = await accounts_repository.principal_for_user(session, claims.user_id)
+            user = await accounts_repository.principal_for_user(session or await get_session(request), claims.user_id)
             if user is not None:
                 cache.keep_user(user, generation)
         if (

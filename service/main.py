@@ -26,8 +26,8 @@ from service.db import (
     connector,
     count_round_trips,
     create_engine,
-    create_read_sessionmaker,
     create_sessionmaker,
+    reading_engine,
     refuse_row_locks_outside_transactions,
 )
 from service.fhir import appointments
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(_stop_worker, stop_listening, listener)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
-            app.state.read_sessionmaker = create_read_sessionmaker(engine)
+            app.state.reading_engine = reading_engine(engine)
             if settings.reports_socket:
                 app.state.reports = await stack.enter_async_context(
                     reports_process.transport_for(settings.reports_socket)
@@ -137,13 +137,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its request id
     # A request is matched against the routes in this order, one by one (a booking used to be
     # compared with 45 routes, twice: an eighth of its CPU). The handlers' and the SAS's routes come
-    # first; no two routers' paths overlap, which `tests/unit/test_route_order.py` checks.
+    # first (with the CPTS's settings, which every client reads); no two routers' paths overlap,
+    # which `tests/unit/test_route_order.py` checks.
     app.include_router(health.router)
+    app.include_router(cpts_router.router)
     app.include_router(notifications_router.feed_router)  # before /v1/bookings/{booking_id}
     app.include_router(bookings_router.router)
     app.include_router(orientation_router.router)
     app.include_router(slots_router.router)
-    app.include_router(cpts_router.router)
     app.include_router(fhir_router.router)
     app.include_router(accounts_router.auth_router)
     app.include_router(accounts_router.router)

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from service import auth, idempotency
+from service.db import ReadingDatabase
 
 READS = frozenset({"GET", "HEAD"})
 _ALONE = "_snp_statements_alone"
@@ -24,7 +25,7 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 def statements_alone(endpoint: Endpoint) -> Endpoint:
-    """Mark a read whose statements may each commit on their own (`db.create_read_sessionmaker`):
+    """Mark a read whose statements may each commit on their own (`db.ReadingDatabase`):
     the hot reads of the handlers and of the SAS, which then save BEGIN and COMMIT. Not for a read
     that streams (a server-side cursor needs a transaction) or wants one snapshot for several
     statements (REPEATABLE READ); a row lock there is refused (`db.refuse_row_locks_outside_transactions`)."""
@@ -54,10 +55,18 @@ class TransactionalRoute(APIRoute):
         handler = super().get_route_handler()
         alone = bool(getattr(self.endpoint, _ALONE, False)) and (self.methods or set()) <= READS
 
+        async def reading_handler(request: Request) -> Response:
+            reads = request.state.reads = ReadingDatabase(request.app.state.reading_engine)
+            try:
+                response = await handler(request)
+                if reads.session is not None:  # what the read wrote through its session (an audit row)
+                    await (reads.session.commit() if response.status_code < 400 else reads.session.rollback())
+                return response
+            finally:
+                await reads.close()
+
         async def transactional_handler(request: Request) -> Response:
-            makers = request.app.state
-            maker = makers.read_sessionmaker if alone else makers.sessionmaker
-            async with maker() as session:
+            async with request.app.state.sessionmaker() as session:
                 request.state.db_session = session
                 try:
                     response = await handler(request)
@@ -76,7 +85,7 @@ class TransactionalRoute(APIRoute):
                 await session.commit()
                 return response
 
-        return transactional_handler
+        return reading_handler if alone else transactional_handler
 
 
 def api_router(**kwargs: object) -> APIRouter:

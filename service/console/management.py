@@ -637,7 +637,7 @@ async def _settings(
     errors: dict[str, str],
     status_code: int = 200,
 ) -> Response:
-    cpts = await cpts_service.current(session, principal.cpts_id, now)
+    cpts = await cpts_service.current(await session.connection(), principal.cpts_id, now)
     overrides = "\n".join(f"{code} = {value}" for code, value in sorted(cpts.motif_overrides.items()))
     return render(
         request,

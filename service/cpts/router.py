@@ -6,7 +6,7 @@ from service.auth import Coordinator, CurrentPrincipal
 from service.clock import Now
 from service.cpts import service
 from service.cpts.schemas import CptsOut, CptsPatch
-from service.db import SessionDep
+from service.db import ReadConnection, SessionDep
 from service.routing import api_router, serialized, statements_alone
 
 router = api_router(prefix="/v1/cpts", tags=["cpts"])
@@ -14,8 +14,8 @@ router = api_router(prefix="/v1/cpts", tags=["cpts"])
 
 @router.get("/current", operation_id="cpts-get_current", response_model=CptsOut)
 @statements_alone
-async def get_current(principal: CurrentPrincipal, session: SessionDep, now: Now) -> Response:
-    return serialized(await service.current(session, principal.cpts_id, now))
+async def get_current(principal: CurrentPrincipal, conn: ReadConnection, now: Now) -> Response:
+    return serialized(await service.current(conn, principal.cpts_id, now))
 
 
 @router.patch("/current", operation_id="cpts-update_current")

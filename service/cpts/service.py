@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.compensation import repository as compensation_repository
 from service.compensation import service as compensation
@@ -66,10 +66,10 @@ def _current_statement() -> DriverStatement:
     return DriverStatement(repository.with_columns(rates))
 
 
-async def current(session: AsyncSession, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
+async def current(conn: AsyncConnection, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
     """The CPTS with its targets and compensation settings, read in one query run by the driver
     (the handlers' and the software's most frequent read of settings)."""
-    row = await fetchrow(await session.connection(), _current_statement(), cpts_id=cpts_id)
+    row = await fetchrow(conn, _current_statement(), cpts_id=cpts_id)
     if row is None:
         raise NotFound("cpts")
     targets = repository.targets_of(row[repository.TARGETS])
