@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -337,6 +338,18 @@ def merged(*values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class Decline(StrEnum):
+    """Why the single statement declined (its error's DETAIL)."""
+
+    key_used = "key_used"  # the general path replays the key's first answer
+    no_request = "no_request"
+    request_status = "request_status"  # followed by ":" and the status, which does not allow a booking
+    holding = "holding"  # the request holds another slot: the general path ends that hold first
+    race = "race"  # a concurrent hold or booking for the same request or slot committed first
+    slot_unavailable = "slot_unavailable"
+    no_slot = "no_slot"
+
+
 # The common case of a hold or a booking, as one statement run outside any explicit transaction: one
 # round trip in all. The same steps as above, in the same lock order (the Idempotency-Key first, as
 # `idempotency.guard` claims it before the work; then the request; then the slot), and for a
@@ -373,9 +386,23 @@ def _taking_in_one(confirm: bool) -> str:
     ),
     {steps},
     audited AS ({audit.INSERT_ONE_SQL}){record}
-    SELECT claimed.*, CASE WHEN inserted.id IS NULL THEN snp_decline() ELSE true END AS taken
-    FROM (VALUES (1)) AS one LEFT JOIN claimed ON true LEFT JOIN inserted ON true
+    SELECT claimed.*, CASE WHEN inserted.id IS NULL THEN snp_decline({_DECLINE_REASON}) ELSE true END AS taken
+    FROM (VALUES (1)) AS one LEFT JOIN locked ON true LEFT JOIN claimed ON true LEFT JOIN inserted ON true
     """  # noqa: S608 - module constants, no input
+
+
+# Why the statement declined, checked in the order of the general path (`service.take_slot`).
+_DECLINE_REASON = f"""
+    CASE
+        WHEN CAST(:idem_key AS text) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM key_claim) THEN '{Decline.key_used}'
+        WHEN locked.status IS NULL THEN '{Decline.no_request}'
+        WHEN NOT locked.status = ANY(CAST(:bookable AS text[])) THEN '{Decline.request_status}:' || locked.status
+        WHEN locked.holding THEN '{Decline.holding}'
+        WHEN claimed.id IS NOT NULL THEN '{Decline.race}'
+        WHEN EXISTS (SELECT 1 FROM slot WHERE id = :slot_id AND cpts_id = :cpts_id) THEN '{Decline.slot_unavailable}'
+        ELSE '{Decline.no_slot}'
+    END
+"""  # noqa: S608 - module constants, no input
 
 
 # Run by the driver itself: the booking is the hottest write (`db.DriverStatement`).
@@ -383,16 +410,23 @@ _TAKE_IN_ONE = {confirm: DriverStatement(text(_taking_in_one(confirm)), locks_ro
 DECLINED = "SNP01"  # raised by snp_decline() (migration 0014)
 
 
+@dataclass(frozen=True)
+class Declined:
+    reason: Decline
+    request_status: str | None = None  # with `Decline.request_status`
+
+
 async def take_in_one_statement(
     conn: AsyncConnection, values: dict[str, Any], *, confirm: bool
-) -> tuple[ClaimedSlot, datetime | None] | None:
+) -> tuple[ClaimedSlot, datetime | None] | Declined:
     """Hold or book in one statement outside any transaction (atomic by itself): the slot taken and
-    the hold's expiry, or None when the statement declined (it then wrote nothing)."""
+    the hold's expiry, or why the statement declined (it then wrote nothing)."""
     try:
         row = await fetchrow(conn, _TAKE_IN_ONE[confirm], **values)
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == DECLINED:
-            return None
+            reason, _, status = str(getattr(exc, "detail", "") or "").partition(":")
+            return Declined(Decline(reason), status or None)
         raise
     assert row is not None  # the statement always answers one row, or declines
     return ClaimedSlot(*row[:_SLOT_FIELDS]), row[_SLOT_FIELDS]

@@ -48,7 +48,7 @@ from service.bookings.schemas import (
     Suggestions,
 )
 from service.db import autocommit
-from service.errors import Conflict, Invalid, NotFound
+from service.errors import Conflict, DomainError, Invalid, NotFound
 from service.fields import new_reference
 from service.notifications import patients
 from service.notifications import service as notifications
@@ -171,14 +171,44 @@ async def take_slot_at_once(
         ]
     async with autocommit(session) as conn:
         taken = await repository.take_in_one_statement(conn, repository.merged(*parts), confirm=confirm)
-    if taken is not None:
-        slot, hold_expires_at = taken
-        booked_at = now if confirm else None
-        reference = values["reference"]
-        return _answer(
-            booking_id, reference, request_id, status, slot, hold_expires_at=hold_expires_at, booked_at=booked_at
-        )
-    return await _take_slot_in_session(session, principal, request_id, slot_id, now, confirm, http, pending)
+    if isinstance(taken, repository.Declined):
+        refusal = _final_refusal(taken)
+        if refusal is not None:  # the answer the general path would give, without running it
+            raise refusal
+        return await _take_slot_in_session(session, principal, request_id, slot_id, now, confirm, http, pending)
+    slot, hold_expires_at = taken
+    booked_at = now if confirm else None
+    reference = values["reference"]
+    return _answer(
+        booking_id, reference, request_id, status, slot, hold_expires_at=hold_expires_at, booked_at=booked_at
+    )
+
+
+def _request_refusal(request_status: str | None) -> DomainError | None:
+    """Why a request cannot be booked: none in the CPTS, or red-flagged (422), booked or closed (409)."""
+    if request_status is None:
+        return NotFound("request")
+    try:
+        next_status(RequestStatus(request_status), EventKind.booked)
+    except DomainError as refused:
+        return refused
+    return None
+
+
+def _slot_refusal(slot_exists: bool) -> DomainError:
+    return Conflict(*SLOT_UNAVAILABLE) if slot_exists else NotFound("slot")
+
+
+def _final_refusal(declined: repository.Declined) -> DomainError | None:
+    """The answer to a single statement that declined, when what it saw settles it (the request, its
+    status, the slot); None when the general path must decide (a key already used, another hold
+    to end first, a concurrent booking)."""
+    match declined.reason:
+        case repository.Decline.no_request | repository.Decline.request_status:
+            return _request_refusal(declined.request_status)
+        case repository.Decline.slot_unavailable | repository.Decline.no_slot:
+            return _slot_refusal(declined.reason is repository.Decline.slot_unavailable)
+    return None
 
 
 async def _take_slot_in_session(
@@ -237,17 +267,16 @@ async def take_slot(
     booking_id, reference = values["booking_id"], values["reference"]
     status = BookingStatus(values["status"])
     attempt = await repository.lock_and_claim(session, values, BOOKABLE)
-    if attempt.request_status is None:
-        raise NotFound("request")
-    # Refuses red-flagged (422), booked or closed (409) requests; nothing was written.
-    next_status(RequestStatus(attempt.request_status), EventKind.booked)
+    refused = _request_refusal(attempt.request_status)  # nothing was written
+    if refused is not None or attempt.request_status is None:
+        raise refused or NotFound("request")
     request = LockedRequest(request_id, principal.cpts_id, attempt.request_status)
     claim = attempt.claim
     if attempt.holding:  # switching slots: the current hold ends first, then the claim
         locked = await repository.lock_request_ending_hold(session, principal.cpts_id, request_id, now)
         claim = await repository.claim(session, values, hold_seconds=locked.hold_ttl_seconds)
     if claim.slot is None:
-        raise Conflict(*SLOT_UNAVAILABLE) if claim.slot_exists else NotFound("slot")
+        raise _slot_refusal(claim.slot_exists)
     if not claim.inserted:  # a concurrent hold or booking for the same request or slot committed first
         if await repository.request_has_active_booking(session, principal.cpts_id, request.id):
             raise Conflict("request_booked", "This request already has a booking.")

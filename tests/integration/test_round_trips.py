@@ -118,3 +118,37 @@ async def test_the_queue_costs_its_page_with_the_callbacks_and_its_audit_row(
     items = (await client.get("/v1/requests", headers=tenant.handler)).json()["items"]
     shown = next(i for i in items if i["id"] == request["id"])["callback_due_at"]
     assert datetime.fromisoformat(shown) == next_day_at(9)  # the earliest of the two
+
+
+async def test_a_refused_booking_is_answered_by_its_single_statement_as_the_general_path_answers(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """When the single statement declines for a reason it saw whole (no such request, its status,
+    the slot taken or unknown), the refusal costs that one round trip, and says what the general
+    path (taken by a token whose principal is not cached yet) says."""
+    await wait_for(lambda: listening(app), within=6.0)
+    agenda = await new_agenda(tenant, practitioners=1)
+    taken, free = await publish(
+        agenda, [slot_item(f"rt-refused-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(2)]
+    )
+    booked = await open_request(tenant)
+    answer = await client.post(f"/v1/requests/{booked['id']}/book", json={"slot_id": taken}, headers=tenant.handler)
+    assert answer.status_code == 201
+    waiting = await open_request(tenant)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    cases = {
+        "slot taken": (waiting["id"], taken, 409),
+        "no such slot": (waiting["id"], unknown, 404),
+        "no such request": (unknown, free, 404),
+        "request already booked": (booked["id"], free, 409),
+    }
+    await client.post(f"/v1/requests/{waiting['id']}/book", json={"slot_id": taken}, headers=tenant.handler)  # warm
+    for case, (request_id, slot_id, expected) in cases.items():
+        path = f"/v1/requests/{request_id}/book"
+        status, cost = await cost_of(client, "POST", path, json={"slot_id": slot_id}, headers=tenant.handler)
+        fast = await client.post(path, json={"slot_id": slot_id}, headers=tenant.handler)
+        fresh = {"Authorization": f"Bearer {await login(client, tenant.emails['handler'])}"}
+        general = await client.post(path, json={"slot_id": slot_id}, headers=fresh)
+        assert status == fast.status_code == expected, case
+        assert cost == {"statement": 1, "begin": 0, "end": 0}, case
+        assert fast.json() == general.json(), case
