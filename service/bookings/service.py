@@ -97,7 +97,12 @@ async def _audit(
     now: datetime,
     http: Request | None,
 ) -> None:
-    await audit.record(session, principal, action, "request", [request_id], now, http, {"booking_id": str(booking.id)})
+    await audit.record(session, principal, action, "request", [request_id], now, http, _detail(booking))
+
+
+def _detail(booking: Booking) -> dict[str, Any]:
+    """What the audit of an action on a booking says of it."""
+    return {"booking_id": str(booking.id)}
 
 
 async def end_active_hold(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID, now: datetime) -> None:
@@ -378,22 +383,26 @@ async def confirm(
         booking.booked_at, booking.booked_by_id = now, principal.id
         booking.hold_token, booking.hold_expires_at = None, None
         await session.flush()
-        await append_event(session, principal, care_request, EventKind.booked, now, booking_id=booking.id)
-        slot = await repository.slot_details(session, principal.cpts_id, booking.slot_id)
-        await notifications.booking_event(
+        # As a booking in one step records it: the event and the request's status, the software's
+        # and the SAS's notifications, the patient's messages and the audit row, in one round trip.
+        event = log.event_values(principal, care_request, EventKind.booked, now, booking_id=booking.id)
+        await repository.record_booked(
             session,
-            principal.cpts_id,
-            booking.id,
-            care_request.id,
-            booking.status,
-            booking.slot_id,
-            EventType.booking_confirmed,
-            now,
+            event,
+            notifications.booking_event_values(
+                principal.cpts_id,
+                booking.id,
+                care_request.id,
+                booking.status,
+                booking.slot_id,
+                EventType.booking_confirmed,
+                now,
+            ),
+            patients.message_values(EventType.booking_confirmed),
+            audit.one_row(principal, "booking.confirm", "request", care_request.id, now, http, _detail(booking)),
         )
-        await patients.enqueue(
-            session, principal.cpts_id, booking.id, care_request.id, EventType.booking_confirmed, now
-        )
-        await _audit(session, principal, "booking.confirm", care_request.id, booking, now, http)
+        log.mark_moved(care_request, event)
+        slot = await repository.slot_details(session, principal.cpts_id, booking.slot_id)
     else:
         slot = await repository.slot_details(session, principal.cpts_id, booking.slot_id)
     return _answer(

@@ -388,3 +388,44 @@ async def test_software_and_other_tenants_cannot_touch_bookings(
     assert (await client.post(f"{path}/confirm", headers=agenda.headers)).status_code == 403
     assert (await client.get(path, headers=other_tenant.coordinator)).status_code == 404
     assert (await client.get(path, headers=tenant.coordinator)).json()["status"] == "held"
+
+
+async def _written_for(sessionmaker: async_sessionmaker[AsyncSession], request_id: str) -> dict[str, list[Any]]:
+    """What a booking of the request wrote besides itself, without ids and times."""
+    queries = {
+        "events": "SELECT kind FROM orientation_event WHERE request_id = CAST(:r AS uuid) ORDER BY id",
+        "outbox": "SELECT event_type, destination, status FROM outbox_message WHERE request_id = CAST(:r AS uuid) ORDER BY id",
+        "messages": "SELECT channel, event_type, status FROM patient_message WHERE request_id = CAST(:r AS uuid) ORDER BY id",
+        "audit": "SELECT action, detail->>'booking_id' IS NOT NULL FROM audit_event WHERE object_id = CAST(:r AS uuid) "
+        "AND action LIKE 'booking.%' ORDER BY id",
+        "request": "SELECT status FROM care_request WHERE id = CAST(:r AS uuid)",
+    }
+    async with session_scope(sessionmaker) as session:
+        return {
+            name: [tuple(row) for row in await session.execute(text(sql), {"r": request_id})]
+            for name, sql in queries.items()
+        }
+
+
+async def test_a_confirmed_hold_records_what_a_booking_in_one_step_records(
+    client: httpx.AsyncClient, tenant: Tenant, agenda: Agenda, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The event and the request's status, the software's notification, the patient's messages and
+    the audit row: written by the same statement on both paths."""
+    slots = await publish(
+        agenda, [slot_item(f"c{i}", agenda.practitioners[0], next_day_at(9 + i, days=1)) for i in range(2)]
+    )
+    told = {"notify_by": ["sms"], "patient": {**request_body()["patient"], "phone": "06 12 34 56 78"}}
+    in_one, in_two = await open_request(tenant, **told), await open_request(tenant, **told)
+    booked = await client.post(f"/v1/requests/{in_one['id']}/book", json={"slot_id": slots[0]}, headers=tenant.handler)
+    held = await client.post(f"/v1/requests/{in_two['id']}/hold", json={"slot_id": slots[1]}, headers=tenant.handler)
+    assert (booked.status_code, held.status_code) == (201, 201)
+    confirmed = await client.post(f"/v1/bookings/{held.json()['booking_id']}/confirm", headers=tenant.handler)
+    assert confirmed.status_code == 200
+    one_step, confirmed_hold = await _written_for(sessionmaker, in_one["id"]), await _written_for(sessionmaker, in_two["id"])
+    assert one_step["events"] == confirmed_hold["events"] == [("booked",)]
+    assert one_step["request"] == confirmed_hold["request"] == [("booked",)]
+    assert one_step["outbox"] == confirmed_hold["outbox"] != []
+    assert one_step["messages"] == confirmed_hold["messages"] != []
+    assert one_step["audit"] == [("booking.book", True)]
+    assert confirmed_hold["audit"] == [("booking.hold", True), ("booking.confirm", True)]

@@ -152,3 +152,24 @@ async def test_a_refused_booking_is_answered_by_its_single_statement_as_the_gene
         assert status == fast.status_code == expected, case
         assert cost == {"statement": 1, "begin": 0, "end": 0}, case
         assert fast.json() == general.json(), case
+
+
+async def test_a_confirmation_records_the_booking_in_one_statement(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """A hold confirmed: the key's claim, the booking and the request locked, the slot's claim, the
+    booking's change, then its event, notifications, messages and audit row in one statement, the
+    slot's details and the stored answer, in one transaction."""
+    await wait_for(lambda: listening(app), within=6.0)
+    agenda = await new_agenda(tenant, practitioners=1)
+    slot_ids = await publish(
+        agenda, [slot_item(f"rt-confirm-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(2)]
+    )
+    for i, slot_id in enumerate(slot_ids):
+        request = await open_request(tenant)
+        hold = await client.post(f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler)
+        keyed = {**tenant.handler, "Idempotency-Key": f"rt-confirm-{i}"}
+        path = f"/v1/bookings/{hold.json()['booking_id']}/confirm"
+        status, cost = await cost_of(client, "POST", path, headers=keyed)  # the first warms the statements
+    assert status == 200
+    assert cost == {"statement": 9, "begin": 1, "end": 1}, cost
