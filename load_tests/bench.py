@@ -471,7 +471,7 @@ async def measure(
         figures["raw_hold_release"] = await raw_hold_release(url, cpts, seconds, clients=8)
         progress("raw", figures["raw_hold_release"])
     keys = await tokens(base, cpts)
-    pool = await open_requests(url, cpts, 12_000)
+    pool = await open_requests(url, cpts, 20_000)  # more than the phase books, even on a fast day
     await settle(url)
     requests, slots = pool[:12_000], pool[12_000:]
     booked, suggested, searched = Tally(), Tally(), Tally()
@@ -861,6 +861,7 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
 
 
 SERVERS = (("uvicorn", 1), ("granian", 1), ("granian", 2))
+SERVER_REQUESTS = 8000  # each server's bookings: more than 8 s at full speed use
 
 
 async def servers(url: str, cpts: GeneratedCpts, seconds: int) -> tuple[dict[str, Any], list[str]]:
@@ -870,8 +871,8 @@ async def servers(url: str, cpts: GeneratedCpts, seconds: int) -> tuple[dict[str
     results: dict[str, Any] = {}
     booked: list[str] = []
     for server, workers in SERVERS:
-        pool = await open_requests(url, cpts, 4000)
-        if len(pool) <= 4000:  # a figure of 0 bookings would say nothing of the server
+        pool = await open_requests(url, cpts, SERVER_REQUESTS)
+        if len(pool) <= SERVER_REQUESTS:  # a figure of 0 bookings would say nothing of the server
             results[f"{server} x{workers}"] = {"error": "no free slot left to book"}
             continue
         await settle(url)
@@ -881,7 +882,7 @@ async def servers(url: str, cpts: GeneratedCpts, seconds: int) -> tuple[dict[str
                 keys = await tokens(base, cpts)
                 run = min(seconds, 6)  # short: each server books from the same generated slots
                 bookings, tally = await bookings_under_contention(
-                    base, keys["handler"], pool[:4000], pool[4000:], run, concurrency=16
+                    base, keys["handler"], pool[:SERVER_REQUESTS], pool[SERVER_REQUESTS:], run, concurrency=16
                 )
                 ceiling_figures = await ceiling(base, keys["handler"][0], run)
         except RuntimeError as exc:  # a server that did not start is a figure, not the end of the run
@@ -922,7 +923,7 @@ def main() -> None:
         migrate.upgrade(url)
         # Enough free slots for every phase that books (the bookings at full speed, then three
         # servers side by side): 1 200 a day ran out before the servers phase's last server.
-        cpts = asyncio.run(generate(url, seed=7, history=month, future_days=14, future_slots_per_day=3000))
+        cpts = asyncio.run(generate(url, seed=7, history=month, future_days=14, future_slots_per_day=4000))
         with live_service(url, workers=args.workers, SNP_RELAY_ENABLED="false", SNP_LOG_LEVEL="WARNING") as base:
             figures = asyncio.run(measure(url, base, cpts, args.seconds, month, phases))
     figures.update(
