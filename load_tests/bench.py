@@ -463,6 +463,9 @@ async def settle(url: str) -> None:
         await conn.close()
 
 
+BOOKING_REQUESTS = 20_000  # more than the bookings phase books, even on a fast day
+
+
 async def measure(
     url: str, base: str, cpts: GeneratedCpts, seconds: int, month: Month, phases: frozenset[str] = frozenset(PHASES)
 ) -> dict[str, Any]:
@@ -471,9 +474,9 @@ async def measure(
         figures["raw_hold_release"] = await raw_hold_release(url, cpts, seconds, clients=8)
         progress("raw", figures["raw_hold_release"])
     keys = await tokens(base, cpts)
-    pool = await open_requests(url, cpts, 20_000)  # more than the phase books, even on a fast day
+    pool = await open_requests(url, cpts, BOOKING_REQUESTS)
     await settle(url)
-    requests, slots = pool[:12_000], pool[12_000:]
+    requests, slots = pool[:BOOKING_REQUESTS], pool[BOOKING_REQUESTS:]
     booked, suggested, searched = Tally(), Tally(), Tally()
     if "ceiling" in phases:
         figures["ceiling"] = await ceiling(base, keys["handler"][0], seconds=min(seconds, 10))
