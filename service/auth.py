@@ -144,8 +144,9 @@ async def principal_for_token(request: Request, session: AsyncSession | None, no
 
 
 # Each role's dependency is one function reading the header itself: FastAPI solves every node of a
-# dependency tree on every request (a chain of five cost a fifth of a one-query GET's CPU). The two
-# schemes are declared to OpenAPI by `openapi.install_openapi` for the routes that use these.
+# dependency tree on every request (solving them was a fifth of a one-query GET's CPU, with a chain
+# of five nodes per principal). The routes that use them declare the two schemes to OpenAPI
+# (`routing.TransactionalRoute`, `openapi.install_openapi`).
 SECURED = "_snp_secured"
 SECURITY_SCHEMES = (_staff_scheme, _api_key_scheme)
 # An operation accepts either scheme: a staff token or a practice software's API key.

@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, DateTime, ForeignKey, MetaData, event, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.dialects.postgresql import asyncpg as _asyncpg_dialect  # noqa: F401 - postgresql.asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -213,7 +213,7 @@ def refuse_row_locks_outside_transactions(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "before_cursor_execute", check)
 
 
-_DRIVER_DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+_DRIVER_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
 
 class DriverStatement:
