@@ -392,12 +392,13 @@ async def test_software_and_other_tenants_cannot_touch_bookings(
 
 async def _written_for(sessionmaker: async_sessionmaker[AsyncSession], request_id: str) -> dict[str, list[Any]]:
     """What a booking of the request wrote besides itself, without ids and times."""
+    of_request = "WHERE request_id = CAST(:r AS uuid) ORDER BY id"
     queries = {
-        "events": "SELECT kind FROM orientation_event WHERE request_id = CAST(:r AS uuid) ORDER BY id",
-        "outbox": "SELECT event_type, destination, status FROM outbox_message WHERE request_id = CAST(:r AS uuid) ORDER BY id",
-        "messages": "SELECT channel, event_type, status FROM patient_message WHERE request_id = CAST(:r AS uuid) ORDER BY id",
-        "audit": "SELECT action, detail->>'booking_id' IS NOT NULL FROM audit_event WHERE object_id = CAST(:r AS uuid) "
-        "AND action LIKE 'booking.%' ORDER BY id",
+        "events": f"SELECT kind FROM orientation_event {of_request}",  # noqa: S608 - constants
+        "outbox": f"SELECT event_type, destination, status FROM outbox_message {of_request}",  # noqa: S608
+        "messages": f"SELECT channel, event_type, status FROM patient_message {of_request}",  # noqa: S608
+        "audit": "SELECT action, detail->>'booking_id' IS NOT NULL FROM audit_event "
+        "WHERE object_id = CAST(:r AS uuid) AND action LIKE 'booking.%' ORDER BY id",
         "request": "SELECT status FROM care_request WHERE id = CAST(:r AS uuid)",
     }
     async with session_scope(sessionmaker) as session:
@@ -422,7 +423,10 @@ async def test_a_confirmed_hold_records_what_a_booking_in_one_step_records(
     assert (booked.status_code, held.status_code) == (201, 201)
     confirmed = await client.post(f"/v1/bookings/{held.json()['booking_id']}/confirm", headers=tenant.handler)
     assert confirmed.status_code == 200
-    one_step, confirmed_hold = await _written_for(sessionmaker, in_one["id"]), await _written_for(sessionmaker, in_two["id"])
+    one_step, confirmed_hold = (
+        await _written_for(sessionmaker, in_one["id"]),
+        await _written_for(sessionmaker, in_two["id"]),
+    )
     assert one_step["events"] == confirmed_hold["events"] == [("booked",)]
     assert one_step["request"] == confirmed_hold["request"] == [("booked",)]
     assert one_step["outbox"] == confirmed_hold["outbox"] != []

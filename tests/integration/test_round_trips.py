@@ -167,7 +167,9 @@ async def test_a_confirmation_records_the_booking_in_one_statement(
     )
     for i, slot_id in enumerate(slot_ids):
         request = await open_request(tenant)
-        hold = await client.post(f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler)
+        hold = await client.post(
+            f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
+        )
         keyed = {**tenant.handler, "Idempotency-Key": f"rt-confirm-{i}"}
         path = f"/v1/bookings/{hold.json()['booking_id']}/confirm"
         status, cost = await cost_of(client, "POST", path, headers=keyed)  # the first warms the statements
