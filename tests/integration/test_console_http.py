@@ -235,3 +235,32 @@ async def test_a_webhook_address_refused_is_said_in_french_next_to_its_field(
     assert refused.status_code == 422
     assert re.search(r'id="webhook_url-error">Adresse refusée : https obligatoire', refused.text)
     assert "Agenda X</th>" not in refused.text  # nothing declared
+
+
+def _field_value(page: str, name: str) -> str | None:
+    found = re.search(rf'name="{name}"[^>]*value="([^"]*)"', page)
+    return found.group(1) if found else None
+
+
+async def test_the_settings_page_shows_the_cpts_s_settings_and_refuses_a_bad_value_next_to_it(
+    browser_like: httpx.AsyncClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """The settings are read by the driver's statement on the page's own session (`cpts.service.current`),
+    before and after a change, and after a refusal in the same transaction."""
+    csrf = await sign_in(browser_like, tenant.emails["coordinator"])
+    page = await browser_like.get("/console/manage/settings")
+    assert page.status_code == 200
+    assert _field_value(page.text, "hold_ttl_seconds") == "180"
+    general = {"csrf": csrf, "section": "general", "response_window_hours": "24", "min_lead_minutes": "30"}
+    refused = await browser_like.post(
+        "/console/manage/settings", data={**general, "hold_ttl_seconds": "5", "duplicate_window_hours": "72"}
+    )
+    assert refused.status_code == 422
+    assert 'aria-invalid="true"' in refused.text
+    assert "Paramètres de la CPTS" in refused.text
+    saved = await browser_like.post(
+        "/console/manage/settings", data={**general, "hold_ttl_seconds": "240", "duplicate_window_hours": "72"}
+    )
+    assert saved.status_code == 303
+    assert _field_value((await browser_like.get(saved.headers["location"])).text, "hold_ttl_seconds") == "240"
+    assert (await client.get("/v1/cpts/current", headers=tenant.handler)).json()["hold_ttl_seconds"] == 240
