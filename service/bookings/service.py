@@ -273,8 +273,9 @@ async def take_slot(
     status = BookingStatus(values["status"])
     attempt = await repository.lock_and_claim(session, values, BOOKABLE)
     refused = _request_refusal(attempt.request_status)  # nothing was written
-    if refused is not None or attempt.request_status is None:
-        raise refused or NotFound("request")
+    if refused is not None:
+        raise refused
+    assert attempt.request_status is not None  # no request is refused above
     request = LockedRequest(request_id, principal.cpts_id, attempt.request_status)
     claim = attempt.claim
     if attempt.holding:  # switching slots: the current hold ends first, then the claim

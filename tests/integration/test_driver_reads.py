@@ -3,16 +3,14 @@ the same behaviour when the database connection is lost (503 + Retry-After, then
 
 from __future__ import annotations
 
-import asyncio
-
-import asyncpg
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
 from service.main import create_app
+from tests import dbserver
 from tests.builders import new_tenant
+from tests.integration.test_principal_cache import listening, wait_for
 
 
 async def test_the_settings_read_by_the_driver_are_those_the_orm_builds(
@@ -37,20 +35,10 @@ async def test_a_connection_lost_under_a_driver_read_is_a_503_to_retry_then_the_
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://snp.test") as http:
             tenant = await new_tenant(http, sessionmaker)
-            for _ in range(50):  # principals are cached once the worker listens for their changes
-                if app.state.principals.enabled:
-                    break
-                await asyncio.sleep(0.1)
-            assert app.state.principals.enabled
+            await wait_for(lambda: listening(app), within=6.0)  # principals are cached while it listens
             for _ in range(2):  # the second read finds its principal cached: the driver's statement alone
                 assert (await http.get("/v1/cpts/current", headers=tenant.handler)).status_code == 200
-            async with app.state.engine.connect() as conn:  # the pool's one connection
-                pid = await conn.scalar(text("SELECT pg_backend_pid()"))
-            admin = await asyncpg.connect(server_url)
-            try:
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-            finally:
-                await admin.close()
+            await dbserver.cut_pooled_connection(app.state.engine, server_url)
             lost = await http.get("/v1/cpts/current", headers=tenant.handler)
             assert (lost.status_code, lost.json()["code"], lost.headers["retry-after"]) == (
                 503,

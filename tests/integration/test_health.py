@@ -47,22 +47,13 @@ async def test_not_ready_when_the_schema_is_behind(server_url: str) -> None:
 async def test_a_lost_database_connection_is_a_503_to_retry_then_the_service_recovers(
     settings: Settings, server_url: str
 ) -> None:
-    import asyncpg
-    from sqlalchemy import text
-
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://snp.test") as http:
             credentials = {"username": "nobody@snp.test", "password": "wrong password"}
             assert (await http.post("/v1/auth/token", data=credentials)).status_code == 401
-            async with app.state.engine.connect() as conn:  # the one pooled connection
-                pid = await conn.scalar(text("SELECT pg_backend_pid()"))
-            admin = await asyncpg.connect(server_url)
-            try:
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-            finally:
-                await admin.close()
+            await dbserver.cut_pooled_connection(app.state.engine, server_url)
             lost = await http.post("/v1/auth/token", data=credentials)
             assert (lost.status_code, lost.json()["code"], lost.headers["retry-after"]) == (
                 503,
