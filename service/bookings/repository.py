@@ -348,6 +348,7 @@ class Decline(StrEnum):
     race = "race"  # a concurrent hold or booking for the same request or slot committed first
     slot_unavailable = "slot_unavailable"
     no_slot = "no_slot"
+    not_confirmable = "not_confirmable"  # a confirmation the general path answers (or replays)
 
 
 # The common case of a hold or a booking, as one statement run outside any explicit transaction: one
@@ -430,6 +431,104 @@ async def take_in_one_statement(
         raise
     assert row is not None  # the statement always answers one row, or declines
     return ClaimedSlot(*row[:_SLOT_FIELDS]), row[_SLOT_FIELDS]
+
+
+@dataclass(frozen=True)
+class BookingToConfirm:
+    request_id: uuid.UUID
+    reference: str
+    status: str
+    slot: ClaimedSlot
+
+
+# What a hold's confirmation reads before its statement. A booking never changes request or slot,
+# so the read needs no lock: the statement then checks, under the locks, all that can change.
+_BOOKING_TO_CONFIRM = DriverStatement(
+    text(
+        """
+        SELECT b.request_id, b.reference, b.status,
+               s.id, s.external_id, s.start_at, s.end_at, s.modality, s.practitioner_id, s.site_id,
+               p.family_name, p.given_name, p.profession, p.specialty, p.phone,
+               st.name, st.address, st.postal_code, st.commune_insee, st.phone, st.latitude, st.longitude,
+               s.agenda_url
+        FROM booking AS b
+        JOIN slot AS s ON s.id = b.slot_id AND s.cpts_id = b.cpts_id
+        JOIN practitioner AS p ON p.id = s.practitioner_id
+        JOIN site AS st ON st.id = s.site_id
+        WHERE b.id = :booking_id AND b.cpts_id = :cpts_id
+        """
+    )
+)
+
+
+async def booking_to_confirm(
+    conn: AsyncConnection, cpts_id: uuid.UUID, booking_id: uuid.UUID
+) -> BookingToConfirm | None:
+    row = await fetchrow(conn, _BOOKING_TO_CONFIRM, booking_id=booking_id, cpts_id=cpts_id)
+    if row is None:
+        return None
+    return BookingToConfirm(row[0], row[1], row[2], ClaimedSlot(*row[3:]))
+
+
+# A hold's confirmation as one statement run outside any transaction, in the general path's lock
+# order (the Idempotency-Key, the request, the booking, the slot) and writing what it writes: the
+# slot and the booking booked, then the same fragments as `_RECORD_BOOKED`. The request must still
+# allow a booking, the booking still be held and the slot still held under its token (a lapsed
+# hold nobody took is confirmed, as `confirm_slot` does); otherwise `snp_decline()` undoes it all
+# and the general path answers why (or replays the key's first answer).
+_CONFIRM_IN_ONE = DriverStatement(
+    text(
+        f"""
+        WITH key_claim AS ({idempotency.CLAIM_SQL}),
+        locked AS (
+            SELECT r.status FROM care_request AS r
+            WHERE r.id = :request_id AND r.cpts_id = :cpts_id
+              AND (CAST(:idem_key AS text) IS NULL OR EXISTS (SELECT 1 FROM key_claim))
+            FOR UPDATE OF r
+        ), held AS (
+            SELECT b.hold_token FROM booking AS b
+            WHERE b.id = :booking_id AND b.cpts_id = :cpts_id AND b.request_id = :request_id
+              AND b.status = '{BookingStatus.held.value}'
+              AND EXISTS (SELECT 1 FROM locked WHERE status = ANY(CAST(:bookable AS text[])))
+            FOR UPDATE
+        ), confirmed_slot AS (
+            UPDATE slot AS s
+            SET status = '{SlotStatus.booked.value}', hold_token = NULL, hold_expires_at = NULL
+            FROM held
+            WHERE s.id = :slot_id AND s.cpts_id = :cpts_id AND s.status = '{SlotStatus.held.value}'
+              AND s.hold_token = held.hold_token
+            RETURNING s.id
+        ), confirmed AS (
+            UPDATE booking AS b
+            SET status = '{BookingStatus.booked.value}', booked_at = :now, booked_by_id = :actor_id,
+                hold_token = NULL, hold_expires_at = NULL
+            FROM confirmed_slot
+            WHERE b.id = :booking_id AND b.cpts_id = :cpts_id
+            RETURNING b.id
+        ),
+        {log.APPEND_CTES},
+        outboxed AS ({notifications.ENQUEUE_SQL}),
+        sas_outboxed AS ({sas.ENQUEUE_SQL}),
+        told AS ({patients.ENQUEUE_SQL}),
+        audited AS ({audit.INSERT_ONE_SQL})
+        SELECT CASE WHEN confirmed.id IS NULL THEN snp_decline('{Decline.not_confirmable}') ELSE true END
+        FROM (VALUES (1)) AS one LEFT JOIN confirmed ON true
+        """  # noqa: S608 - module constants, no input
+    ),
+    locks_rows=True,
+)
+
+
+async def confirm_in_one_statement(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Confirm a hold in one statement outside any transaction (atomic by itself); False when the
+    statement declined (it then wrote nothing)."""
+    try:
+        await fetchrow(conn, _CONFIRM_IN_ONE, **values)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == DECLINED:
+            return False
+        raise
+    return True
 
 
 async def request_has_active_booking(session: AsyncSession, cpts_id: uuid.UUID, request_id: uuid.UUID) -> bool:

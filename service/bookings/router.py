@@ -110,13 +110,13 @@ async def get_booking(booking_id: uuid.UUID, principal: Staff, session: SessionD
 
 
 @router.post(
-    "/bookings/{booking_id}/confirm", operation_id="bookings-confirm", dependencies=[Idempotent], tags=["bookings"]
+    "/bookings/{booking_id}/confirm", operation_id="bookings-confirm", tags=["bookings"], response_model=BookingOut
 )
 async def confirm(
-    booking_id: uuid.UUID, principal: Handler, session: SessionDep, now: Now, http: Request
-) -> BookingOut:
+    booking_id: uuid.UUID, principal: Handler, session: SessionDep, now: Now, http: Request, pending: PendingKey
+) -> Response:
     """Confirm a hold; 409 `hold_expired` when the slot went to someone else meanwhile."""
-    return await service.confirm(session, principal, booking_id, now, http)
+    return serialized(await service.confirm_at_once(session, principal, booking_id, now, http=http, pending=pending))
 
 
 @router.post(

@@ -370,9 +370,74 @@ async def _locked(session: AsyncSession, principal: Principal, booking_id: uuid.
     return care_request, booking
 
 
+async def confirm_at_once(
+    session: AsyncSession,
+    principal: Principal,
+    booking_id: uuid.UUID,
+    now: datetime,
+    *,
+    http: Request,
+    pending: idempotency.Pending | None,
+) -> BookingOut:
+    """The confirmation route. The common case is two round trips outside any transaction: the
+    booking read (`repository.booking_to_confirm`), then one statement that claims the
+    Idempotency-Key, checks and confirms under the locks and records what `confirm` records. Any
+    other case (no such booking, not held, the hold taken over, a key already used) takes `confirm`
+    in the request's transaction, which answers why or replays."""
+    if not session.in_transaction():  # else its principal was not cached: see `take_slot_at_once`
+        async with autocommit(session) as conn:
+            held = await repository.booking_to_confirm(conn, principal.cpts_id, booking_id)
+            if held is not None and held.status == BookingStatus.held:
+                confirmed = await repository.confirm_in_one_statement(
+                    conn, _confirmation_values(principal, booking_id, held, now, http, pending)
+                )
+                if confirmed:
+                    return _answer(
+                        booking_id, held.reference, held.request_id, BookingStatus.booked, held.slot, booked_at=now
+                    )
+    if pending is not None:
+
+        async def rerender(answered: uuid.UUID) -> bytes | None:
+            return await _replayed(session, principal, answered, confirm=True)
+
+        await idempotency.guard(http, principal, session, pending.key, digest=pending.digest, rerender=rerender)
+    return await confirm(session, principal, booking_id, now, http)
+
+
+def _confirmation_values(
+    principal: Principal,
+    booking_id: uuid.UUID,
+    held: repository.BookingToConfirm,
+    now: datetime,
+    http: Request,
+    pending: idempotency.Pending | None,
+) -> dict[str, Any]:
+    """The parameters of the confirmation's statement: what `confirm` writes, in the same words."""
+    request_id, slot_id = held.request_id, held.slot.id
+    return repository.merged(
+        {"booking_id": booking_id, "slot_id": slot_id, "bookable": BOOKABLE},
+        idempotency.claim_values(principal, pending, booking_id, 200),
+        log.unchecked_event_values(
+            principal, request_id, principal.cpts_id, EventKind.booked, BOOKED, now, booking_id=booking_id
+        ),
+        notifications.booking_event_values(
+            principal.cpts_id,
+            booking_id,
+            request_id,
+            BookingStatus.booked.value,
+            slot_id,
+            EventType.booking_confirmed,
+            now,
+        ),
+        patients.message_values(EventType.booking_confirmed),
+        audit.one_row(principal, "booking.confirm", "request", request_id, now, http, {"booking_id": str(booking_id)}),
+    )
+
+
 async def confirm(
     session: AsyncSession, principal: Principal, booking_id: uuid.UUID, now: datetime, http: Request | None = None
 ) -> BookingOut:
+    """Confirm a hold in the session's transaction (the general path; the console's too)."""
     care_request, booking = await _locked(session, principal, booking_id)
     if booking.status != BookingStatus.booked:  # confirming twice changes nothing
         check_transition(BookingStatus(booking.status), BookingStatus.booked)

@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,6 +23,7 @@ from tests.builders import (
     request_body,
     slot_item,
 )
+from tests.integration.test_principal_cache import listening, wait_for
 
 
 @pytest.fixture
@@ -409,10 +411,16 @@ async def _written_for(sessionmaker: async_sessionmaker[AsyncSession], request_i
 
 
 async def test_a_confirmed_hold_records_what_a_booking_in_one_step_records(
-    client: httpx.AsyncClient, tenant: Tenant, agenda: Agenda, sessionmaker: async_sessionmaker[AsyncSession]
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    agenda: Agenda,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The event and the request's status, the software's notification, the patient's messages and
-    the audit row: written by the same statement on both paths."""
+    the audit row: written by the same fragments on both paths (each in its single statement: the
+    principals are cached once the worker listens)."""
+    await wait_for(lambda: listening(app), within=6.0)
     slots = await publish(
         agenda, [slot_item(f"c{i}", agenda.practitioners[0], next_day_at(9 + i, days=1)) for i in range(2)]
     )
