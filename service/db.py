@@ -253,16 +253,26 @@ async def fetchrow(conn: AsyncConnection, statement: DriverStatement, **params: 
     """One row of `statement` run by the driver on `conn` (one round trip, counted like the others).
     A connection lost meanwhile is dropped from the pool and the request answered 503 + Retry-After,
     as SQLAlchemy does for its own statements."""
+    row: asyncpg.Record | None = await _run(conn, "fetchrow", statement, params)
+    return row
+
+
+async def fetch(conn: AsyncConnection, statement: DriverStatement, **params: Any) -> list[asyncpg.Record]:
+    """Every row of `statement` run by the driver on `conn`, as `fetchrow`."""
+    rows: list[asyncpg.Record] = await _run(conn, "fetch", statement, params)
+    return rows
+
+
+async def _run(conn: AsyncConnection, method: str, statement: DriverStatement, params: Mapping[str, Any]) -> Any:
     driver: Any = (await conn.get_raw_connection()).driver_connection
     DB_ROUND_TRIPS.labels("statement").inc()
     try:
-        row: asyncpg.Record | None = await driver.fetchrow(statement.sql, *statement.arguments(params))
+        return await getattr(driver, method)(statement.sql, *statement.arguments(params))
     except Exception as exc:
         if driver.is_closed():
             await conn.invalidate()
             raise DatabaseUnavailable(type(exc).__name__) from exc
         raise
-    return row
 
 
 @asynccontextmanager

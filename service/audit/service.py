@@ -69,6 +69,17 @@ INSERT_ONE_SQL = """
 """
 
 
+# One audit row per id of a relation of the statement it is embedded in (`{ids}`: a sub-query
+# answering `id`), with the parameters of `one_row` but its object id.
+INSERT_EACH_SQL = """
+    INSERT INTO audit_event
+        (cpts_id, at, actor_kind, actor_id, action, object_type, object_id, ip, http_request_id, detail)
+    SELECT :cpts_id, :now, :actor_kind, :actor_id, :audit_action, :audit_object_type, listed.id, :audit_ip,
+           :audit_request_id, CAST(:audit_detail AS jsonb)
+    FROM ({ids}) AS listed
+"""
+
+
 def one_row(
     principal: Principal,
     action: str,
@@ -79,6 +90,18 @@ def one_row(
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The parameters of `INSERT_ONE_SQL`."""
+    return {**each_row(principal, action, object_type, now, request, detail), "audit_object_id": object_id}
+
+
+def each_row(
+    principal: Principal,
+    action: str,
+    object_type: str,
+    now: datetime,
+    request: Request | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters of `INSERT_EACH_SQL`."""
     ip, request_id = _origin(request)
     return {
         "cpts_id": principal.cpts_id,
@@ -87,7 +110,6 @@ def one_row(
         "actor_id": principal.id,
         "audit_action": action,
         "audit_object_type": object_type,
-        "audit_object_id": object_id,
         "audit_ip": ip,
         "audit_request_id": request_id,
         "audit_detail": json.dumps(detail or {}),

@@ -252,7 +252,7 @@ async def queue_rows(request: Request, principal: ConsoleUser, session: SessionD
 
 
 async def _queue(request: Request, principal: Principal, session: SessionDep, now: datetime) -> dict[str, Any]:
-    page = await requests.queue(session, principal, None, None, 100, None, now, request)
+    page = await requests.queue(await session.connection(), principal, None, None, 100, None, now, request)
     rows = [{"item": item, "left": time_left(item.deadline_at, now),
              "callback_due": item.callback_due_at is not None and item.callback_due_at <= now}
             for item in page.items]  # fmt: skip

@@ -15,7 +15,8 @@ class CareRequest(TenantOwned, Base):
 
     __tablename__ = "care_request"
     __table_args__ = (
-        Index("ix_care_request_cpts_id_status_deadline_at", "cpts_id", "status", "deadline_at"),
+        # The queue reads each status in this order (`repository._queue_statement`).
+        Index("ix_care_request_cpts_id_status_deadline_at_id", "cpts_id", "status", "deadline_at", "id"),
         # The month's requests in the order the reports and the export read them (received_at, id):
         # a cursor streams them from the index without sorting the month first.
         Index("ix_care_request_cpts_id_received_at_id", "cpts_id", "received_at", "id"),

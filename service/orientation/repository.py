@@ -3,13 +3,15 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, column, func, or_, select, table, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import column, func, or_, select, table, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service.audit import service as audit
+from service.db import DriverStatement, fetch, sql_fragment
 from service.errors import NotFound
 from service.orientation import predicates
 from service.orientation.domain import EventKind
@@ -44,46 +46,110 @@ async def event_kinds(session: AsyncSession, cpts_id: uuid.UUID, request_id: uui
 CALLBACK_TO_MAKE = Callback.done_at.is_(None)
 
 
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """A request as the queue shows it: the columns of its summary and its patient (the queue's
+    statement selects these, in this order), and its earliest callback still to make."""
+
+    id: uuid.UUID
+    received_at: datetime
+    deadline_at: datetime
+    status: str
+    channel: str
+    via_sas: bool
+    motif: str
+    motif_classification: str
+    red_flags: list[str]
+    age_rules: list[str]
+    reopened_at: datetime | None
+    notify_by: list[str]
+    needs_profession: str | None
+    needs_specialty: str | None
+    needs_modalities: list[str]
+    imported: bool
+    patient_family_name: str | None
+    patient_given_name: str | None
+    patient_birth_date: date | None
+    patient_sex: str | None
+    patient_phone: str | None
+    patient_commune_insee: str | None
+    patient_address: str | None
+    patient_email: str | None
+    identity_status: str
+    patient_ins: str | None
+    patient_age_band: str | None
+    callback_due_at: datetime | None
+
+
+_RANK_SQL = sql_fragment(predicates.queue_rank(column("status")))
+_WANTED_RANK_SQL = sql_fragment(predicates.queue_rank(column("wanted_status")))
+_QUEUE_ORDER = "rank, deadline_at, id"
+
+
+@functools.cache
+def _queue_statement(due_before: bool, after: bool) -> DriverStatement:
+    """The queue's page and the audit of the requests it shows, in one statement (compiled once for
+    each of its shapes): `limit + 1` requests of the given statuses, red-flagged first, then the most
+    urgent deadline; each with its earliest callback still to make, looked up for the page only.
+
+    Each status is read apart, in its deadline order from the index (cpts_id, status, deadline_at),
+    then the few rows merged: the cost is the page's, not that of every open request (a queue sorted
+    whole took 5 ms of PostgreSQL with 1 500 open requests, 40 with 10 000)."""
+    request_columns = ", ".join(f.name for f in fields(QueueRow)[:-1])
+    conditions = ["cpts_id = :cpts_id", "status = wanted_status"]
+    if due_before:
+        conditions.append("deadline_at < :due_before")
+    if after:
+        conditions += [
+            f"{_WANTED_RANK_SQL} >= :after_rank",  # a status ranked before the cursor is not read at all
+            # the cursor's own status is read from the cursor's deadline on, in the index
+            f"deadline_at >= CASE WHEN {_WANTED_RANK_SQL} = :after_rank THEN CAST(:after_deadline AS timestamptz)"
+            " ELSE '-infinity' END",
+            f"({_RANK_SQL}, deadline_at, id) > (:after_rank, :after_deadline, :after_id)",
+        ]
+    shown = f"SELECT id FROM page ORDER BY {_QUEUE_ORDER} LIMIT :shown"  # noqa: S608 - constants
+    sql = f"""
+        WITH page AS (
+            SELECT request.*
+            FROM unnest(CAST(:statuses AS text[])) AS wanted(wanted_status)
+            CROSS JOIN LATERAL (
+                SELECT {request_columns}, {_RANK_SQL} AS rank
+                FROM care_request
+                WHERE {" AND ".join(conditions)}
+                ORDER BY deadline_at, id
+                LIMIT :shown + 1
+            ) AS request
+            ORDER BY {_QUEUE_ORDER}
+            LIMIT :shown + 1
+        ), audited AS ({audit.INSERT_EACH_SQL.format(ids=shown)})
+        SELECT {request_columns},
+               (SELECT min(request_callback.due_at) FROM request_callback
+                WHERE request_callback.cpts_id = :cpts_id AND request_callback.request_id = page.id
+                  AND {sql_fragment(CALLBACK_TO_MAKE)}) AS callback_due_at
+        FROM page
+        ORDER BY {_QUEUE_ORDER}
+    """  # noqa: S608 - module constants, no input
+    return DriverStatement(text(sql))
+
+
 async def queue_page(
-    session: AsyncSession,
+    conn: AsyncConnection,
     cpts_id: uuid.UUID,
     statuses: Sequence[str],
     due_before: datetime | None,
     after: tuple[Any, ...] | None,
     limit: int,
-) -> list[tuple[CareRequest, datetime | None]]:
-    """Requests of the given statuses, red-flagged first, then the most urgent deadline (`limit + 1`),
-    each with its earliest callback still to make (in the same statement: one round trip less)."""
-    params: dict[str, Any] = {"cpts_id": cpts_id, "statuses": list(statuses), "limit": limit + 1}
+    audit_values: dict[str, Any],
+) -> list[QueueRow]:
+    """Requests of the given statuses, red-flagged first, then the most urgent deadline (`limit + 1`);
+    the first `limit`, those the page shows, audited as read (`audit_values`: `audit.each_row`)."""
+    params: dict[str, Any] = {**audit_values, "cpts_id": cpts_id, "statuses": list(statuses), "shown": limit}
     if due_before is not None:
         params["due_before"] = due_before
     if after is not None:
         params.update(after_rank=after[0], after_deadline=after[1], after_id=after[2])
-    query = _queue_query(due_before is not None, after is not None)
-    return [(request, due) for request, due in await session.execute(query, params)]
-
-
-@functools.cache
-def _queue_query(due_before: bool, after: bool) -> Select[CareRequest, datetime]:
-    """The queue's statement, built once for each of its shapes: SQLAlchemy then reuses its cache
-    key and compiled form instead of building both on every request."""
-    rank = predicates.queue_rank(CareRequest.status)
-    next_callback = (
-        select(func.min(Callback.due_at))
-        .where(Callback.cpts_id == CareRequest.cpts_id, Callback.request_id == CareRequest.id, CALLBACK_TO_MAKE)
-        .scalar_subquery()
-    )
-    query = (
-        select(CareRequest, next_callback)
-        .where(CareRequest.cpts_id == bindparam("cpts_id"))
-        .where(CareRequest.status.in_(bindparam("statuses", expanding=True)))
-    )
-    if due_before:
-        query = query.where(CareRequest.deadline_at < bindparam("due_before"))
-    if after:
-        position = tuple_(bindparam("after_rank"), bindparam("after_deadline"), bindparam("after_id"))
-        query = query.where(tuple_(rank, CareRequest.deadline_at, CareRequest.id) > position)
-    return query.order_by(rank, CareRequest.deadline_at, CareRequest.id).limit(bindparam("limit"))
+    rows = await fetch(conn, _queue_statement(due_before is not None, after is not None), **params)
+    return [QueueRow(*row) for row in rows]
 
 
 @dataclass(frozen=True)

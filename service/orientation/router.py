@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from service.auth import Handler, Staff
 from service.clock import Now
-from service.db import SessionDep
+from service.db import ReadConnection, SessionDep, get_session
 from service.fields import aware_query
 from service.flows import orientation as flows
 from service.flows.schemas import RequestOut
@@ -69,7 +69,7 @@ async def create_request(
 @statements_alone
 async def queue(
     principal: Staff,
-    session: SessionDep,
+    conn: ReadConnection,
     now: Now,
     http: Request,
     status_filter: Annotated[
@@ -91,12 +91,11 @@ async def queue(
     """The queue: red-flagged requests (`transfer_required`) first, then the most urgent deadline.
     With `q`, the requests found instead (one page)."""
     if q is not None:
-        return serialized(Page(items=await service.search(session, principal, q, limit, now, http), next_cursor=None))
+        found = await service.search(await get_session(http), principal, q, limit, now, http)
+        return serialized(Page(items=found, next_cursor=None))
     statuses = [str(s) for s in status_filter] if status_filter else None
     return serialized(
-        await service.queue(
-            session, principal, statuses, aware_query(due_before, "due_before"), limit, cursor, now, http
-        )
+        await service.queue(conn, principal, statuses, aware_query(due_before, "due_before"), limit, cursor, now, http)
     )
 
 

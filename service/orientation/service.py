@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.accounts import service as accounts
 from service.audit import service as audit
@@ -41,6 +41,7 @@ from service.orientation.domain import (
 )
 from service.orientation.log import LoggedEvent, append_event
 from service.orientation.models import Callback, CareRequest, RequestNote
+from service.orientation.repository import QueueRow
 from service.orientation.schemas import (
     CallbackIn,
     DuplicateCheck,
@@ -397,7 +398,7 @@ async def override_red_flag(
     return care_request, event
 
 
-def summary_fields(care_request: CareRequest) -> dict[str, Any]:
+def summary_fields(care_request: CareRequest | QueueRow) -> dict[str, Any]:
     motif = motifs().get(care_request.motif)
     return {
         "id": care_request.id,
@@ -422,7 +423,7 @@ def summary_fields(care_request: CareRequest) -> dict[str, Any]:
     }
 
 
-def patient_out(care_request: CareRequest) -> PatientOut:
+def patient_out(care_request: CareRequest | QueueRow) -> PatientOut:
     return PatientOut(
         family_name=care_request.patient_family_name,
         given_name=care_request.patient_given_name,
@@ -449,7 +450,7 @@ async def queue_items(session: AsyncSession, rows: list[CareRequest], now: datet
 
 
 async def queue(
-    session: AsyncSession,
+    conn: AsyncConnection,
     principal: Principal,
     statuses: list[str] | None,
     due_before: datetime | None,
@@ -459,14 +460,14 @@ async def queue(
     http: Request | None = None,
 ) -> Page[QueueItem]:
     """The queue: red-flagged requests first, then the most urgent deadline (default: open and
-    transfer-required requests). It shows patients' identities, so the read is audited."""
+    transfer-required requests). It shows patients' identities, so the read is audited (by the
+    page's own statement)."""
     wanted = statuses or [RequestStatus.open.value, RequestStatus.transfer_required.value]
-    rows = await repository.queue_page(session, principal.cpts_id, wanted, due_before, BY_QUEUE.decode(cursor), limit)
-    page, next_cursor = BY_QUEUE.page(
-        rows, limit, lambda row: (queue_rank(row[0].status), row[0].deadline_at, row[0].id)
-    )
-    await audit.record(session, principal, "request.list", "request", [r.id for r, _ in page], now, http)
-    items = [QueueItem(**summary_fields(r), patient=patient_out(r), callback_due_at=due) for r, due in page]
+    audited = audit.each_row(principal, "request.list", "request", now, http)
+    after = BY_QUEUE.decode(cursor)
+    rows = await repository.queue_page(conn, principal.cpts_id, wanted, due_before, after, limit, audited)
+    page, next_cursor = BY_QUEUE.page(rows, limit, lambda row: (queue_rank(row.status), row.deadline_at, row.id))
+    items = [QueueItem(**summary_fields(r), patient=patient_out(r), callback_due_at=r.callback_due_at) for r in page]
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -1,5 +1,5 @@
 """The paths whose cost would grow with the data (suggestions, the slot search, the SAS's search, the
-monthly report, the activity export) read the large tables through an index: each statement they
+monthly report, the activity export, the queue) read the large tables through an index: each statement they
 send is captured in the driver and EXPLAINed, with its own parameters, on a generated data set
 where the CPTS measured holds a tenth of the rows. A change that turns one into a sequential scan
 of a large table fails here before it shows in `make bench`'s scale phase."""
@@ -20,6 +20,7 @@ from sqlalchemy import event
 
 from load_tests.bench import open_requests, prepare_sas
 from load_tests.generator import PASSWORD, GeneratedCpts, generate
+from service.orientation.repository import _queue_statement
 from service.reporting.periods import Month
 
 LARGE = frozenset({"slot", "care_request", "booking", "orientation_event"})
@@ -114,3 +115,48 @@ async def test_the_growing_paths_read_the_large_tables_through_indexes(
         scans = await scans_of(database_url, sent)
         assert scans, f"{name}: no read of a large table was captured"
         assert {s: t for s, t in scans.items() if t} == {}, name
+
+
+def rows_read(plan: dict[str, Any], table: str) -> int:
+    """The rows a plan (run with ANALYZE) read from a table, over all its loops."""
+    own = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") == table else 0
+    return own + sum(rows_read(child, table) for child in plan.get("Plans", []))
+
+
+async def test_a_page_of_the_queue_reads_a_page_of_each_status_not_every_open_request(
+    database_url: str, measured: GeneratedCpts
+) -> None:
+    """Five hundred requests waiting, all received at once (the same deadline, ahead of any other):
+    the first page and the next one read about a page of rows per status from the index, whatever
+    the queue's length."""
+    await open_requests(database_url, measured, 500)
+    conn = await asyncpg.connect(database_url)
+    undone = conn.transaction()  # the history's own open requests closed for the test, then restored
+    await undone.start()
+    try:
+        await conn.execute(
+            "UPDATE care_request SET status = 'closed' WHERE cpts_id = $1 AND status = 'open' AND deadline_at < now()",
+            measured.cpts_id,
+        )
+        await conn.execute("ANALYZE care_request")
+        statuses = ["open", "transfer_required"]
+        audited = {"now": datetime.now(UTC), "actor_kind": "user", "actor_id": measured.handler_ids[0]}
+        audited |= {"audit_action": "request.list", "audit_object_type": "request", "audit_detail": "{}"}
+        audited |= {"audit_ip": None, "audit_request_id": None}
+        params = {**audited, "cpts_id": measured.cpts_id, "statuses": statuses, "shown": 20}
+        first_page = _queue_statement(False, False)
+        first = await conn.fetch(first_page.sql, *first_page.arguments(params))
+        last = first[19]
+        assert last["status"] == "open"
+        after = {"after_rank": 1, "after_deadline": last["deadline_at"], "after_id": last["id"]}
+        pages = {"first": (first_page, params), "next": (_queue_statement(False, True), {**params, **after})}
+        for name, (statement, values) in pages.items():
+            explained = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {statement.sql}", *statement.arguments(values)
+            )
+            plan = json.loads(explained)[0]["Plan"]
+            assert rows_read(plan, "care_request") <= len(statuses) * 21, (name, rows_read(plan, "care_request"))
+            assert sequential_scans(plan) == [], name
+    finally:
+        await undone.rollback()
+        await conn.close()

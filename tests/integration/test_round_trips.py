@@ -4,13 +4,16 @@ path's count pinned, so that a change adding an exchange to it is seen here firs
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import UTC, datetime
 
 import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.builders import Tenant, login, new_agenda, next_day_at, open_request, publish, slot_item
+from tests.builders import Clock, Tenant, login, new_agenda, next_day_at, open_request, publish, slot_item
 from tests.integration.test_principal_cache import listening, wait_for
 
 KINDS = ("statement", "begin", "end")
@@ -98,8 +101,8 @@ async def test_a_booking_whose_principal_is_not_cached_takes_the_general_path_an
     assert again.headers["idempotent-replayed"] == "true"
 
 
-async def test_the_queue_costs_its_page_with_the_callbacks_and_its_audit_row(
-    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+async def test_the_queue_costs_one_statement_with_the_callbacks_and_the_audit_of_the_page_shown(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     await wait_for(lambda: listening(app), within=6.0)
     request = await open_request(tenant)
@@ -113,11 +116,23 @@ async def test_the_queue_costs_its_page_with_the_callbacks_and_its_audit_row(
     await client.get("/v1/requests", headers=tenant.handler)  # statements prepared
     status, queue = await cost_of(client, "GET", "/v1/requests", headers=tenant.handler)
     assert status == 200
-    # The page with each request's next callback in one statement, and the audit row of the read.
-    assert queue == {"statement": 2, "begin": 0, "end": 0}, queue
+    # The page, each request's next callback and the audit rows of the read: one statement.
+    assert queue == {"statement": 1, "begin": 0, "end": 0}, queue
     items = (await client.get("/v1/requests", headers=tenant.handler)).json()["items"]
     shown = next(i for i in items if i["id"] == request["id"])["callback_due_at"]
     assert datetime.fromisoformat(shown) == next_day_at(9)  # the earliest of the two
+
+    # A page of one among several: the request shown is audited, the one fetched to make the next
+    # cursor is not.
+    await open_request(tenant)
+    one = await client.get("/v1/requests", params={"limit": 1}, headers={**tenant.handler, "X-Request-ID": "page-1"})
+    assert one.status_code == 200
+    assert one.json()["next_cursor"] is not None
+    async with sessionmaker() as session:
+        audited = await session.scalars(
+            text("SELECT object_id FROM audit_event WHERE action = 'request.list' AND http_request_id = 'page-1'")
+        )
+        assert [str(i) for i in audited] == [one.json()["items"][0]["id"]]
 
 
 async def test_a_refused_booking_is_answered_by_its_single_statement_as_the_general_path_answers(
@@ -154,12 +169,12 @@ async def test_a_refused_booking_is_answered_by_its_single_statement_as_the_gene
         assert fast.json() == general.json(), case
 
 
-async def test_a_confirmation_records_the_booking_in_one_statement(
+async def test_a_confirmation_costs_two_round_trips_and_a_retry_replays_it(
     app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    """A hold confirmed: the key's claim, the booking and the request locked, the slot's claim, the
-    booking's change, then its event, notifications, messages and audit row in one statement, the
-    slot's details and the stored answer, in one transaction."""
+    """A hold confirmed: the booking read, then one statement (the key's claim, the request and the
+    booking locked, the slot's and the booking's change, the event, notifications, messages and
+    audit row), outside any transaction. The same key again replays the same answer."""
     await wait_for(lambda: listening(app), within=6.0)
     agenda = await new_agenda(tenant, practitioners=1)
     slot_ids = await publish(
@@ -174,4 +189,81 @@ async def test_a_confirmation_records_the_booking_in_one_statement(
         path = f"/v1/bookings/{hold.json()['booking_id']}/confirm"
         status, cost = await cost_of(client, "POST", path, headers=keyed)  # the first warms the statements
     assert status == 200
-    assert cost == {"statement": 9, "begin": 1, "end": 1}, cost
+    assert cost == {"statement": 2, "begin": 0, "end": 0}, cost
+    first = (await client.get(f"/v1/bookings/{hold.json()['booking_id']}", headers=tenant.handler)).json()
+    replay = await client.post(path, headers=keyed)
+    assert (replay.status_code, replay.headers["idempotent-replayed"]) == (200, "true")
+    assert replay.json() == {key: first[key] for key in replay.json()}
+    assert replay.json()["status"] == "booked"
+
+
+async def test_a_confirmation_the_statement_declines_is_answered_as_the_general_path_answers(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, clock: Clock
+) -> None:
+    """No such booking, a booking released, a hold lapsed and taken over, a booking confirmed
+    already: the single statement declines (or is not run) and the answer is the general path's,
+    the one a token whose principal is not cached yet gets."""
+    await wait_for(lambda: listening(app), within=6.0)
+    clock.now = datetime.now(UTC)
+    agenda = await new_agenda(tenant, practitioners=1)
+    slots = await publish(
+        agenda, [slot_item(f"rt-decline-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(3)]
+    )
+
+    async def hold(slot_id: str) -> str:
+        request = await open_request(tenant)
+        held = await client.post(
+            f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
+        )
+        assert held.status_code == 201, held.text
+        return str(held.json()["booking_id"])
+
+    released = await hold(slots[0])
+    assert (await client.post(f"/v1/bookings/{released}/release", headers=tenant.handler)).status_code == 200
+    confirmed = await hold(slots[1])
+    assert (await client.post(f"/v1/bookings/{confirmed}/confirm", headers=tenant.handler)).status_code == 200
+    lapsed = await hold(slots[2])
+    clock.advance(minutes=4)
+    await hold(slots[2])  # another handler takes the slot whose hold lapsed
+    cases = {
+        "no such booking": ("00000000-0000-4000-8000-000000000000", 404),
+        "released": (released, 409),
+        "taken over": (lapsed, 409),
+        "confirmed already": (confirmed, 200),
+    }
+    for case, (booking_id, expected) in cases.items():
+        path = f"/v1/bookings/{booking_id}/confirm"
+        fast = await client.post(path, headers=tenant.handler)
+        fresh = {"Authorization": f"Bearer {await login(client, tenant.emails['handler'])}"}
+        general = await client.post(path, headers=fresh)
+        assert fast.status_code == general.status_code == expected, (case, fast.text)
+        assert fast.json() == general.json(), case
+    taken_over = await client.post(f"/v1/bookings/{lapsed}/confirm", headers=tenant.handler)
+    assert taken_over.json()["code"] == "hold_expired"
+
+
+async def test_concurrent_confirmations_in_one_statement_book_once(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A double click, with and without the same key: one booking, one event, the same answer."""
+    await wait_for(lambda: listening(app), within=6.0)
+    agenda = await new_agenda(tenant, practitioners=1)
+    slots = await publish(
+        agenda, [slot_item(f"rt-twice-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(2)]
+    )
+    for i, slot_id in enumerate(slots):
+        request = await open_request(tenant)
+        held = await client.post(
+            f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
+        )
+        headers = {**tenant.handler, "Idempotency-Key": "rt-twice"} if i else tenant.handler
+        answers = await asyncio.gather(
+            *(client.post(f"/v1/bookings/{held.json()['booking_id']}/confirm", headers=headers) for _ in range(6))
+        )
+        assert [a.status_code for a in answers] == [200] * 6
+        assert len({a.content for a in answers}) == 1
+        async with sessionmaker() as session:
+            kinds = await session.scalars(
+                text("SELECT kind FROM orientation_event WHERE request_id = :r"), {"r": request["id"]}
+            )
+            assert list(kinds) == ["booked"]
