@@ -30,8 +30,8 @@ HANDLER_ACTIONS = {
     "new request": "POST /v1/requests",
 }
 TARGET_P95_MS = 50
-# Everyone logs in while locust starts them (argon2 on purpose: 50 - 100 ms of CPU each, 130 of them
-# in five seconds), which a shift does once: the figures count from when everyone has started, over
+# Locust starts everyone within five seconds: 130 logins and everyone's first activities at once,
+# a burst a shift meets once, at its start. The figures count from when everyone has started, over
 # a window of their own, at least this long.
 MEASURED_SECONDS = 30
 

@@ -275,6 +275,15 @@ async def _run(conn: AsyncConnection, method: str, statement: DriverStatement, p
         raise
 
 
+async def begin_on_server(session: AsyncSession) -> AsyncConnection:
+    """The session's connection with its transaction begun on the server. SQLAlchemy's asyncpg adapter
+    sends BEGIN (with the isolation level asked for) only before its own first statement: driver
+    statements (`fetch`) run before that would each take their own snapshot, outside it."""
+    conn = await session.connection()
+    await conn.exec_driver_sql("SELECT 1")
+    return conn
+
+
 @asynccontextmanager
 async def autocommit(session: AsyncSession) -> AsyncIterator[AsyncConnection]:
     """A connection of the session's engine outside any transaction, for a use case that is one

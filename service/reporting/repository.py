@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Text
 
 from service.accounts.models import StaffUser
 from service.compensation.domain import SlotFact
-from service.db import sql_fragment
+from service.db import DriverStatement, fetch, sql_fragment
 from service.orientation.domain import DECIDING_KINDS, final_outcome
 from service.orientation.predicates import RED_FLAGGED_SQL
 from service.reporting.indicators import RequestFact, Supply
@@ -45,7 +43,7 @@ _FACTS = text(
     LEFT JOIN LATERAL (
         SELECT e.kind, e.at, e.actor_id
         FROM orientation_event e
-        WHERE e.cpts_id = r.cpts_id AND e.request_id = r.id AND e.kind = ANY(:deciding)
+        WHERE e.cpts_id = r.cpts_id AND e.request_id = r.id AND e.kind = ANY(CAST(:deciding AS text[]))
         ORDER BY e.id DESC
         LIMIT 1
     ) fe ON true
@@ -66,7 +64,10 @@ _FACTS = text(
     ORDER BY r.received_at, r.id
     LIMIT :batch
     """  # noqa: S608 - module constants, no input
-).bindparams(bindparam("deciding", type_=ARRAY(Text)))
+)
+# Run by the driver: a month is thousands of rows, and SQLAlchemy's rows (each value read through
+# Python) and result objects were a third of a monthly report's CPU.
+_FACTS_BY_DRIVER = DriverStatement(_FACTS)
 
 
 def _params(cpts_id: uuid.UUID, start: datetime, end: datetime) -> dict[str, Any]:
@@ -120,8 +121,9 @@ async def stream_request_facts(
     statement runs longer than one batch, and other requests are answered between batches. The
     caller's transaction (REPEATABLE READ for an export) keeps the batches one snapshot."""
     params = {**_params(cpts_id, start, end), "after_at": start, "after_id": _BEFORE_ANY, "batch": batch}
+    conn = await session.connection()
     while True:
-        rows = (await session.execute(_FACTS, params)).all()
+        rows = await fetch(conn, _FACTS_BY_DRIVER, **params)
         for row in rows:
             yield fact_of(row)
         if len(rows) < batch:

@@ -25,6 +25,7 @@ from service.compensation.domain import (
 from service.cpts import repository as cpts_repository
 from service.cpts.domain import size_class, targets_on
 from service.cpts.models import Cpts
+from service.db import begin_on_server
 from service.errors import Invalid, field_error
 from service.practitioners.domain import place
 from service.practitioners.models import Practitioner, Site
@@ -189,6 +190,7 @@ async def activity_lines(sessionmaker: async_sessionmaker[AsyncSession], p: Peri
     """The pseudonymised lines of the month, streamed from a read-only snapshot of their own."""
     async with sessionmaker() as session, session.begin():
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        await begin_on_server(session)  # the batches, read by the driver, are then one snapshot
         async for fact in repository.stream_request_facts(session, p.cpts.id, p.start, p.end):
             yield activity_line(fact, p.cutoff, p.tz, p.cpts.pseudonym_key)
 
