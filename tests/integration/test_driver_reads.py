@@ -4,12 +4,14 @@ the same behaviour when the database connection is lost (503 + Retry-After, then
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.config import Settings
+from service.db import DriverStatement, begin_on_server, fetchrow
 from service.main import create_app
 from tests import dbserver
-from tests.builders import new_tenant
+from tests.builders import new_tenant, open_request
 from tests.integration.test_principal_cache import listening, wait_for
 
 
@@ -46,3 +48,25 @@ async def test_a_connection_lost_under_a_driver_read_is_a_503_to_retry_then_the_
                 "1",
             )
             assert (await http.get("/v1/cpts/current", headers=tenant.handler)).status_code == 200
+
+
+async def test_driver_reads_in_a_repeatable_read_session_are_one_snapshot_once_begun_on_the_server(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The export's batches (read by the driver) see the month as it was when the export began,
+    whatever is written meanwhile: its transaction is begun on the server before the first one."""
+    tenant = await new_tenant(client, sessionmaker)
+    counted = DriverStatement(text("SELECT count(*) FROM care_request WHERE cpts_id = :cpts_id"))
+    async with sessionmaker() as session, session.begin():
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        conn = await begin_on_server(session)
+        before = await fetchrow(conn, counted, cpts_id=tenant.cpts_id)
+        await open_request(tenant)  # committed by the API meanwhile
+        after = await fetchrow(conn, counted, cpts_id=tenant.cpts_id)
+    assert before is not None
+    assert after is not None
+    assert after[0] == before[0]
+    async with sessionmaker() as session:
+        now = await fetchrow(await session.connection(), counted, cpts_id=tenant.cpts_id)
+    assert now is not None
+    assert now[0] == before[0] + 1
