@@ -824,6 +824,8 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
         handler = {"Authorization": f"Bearer {(await tokens(base, cpts))['handler'][0]}"}
         booking_pairs = iter(zip(requests[: count + 20], slots, strict=False))
         waiting = requests[count + 20 :]
+        # After the suggestions (which read `waiting`): hold then confirm, as a handler does.
+        confirming_pairs = iter(zip(waiting, slots[count + 20 :], strict=False))
         kinds: dict[str, tuple[int, Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]]] = {
             "healthz": (count, lambda http, i: http.get("/healthz")),
             "ceiling": (count, lambda http, i: http.get("/v1/cpts/current", headers=handler)),
@@ -840,6 +842,7 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
                 ),
             ),
             "queue": (count, lambda http, i: http.get("/v1/requests", params={"limit": "20"}, headers=handler)),
+            "hold + confirm": (count, lambda http, i: _hold_and_confirm(http, confirming_pairs, handler)),
             "fhir": (count // 4, lambda http, i: http.get(sas.path, headers=sas.headers)),
         }  # fmt: skip
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
@@ -894,6 +897,20 @@ async def servers(url: str, cpts: GeneratedCpts, seconds: int) -> tuple[dict[str
         results[f"{server} x{workers}"] = {"ceiling": ceiling_figures, "bookings": bookings}
         booked += tally.booked
     return results, booked
+
+
+async def _hold_and_confirm(
+    http: httpx.AsyncClient, pairs: Iterator[tuple[uuid.UUID, uuid.UUID]], headers: dict[str, str]
+) -> httpx.Response:
+    """A hold and its confirmation, each with its own key: the answer of the confirmation (or of a
+    hold refused because the slot went to someone else, a 409)."""
+    request_id, slot_id = next(pairs)
+    keyed = {**headers, "Idempotency-Key": f"bench-hold-{request_id}"}
+    held = await http.post(f"/v1/requests/{request_id}/hold", json={"slot_id": str(slot_id)}, headers=keyed)
+    if held.status_code != 201:
+        return held
+    keyed = {**headers, "Idempotency-Key": f"bench-confirm-{request_id}"}
+    return await http.post(f"/v1/bookings/{held.json()['booking_id']}/confirm", headers=keyed)
 
 
 async def _book_next(
