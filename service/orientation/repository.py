@@ -143,7 +143,9 @@ async def queue_page(
 ) -> list[QueueRow]:
     """Requests of the given statuses, red-flagged first, then the most urgent deadline (`limit + 1`);
     the first `limit`, those the page shows, audited as read (`audit_values`: `audit.each_row`)."""
-    params: dict[str, Any] = {**audit_values, "cpts_id": cpts_id, "statuses": list(statuses), "shown": limit}
+    # Each status once: the statement reads each one apart.
+    wanted = list(dict.fromkeys(statuses))
+    params: dict[str, Any] = {**audit_values, "cpts_id": cpts_id, "statuses": wanted, "shown": limit}
     if due_before is not None:
         params["due_before"] = due_before
     if after is not None:

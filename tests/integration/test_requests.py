@@ -267,6 +267,10 @@ async def test_the_queue_is_ordered_by_deadline_and_filtered(
     assert queue[0]["patient"]["family_name"] == "Dupont"
     only_closed = (await client.get("/v1/requests", params={"status": "closed"}, headers=tenant.handler)).json()
     assert [r["id"] for r in only_closed["items"]] == [closed["id"]]
+    # A status asked twice is one status: each request once.
+    twice = {"status": ["open", "open", "transfer_required"]}
+    asked_twice = (await client.get("/v1/requests", params=twice, headers=tenant.handler)).json()["items"]
+    assert [r["id"] for r in asked_twice] == [flagged["id"], urgent["id"], late["id"]]
     soon = await client.get(
         "/v1/requests", params={"due_before": (now + timedelta(hours=15)).isoformat()}, headers=tenant.handler
     )
