@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import Path, Query, Request
+from fastapi import Path, Query, Request, Response
 
 from service.auth import Coordinator, Software
 from service.clock import Now
@@ -12,14 +12,14 @@ from service.idempotency import Idempotent
 from service.notifications import service
 from service.notifications.schemas import DeliveryOut, Feed
 from service.pagination import DEFAULT_LIMIT, MAX_BIGINT, Cursor, Limit, Page
-from service.routing import api_router
+from service.routing import api_router, serialized
 
 feed_router = api_router(prefix="/v1/bookings", tags=["notifications"])
 deliveries_router = api_router(prefix="/v1/clients", tags=["notifications"])
 sas_router = api_router(prefix="/v1/sas", tags=["notifications"])
 
 
-@feed_router.get("/feed", operation_id="bookings-feed")
+@feed_router.get("/feed", operation_id="bookings-feed", response_model=Feed)
 async def feed(
     principal: Software,
     session: SessionDep,
@@ -27,11 +27,11 @@ async def feed(
     http: Request,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
-) -> Feed:
+) -> Response:
     """Bookings and cancellations of this client's practitioners, in order, with what the
     practitioner needs to receive the patient. Resume with `next_cursor`; it comes back unchanged
     when there is nothing new. The read is audited."""
-    return await service.feed(session, principal, cursor, limit, now, http)
+    return serialized(await service.feed(session, principal, cursor, limit, now, http))
 
 
 @deliveries_router.get("/{client_id}/deliveries", operation_id="clients-deliveries")
