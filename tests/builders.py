@@ -238,6 +238,16 @@ async def open_request(tenant: Tenant, **overrides: Any) -> dict[str, Any]:
     return result
 
 
+async def hold_for_new_request(tenant: Tenant, slot_id: str) -> str:
+    """Open a request and hold the slot for it: the booking's id."""
+    request = await open_request(tenant)
+    held = await tenant.http.post(
+        f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
+    )
+    assert held.status_code == 201, held.text
+    return str(held.json()["booking_id"])
+
+
 async def publish(agenda: Agenda, items: list[dict[str, Any]]) -> list[str]:
     """Publish slots and answer their ids, in order."""
     results = await agenda.batch(items)

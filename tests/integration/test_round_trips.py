@@ -13,7 +13,17 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.builders import Clock, Tenant, login, new_agenda, next_day_at, open_request, publish, slot_item
+from tests.builders import (
+    Clock,
+    Tenant,
+    hold_for_new_request,
+    login,
+    new_agenda,
+    next_day_at,
+    open_request,
+    publish,
+    slot_item,
+)
 from tests.integration.test_principal_cache import listening, wait_for
 
 KINDS = ("statement", "begin", "end")
@@ -181,16 +191,13 @@ async def test_a_confirmation_costs_two_round_trips_and_a_retry_replays_it(
         agenda, [slot_item(f"rt-confirm-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(2)]
     )
     for i, slot_id in enumerate(slot_ids):
-        request = await open_request(tenant)
-        hold = await client.post(
-            f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
-        )
+        booking_id = await hold_for_new_request(tenant, slot_id)
         keyed = {**tenant.handler, "Idempotency-Key": f"rt-confirm-{i}"}
-        path = f"/v1/bookings/{hold.json()['booking_id']}/confirm"
+        path = f"/v1/bookings/{booking_id}/confirm"
         status, cost = await cost_of(client, "POST", path, headers=keyed)  # the first warms the statements
     assert status == 200
     assert cost == {"statement": 2, "begin": 0, "end": 0}, cost
-    first = (await client.get(f"/v1/bookings/{hold.json()['booking_id']}", headers=tenant.handler)).json()
+    first = (await client.get(f"/v1/bookings/{booking_id}", headers=tenant.handler)).json()
     replay = await client.post(path, headers=keyed)
     assert (replay.status_code, replay.headers["idempotent-replayed"]) == (200, "true")
     assert replay.json() == {key: first[key] for key in replay.json()}
@@ -209,22 +216,13 @@ async def test_a_confirmation_the_statement_declines_is_answered_as_the_general_
     slots = await publish(
         agenda, [slot_item(f"rt-decline-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(3)]
     )
-
-    async def hold(slot_id: str) -> str:
-        request = await open_request(tenant)
-        held = await client.post(
-            f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
-        )
-        assert held.status_code == 201, held.text
-        return str(held.json()["booking_id"])
-
-    released = await hold(slots[0])
+    released = await hold_for_new_request(tenant, slots[0])
     assert (await client.post(f"/v1/bookings/{released}/release", headers=tenant.handler)).status_code == 200
-    confirmed = await hold(slots[1])
+    confirmed = await hold_for_new_request(tenant, slots[1])
     assert (await client.post(f"/v1/bookings/{confirmed}/confirm", headers=tenant.handler)).status_code == 200
-    lapsed = await hold(slots[2])
+    lapsed = await hold_for_new_request(tenant, slots[2])
     clock.advance(minutes=4)
-    await hold(slots[2])  # another handler takes the slot whose hold lapsed
+    await hold_for_new_request(tenant, slots[2])  # another handler takes the slot whose hold lapsed
     cases = {
         "no such booking": ("00000000-0000-4000-8000-000000000000", 404),
         "released": (released, 409),
@@ -252,18 +250,15 @@ async def test_concurrent_confirmations_in_one_statement_book_once(
         agenda, [slot_item(f"rt-twice-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(2)]
     )
     for i, slot_id in enumerate(slots):
-        request = await open_request(tenant)
-        held = await client.post(
-            f"/v1/requests/{request['id']}/hold", json={"slot_id": slot_id}, headers=tenant.handler
-        )
+        booking_id = await hold_for_new_request(tenant, slot_id)
         headers = {**tenant.handler, "Idempotency-Key": "rt-twice"} if i else tenant.handler
         answers = await asyncio.gather(
-            *(client.post(f"/v1/bookings/{held.json()['booking_id']}/confirm", headers=headers) for _ in range(6))
+            *(client.post(f"/v1/bookings/{booking_id}/confirm", headers=headers) for _ in range(6))
         )
         assert [a.status_code for a in answers] == [200] * 6
         assert len({a.content for a in answers}) == 1
         async with sessionmaker() as session:
             kinds = await session.scalars(
-                text("SELECT kind FROM orientation_event WHERE request_id = :r"), {"r": request["id"]}
+                text("SELECT kind FROM orientation_event WHERE request_id = :r"), {"r": answers[0].json()["request_id"]}
             )
             assert list(kinds) == ["booked"]
