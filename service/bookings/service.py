@@ -227,13 +227,22 @@ async def _take_slot_in_session(
     pending: idempotency.Pending | None,
 ) -> BookingOut:
     """The general path: the key claimed (or its first answer replayed), then `take_slot`."""
-    if pending is not None:
-
-        async def rerender(answered: uuid.UUID) -> bytes | None:
-            return await _replayed(session, principal, answered, confirm)
-
-        await idempotency.guard(http, principal, session, pending.key, digest=pending.digest, rerender=rerender)
+    await _claim_or_replay(session, principal, http, pending, confirm=confirm)
     return await take_slot(session, principal, request_id, slot_id, now, confirm=confirm, http=http)
+
+
+async def _claim_or_replay(
+    session: AsyncSession, principal: Principal, http: Request, pending: idempotency.Pending | None, *, confirm: bool
+) -> None:
+    """Claim the key in the session's transaction, or replay the first answer to it (a record made
+    by a single statement names its booking, rendered again)."""
+    if pending is None:
+        return
+
+    async def rerender(answered: uuid.UUID) -> bytes | None:
+        return await _replayed(session, principal, answered, confirm)
+
+    await idempotency.guard(http, principal, session, pending.key, digest=pending.digest, rerender=rerender)
 
 
 async def _replayed(session: AsyncSession, principal: Principal, booking_id: uuid.UUID, confirm: bool) -> bytes | None:
@@ -395,12 +404,7 @@ async def confirm_at_once(
                     return _answer(
                         booking_id, held.reference, held.request_id, BookingStatus.booked, held.slot, booked_at=now
                     )
-    if pending is not None:
-
-        async def rerender(answered: uuid.UUID) -> bytes | None:
-            return await _replayed(session, principal, answered, confirm=True)
-
-        await idempotency.guard(http, principal, session, pending.key, digest=pending.digest, rerender=rerender)
+    await _claim_or_replay(session, principal, http, pending, confirm=True)
     return await confirm(session, principal, booking_id, now, http)
 
 
