@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -39,9 +40,9 @@ import aiohttp
 import asyncpg
 import httpx
 
-from load_tests import bench_mix, bench_pull, bench_scale
+from load_tests import bench_mix, bench_pull, bench_scale, scenarios
 from load_tests.bench_publish import batch_items, publish_all, raw_insert
-from load_tests.generator import PASSWORD, GeneratedCpts, generate
+from load_tests.generator import PASSWORD, GeneratedCpts, credentials_document, generate
 from load_tests.harness import BenchTenant, bench_database, live_granian, live_service, percentile
 from service import embedded_db, migrate
 from service.accounts.domain import SAS_KEY_PREFIX, new_api_key
@@ -822,6 +823,7 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
     with live_service(url, workers=1, SNP_RELAY_ENABLED="false", SNP_METRICS_TOKEN=METRICS_TOKEN) as base:
         port = int(base.rsplit(":", 1)[1])
         handler = {"Authorization": f"Bearer {(await tokens(base, cpts))['handler'][0]}"}
+        rng, communes = random.Random(16), credentials_document(cpts, None)["communes"]
         booking_pairs = iter(zip(requests[: count + 20], slots, strict=False))
         waiting = requests[count + 20 :]
         # After the suggestions (which read `waiting`): hold then confirm, as a handler does.
@@ -842,6 +844,7 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
                 ),
             ),
             "queue": (count, lambda http, i: http.get("/v1/requests", params={"limit": "20"}, headers=handler)),
+            "new request": (count, lambda http, i: _new_request(http, rng, communes, handler)),
             "hold + confirm": (count, lambda http, i: _hold_and_confirm(http, confirming_pairs, handler)),
             "fhir": (count // 4, lambda http, i: http.get(sas.path, headers=sas.headers)),
         }  # fmt: skip
@@ -911,6 +914,14 @@ async def _hold_and_confirm(
         return held
     keyed = {**headers, "Idempotency-Key": f"bench-confirm-{request_id}"}
     return await http.post(f"/v1/bookings/{held.json()['booking_id']}/confirm", headers=keyed)
+
+
+async def _new_request(
+    http: httpx.AsyncClient, rng: random.Random, communes: list[str], headers: dict[str, str]
+) -> httpx.Response:
+    """A call taken as the handlers' scenario takes it (`scenarios.request_body`), with a key."""
+    keyed = {**headers, **scenarios.idempotency_key()}
+    return await http.post("/v1/requests", json=scenarios.request_body(rng, communes), headers=keyed)
 
 
 async def _book_next(

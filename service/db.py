@@ -215,6 +215,10 @@ def refuse_row_locks_outside_transactions(engine: AsyncEngine) -> None:
 
 _DRIVER_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
+# The error of `snp_decline(reason)` (migrations 0014, 0017): a single statement whose guard stops
+# it undoes all it did and says why in the DETAIL; its caller takes the general path.
+DECLINED = "SNP01"
+
 
 class DriverStatement:
     """A statement compiled once and run by the driver (asyncpg) itself, prepared and cached per
@@ -247,6 +251,18 @@ def _converts(kind: Any) -> bool:
     if isinstance(kind, ARRAY) and not kind.as_tuple and not getattr(kind, "_against_native_enum", False):
         kind = kind.item_type
     return kind._cached_result_processor(_DRIVER_DIALECT, None) is not None
+
+
+def merged(*values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a statement made of several modules' fragments."""
+    out: dict[str, Any] = {}
+    for part in values:
+        for key, value in part.items():
+            # A shared parameter must mean the same in every fragment.
+            if key in out and out[key] != value:
+                raise ValueError(f"parameter {key!r} differs between fragments")
+            out[key] = value
+    return out
 
 
 async def fetchrow(conn: AsyncConnection, statement: DriverStatement, **params: Any) -> asyncpg.Record | None:

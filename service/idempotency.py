@@ -9,7 +9,9 @@ failed attempt changed nothing and may be retried with the same key.
 
 The booking (hold, book) claims its key inside its own single statement (`CLAIM_SQL`, see
 `bookings.repository`): the record then names the booking (`answer_of`) instead of holding the
-encrypted answer, and a replay renders that booking again.
+encrypted answer, and a replay renders that booking again. A new request's single statement
+(`orientation.repository`) stores its encrypted answer with the claim: a replay gives that first
+answer, whatever the request became since.
 """
 
 from __future__ import annotations
@@ -68,16 +70,16 @@ class Pending:
     digest: str
 
 
-# The key's claim as a step of a single statement, for an answer that the record names
-# (`answer_of`) rather than stores. It runs first and the statement's work waits on it: a
-# concurrent duplicate waits here for the first to commit, finds the key taken, and does nothing
-# (it is then answered by `guard`, which replays). `:idem_key` NULL: no key, nothing claimed.
+# The key's claim as a step of a single statement, with the answer already known: the record names
+# it (`answer_of`) or holds it (`idem_body`, encrypted). It runs first and the statement's work waits
+# on it: a concurrent duplicate waits here for the first to commit, finds the key taken, and does
+# nothing (it is then answered by `guard`, which replays). `:idem_key` NULL: no key, nothing claimed.
 CLAIM_SQL = """
-    INSERT INTO idempotency_record (principal_id, key, cpts_id, request_digest, status_code, response_headers,
-                                    answer_of, created_at)
+    INSERT INTO idempotency_record (principal_id, key, cpts_id, request_digest, status_code, response_body,
+                                    response_headers, answer_of, created_at)
     SELECT CAST(:idem_principal_id AS uuid), CAST(:idem_key AS text), CAST(:cpts_id AS uuid),
-           CAST(:idem_digest AS text), CAST(:idem_status_code AS integer), CAST(:idem_headers AS jsonb),
-           CAST(:idem_answer_of AS uuid), CAST(:now AS timestamptz)
+           CAST(:idem_digest AS text), CAST(:idem_status_code AS integer), CAST(:idem_body AS bytea),
+           CAST(:idem_headers AS jsonb), CAST(:idem_answer_of AS uuid), CAST(:now AS timestamptz)
     WHERE CAST(:idem_key AS text) IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING key
@@ -85,14 +87,21 @@ CLAIM_SQL = """
 
 
 def claim_values(
-    principal: Principal, pending: Pending | None, answer_of: uuid.UUID, status_code: int
+    principal: Principal,
+    pending: Pending | None,
+    status_code: int,
+    *,
+    answer_of: uuid.UUID | None = None,
+    body: bytes | None = None,
 ) -> dict[str, Any]:
-    """The parameters of `CLAIM_SQL` (those of no key when `pending` is None)."""
+    """The parameters of `CLAIM_SQL` (those of no key when `pending` is None): an answer named by
+    `answer_of`, or `body` (already encrypted, `response_cipher`) replayed as it is."""
     return {
         "idem_principal_id": principal.id,
         "idem_key": pending.key if pending else None,
         "idem_digest": pending.digest if pending else None,
         "idem_status_code": status_code,
+        "idem_body": body if pending else None,
         "idem_headers": json.dumps({"content-type": "application/json"}),
         "idem_answer_of": answer_of,
     }

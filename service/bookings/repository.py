@@ -19,7 +19,7 @@ from service.audit import service as audit
 from service.bookings.domain import ACTIVE, BookingStatus
 from service.bookings.models import Booking
 from service.bookings.predicates import ENDED_HOLD_STATUS_SQL
-from service.db import DriverStatement, fetchrow
+from service.db import DECLINED, DriverStatement, fetchrow, merged
 from service.errors import NotFound
 from service.notifications import patients, sas
 from service.notifications import service as notifications
@@ -326,18 +326,6 @@ async def record_booked(session: AsyncSession, *values: dict[str, Any]) -> None:
     (await session.execute(_RECORD_BOOKED, merged(*values))).one()
 
 
-def merged(*values: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of a statement made of several modules' fragments."""
-    out: dict[str, Any] = {}
-    for part in values:
-        for key, value in part.items():
-            # A shared parameter must mean the same in every fragment.
-            if key in out and out[key] != value:
-                raise ValueError(f"parameter {key!r} differs between fragments")
-            out[key] = value
-    return out
-
-
 class Decline(StrEnum):
     """Why the single statement declined (its error's DETAIL)."""
 
@@ -408,7 +396,6 @@ _DECLINE_REASON = f"""
 
 # Run by the driver itself: the booking is the hottest write (`db.DriverStatement`).
 _TAKE_IN_ONE = {confirm: DriverStatement(text(_taking_in_one(confirm)), locks_rows=True) for confirm in (False, True)}
-DECLINED = "SNP01"  # raised by snp_decline() (migration 0014)
 
 
 @dataclass(frozen=True)

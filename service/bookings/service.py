@@ -47,7 +47,7 @@ from service.bookings.schemas import (
     Suggestion,
     Suggestions,
 )
-from service.db import autocommit
+from service.db import autocommit, merged
 from service.errors import Conflict, DomainError, Invalid, NotFound
 from service.fields import new_reference
 from service.notifications import patients
@@ -161,7 +161,7 @@ async def take_slot_at_once(
     parts = [
         values,
         {"bookable": BOOKABLE},
-        idempotency.claim_values(principal, pending, booking_id, 201),
+        idempotency.claim_values(principal, pending, 201, answer_of=booking_id),
         audit.one_row(principal, action, "request", request_id, now, http, {"booking_id": str(booking_id)}),
     ]
     if confirm:
@@ -175,7 +175,7 @@ async def take_slot_at_once(
             patients.message_values(EventType.booking_confirmed),
         ]
     async with autocommit(session) as conn:
-        taken = await repository.take_in_one_statement(conn, repository.merged(*parts), confirm=confirm)
+        taken = await repository.take_in_one_statement(conn, merged(*parts), confirm=confirm)
     if isinstance(taken, repository.Declined):
         refusal = _final_refusal(taken)
         if refusal is not None:  # the answer the general path would give, without running it
@@ -418,9 +418,9 @@ def _confirmation_values(
 ) -> dict[str, Any]:
     """The parameters of the confirmation's statement: what `confirm` writes, in the same words."""
     request_id, slot_id = held.request_id, held.slot.id
-    return repository.merged(
+    return merged(
         {"booking_id": booking_id, "slot_id": slot_id, "bookable": BOOKABLE},
-        idempotency.claim_values(principal, pending, booking_id, 200),
+        idempotency.claim_values(principal, pending, 200, answer_of=booking_id),
         log.unchecked_event_values(
             principal, request_id, principal.cpts_id, EventKind.booked, BOOKED, now, booking_id=booking_id
         ),

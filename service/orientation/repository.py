@@ -7,11 +7,15 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import column, func, or_, select, table, text
+import asyncpg
+from sqlalchemy import bindparam, column, func, or_, select, table, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service import idempotency
 from service.audit import service as audit
-from service.db import DriverStatement, fetch, sql_fragment
+from service.cpts.models import Cpts
+from service.db import DECLINED, DriverStatement, fetch, fetchrow, sql_fragment
 from service.errors import NotFound
 from service.orientation import predicates
 from service.orientation.domain import EventKind
@@ -40,6 +44,69 @@ async def event_kinds(session: AsyncSession, cpts_id: uuid.UUID, request_id: uui
         .order_by(OrientationEvent.id)
     )
     return [EventKind(kind) for kind in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Reception:
+    """The CPTS's settings a new request depends on: its local day (age rules, age band), its
+    deadline, the CPTS's own classification of motifs, the key of the patient's pseudonym."""
+
+    timezone: str
+    response_window_hours: int
+    motif_overrides: dict[str, str]
+    pseudonym_key: bytes
+
+    @classmethod
+    def of(cls, cpts: Cpts) -> Reception:
+        return cls(cpts.timezone, cpts.response_window_hours, cpts.motif_overrides, cpts.pseudonym_key)
+
+
+_RECEPTION = DriverStatement(
+    select(Cpts.timezone, Cpts.response_window_hours, Cpts.motif_overrides, Cpts.pseudonym_key).where(
+        Cpts.id == bindparam("cpts_id")
+    )
+)
+
+
+async def reception(conn: AsyncConnection, cpts_id: uuid.UUID) -> Reception:
+    row = await fetchrow(conn, _RECEPTION, cpts_id=cpts_id)
+    if row is None:
+        raise NotFound("cpts")
+    return Reception(*row)
+
+
+@functools.cache
+def _creating_in_one(columns: tuple[str, ...]) -> DriverStatement:
+    """A new request as one statement outside any transaction (atomic by itself), compiled once for
+    its columns: the Idempotency-Key claimed first with the answer to replay, the request, its audit
+    row. A key already used declines (`snp_decline`, nothing written) and the general path replays."""
+    dialect, typed = postgresql.dialect(), CareRequest.__table__.c  # type: ignore[no-untyped-call]
+    values = ", ".join(f"CAST(:r_{name} AS {typed[name].type.compile(dialect=dialect)})" for name in columns)
+    sql = f"""
+        WITH key_claim AS ({idempotency.CLAIM_SQL}),
+        inserted AS (
+            INSERT INTO care_request ({", ".join(columns)})
+            SELECT {values}
+            WHERE CAST(:idem_key AS text) IS NULL OR EXISTS (SELECT 1 FROM key_claim)
+            RETURNING id
+        ),
+        audited AS ({audit.INSERT_ONE_SQL})
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM inserted) THEN true ELSE snp_decline('key_used') END
+    """  # noqa: S608 - the model's column names and module constants, no input
+    return DriverStatement(text(sql))
+
+
+async def create_in_one_statement(conn: AsyncConnection, row: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Insert the request `row` (its columns' values) with the statement's other `values` (the key's
+    claim, the audit row); False when the key was used already (nothing was written)."""
+    columns = tuple(row)
+    try:
+        await fetchrow(conn, _creating_in_one(columns), **values, **{f"r_{name}": row[name] for name in columns})
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == DECLINED:
+            return False
+        raise
+    return True
 
 
 # A callback still to make: the queue shows the earliest of each request.

@@ -13,7 +13,7 @@ from service.db import ReadConnection, SessionDep, get_session
 from service.fields import aware_query
 from service.flows import orientation as flows
 from service.flows.schemas import RequestOut
-from service.idempotency import Idempotent
+from service.idempotency import Idempotent, PendingKey
 from service.orientation import service
 from service.orientation.log import LoggedEvent
 from service.orientation.models import CareRequest
@@ -55,14 +55,15 @@ def recorded(care_request: CareRequest, event: LoggedEvent) -> OrientationRecord
 
 
 @router.post(
-    "/requests", status_code=status.HTTP_201_CREATED, operation_id="requests-create", dependencies=[Idempotent]
+    "/requests", status_code=status.HTTP_201_CREATED, operation_id="requests-create", response_model=RequestSummary
 )
 async def create_request(
-    data: RequestCreate, principal: Handler, session: SessionDep, now: Now, http: Request
-) -> RequestSummary:
+    data: RequestCreate, principal: Handler, session: SessionDep, now: Now, http: Request, pending: PendingKey
+) -> Response:
     """Open a request: its 24-hour clock starts at `received_at`. A red flag or a life-threatening
     motif gives `status: transfer_required`."""
-    return service.summary(await service.create(session, principal, data, now, http))
+    answer = await service.create_at_once(session, principal, data, now, http=http, pending=pending)
+    return Response(answer, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
 @router.get("/requests", operation_id="requests-queue", response_model=Page[QueueItem])

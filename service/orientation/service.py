@@ -11,10 +11,12 @@ import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from service import idempotency
 from service.accounts import service as accounts
 from service.audit import service as audit
 from service.auth import Principal
 from service.cpts import repository as cpts_repository
+from service.db import autocommit, merged
 from service.errors import Conflict, Forbidden, Invalid, field_error
 from service.fields import reference_key
 from service.orientation import repository
@@ -58,6 +60,7 @@ from service.orientation.schemas import (
 )
 from service.pagination import BY_QUEUE, Page
 from service.reference.codes import motifs
+from service.routing import answer_bytes
 from service.slots.domain import Modality
 
 _log = structlog.get_logger("service.orientation")
@@ -66,46 +69,86 @@ _log = structlog.get_logger("service.orientation")
 async def create(
     session: AsyncSession, principal: Principal, data: RequestCreate, now: datetime, http: Request | None = None
 ) -> CareRequest:
+    """Open a request in the session's transaction (the console, and the API's general path)."""
     cpts = await cpts_repository.get(session, principal.cpts_id)
-    received_at = data.received_at or now
-    problem = received_at_problem(received_at, now)
-    if problem:
-        raise Invalid("validation_error", problem, errors=[field_error(["body", "received_at"], problem)])
-    local_day = received_at.astimezone(ZoneInfo(cpts.timezone)).date()
-    screening = screen(data.motif, cpts.motif_overrides, data.patient.birth_date, local_day)
-    classification = screening.classification
-    profession, specialty = default_needs(data.needs.profession, data.needs.specialty)
-    care_request = CareRequest(
-        id=uuid.uuid4(),
-        cpts_id=principal.cpts_id,
-        received_at=received_at,
-        deadline_at=deadline(received_at, cpts.response_window_hours),
-        channel=data.channel,
-        via_sas=data.via_sas,
-        regulating_physician=data.regulating_physician,
-        caller_relation=data.caller.relation,
-        caller_phone=data.caller.phone,
-        caller_phone_key=phone_key(data.caller.phone),
-        note=data.note,
-        notify_by=sorted(set(data.notify_by)),
-        motif=data.motif,
-        motif_classification=classification.value,
-        age_rules=list(screening.age_rules),
-        red_flags=data.red_flags,
-        needs_profession=profession,
-        needs_specialty=specialty,
-        needs_modalities=[m.value for m in data.needs.modalities],
-        status=initial_status(requires_transfer(classification, data.red_flags)).value,
-        created_by_kind=principal.kind,
-        created_by_id=principal.id,
-        created_at=now,
-        updated_at=now,
-    )
-    _set_patient(care_request, data.patient.model_dump(), cpts.pseudonym_key, local_day)
+    care_request = CareRequest(**new_request_row(principal, data, repository.Reception.of(cpts), now))
     session.add(care_request)
     await session.flush()
     await audit.record(session, principal, "request.create", "request", [care_request.id], now, http)
     return care_request
+
+
+async def create_at_once(
+    session: AsyncSession,
+    principal: Principal,
+    data: RequestCreate,
+    now: datetime,
+    *,
+    http: Request,
+    pending: idempotency.Pending | None,
+) -> bytes:
+    """The API's new request, answered (its JSON): in the common case two round trips outside any
+    transaction, the CPTS's settings then one statement (`repository.create_in_one_statement`) that
+    claims the Idempotency-Key with the answer, writes the request and its audit row. A key already
+    used declines and the general path replays the first answer (or refuses another body)."""
+    if not session.in_transaction():  # else the principal was read through the session: keep to it
+        async with autocommit(session) as conn:
+            row = new_request_row(principal, data, await repository.reception(conn, principal.cpts_id), now)
+            answer = answer_bytes(summary(CareRequest(**row)))
+            cipher = http.app.state.response_cipher
+            values = merged(
+                idempotency.claim_values(principal, pending, 201, body=cipher.encrypt(answer)),
+                audit.one_row(principal, "request.create", "request", row["id"], now, http),
+            )
+            if await repository.create_in_one_statement(conn, row, values):
+                return answer
+    if pending is not None:
+        await idempotency.guard(http, principal, session, pending.key, digest=pending.digest)
+    return answer_bytes(summary(await create(session, principal, data, now, http)))
+
+
+def new_request_row(
+    principal: Principal, data: RequestCreate, reception: repository.Reception, now: datetime
+) -> dict[str, Any]:
+    """The columns of a new request, whichever path writes it: when it was received and its
+    deadline, the screening of its motif, its status, the patient and what derives from them."""
+    received_at = data.received_at or now
+    problem = received_at_problem(received_at, now)
+    if problem:
+        raise Invalid("validation_error", problem, errors=[field_error(["body", "received_at"], problem)])
+    local_day = received_at.astimezone(ZoneInfo(reception.timezone)).date()
+    screening = screen(data.motif, reception.motif_overrides, data.patient.birth_date, local_day)
+    classification = screening.classification
+    profession, specialty = default_needs(data.needs.profession, data.needs.specialty)
+    return {
+        "id": uuid.uuid4(),
+        "cpts_id": principal.cpts_id,
+        "received_at": received_at,
+        "deadline_at": deadline(received_at, reception.response_window_hours),
+        "channel": data.channel,
+        "via_sas": data.via_sas,
+        "regulating_physician": data.regulating_physician,
+        "caller_relation": data.caller.relation,
+        "caller_phone": data.caller.phone,
+        "caller_phone_key": phone_key(data.caller.phone),
+        "note": data.note,
+        "notify_by": sorted(set(data.notify_by)),
+        "motif": data.motif,
+        "motif_classification": classification.value,
+        "age_rules": list(screening.age_rules),
+        "red_flags": data.red_flags,
+        "needs_profession": profession,
+        "needs_specialty": specialty,
+        "needs_modalities": [m.value for m in data.needs.modalities],
+        "status": initial_status(requires_transfer(classification, data.red_flags)).value,
+        "imported": False,
+        "reopened_at": None,
+        "created_by_kind": principal.kind,
+        "created_by_id": principal.id,
+        "created_at": now,
+        "updated_at": now,
+        **patient_columns(data.patient.model_dump(), reception.pseudonym_key, local_day),
+    }
 
 
 _PATIENT_COLUMNS = {
@@ -122,17 +165,21 @@ _PATIENT_COLUMNS = {
 }
 
 
-def _set_patient(care_request: CareRequest, traits: dict[str, Any], key: bytes, local_day: date) -> None:
-    """Store the patient's traits and what is derived from them: the search keys, the pseudonym
-    the reports follow the patient by, the age band."""
-    for trait, value in traits.items():
-        setattr(care_request, _PATIENT_COLUMNS[trait], value)
-    family, given = care_request.patient_family_name, care_request.patient_given_name
-    birth, phone = care_request.patient_birth_date, care_request.patient_phone
-    care_request.patient_phone_key = phone_key(phone)
-    care_request.family_name_key = name_key(family) if family else None
-    care_request.patient_pseudonym = pseudonym(key, identity_key(family, given, birth, care_request.patient_ins, phone))
-    care_request.patient_age_band = age_band(birth, local_day)
+def patient_columns(traits: dict[str, Any], key: bytes, local_day: date) -> dict[str, Any]:
+    """The patient's traits (all of them) as columns, with what is derived from them: the search
+    keys, the pseudonym the reports follow the patient by, the age band."""
+    family, given, birth, phone = traits["family_name"], traits["given_name"], traits["birth_date"], traits["phone"]
+    return {
+        **{_PATIENT_COLUMNS[trait]: value for trait, value in traits.items()},
+        "patient_phone_key": phone_key(phone),
+        "family_name_key": name_key(family) if family else None,
+        "patient_pseudonym": pseudonym(key, identity_key(family, given, birth, traits["ins"], phone)),
+        "patient_age_band": age_band(birth, local_day),
+    }
+
+
+def _patient_traits(care_request: CareRequest) -> dict[str, Any]:
+    return {trait: getattr(care_request, name) for trait, name in _PATIENT_COLUMNS.items()}
 
 
 async def correct(
@@ -162,7 +209,9 @@ async def correct(
         if problem:
             raise Invalid("validation_error", problem, errors=[field_error(["body", "patient", "ins"], problem)])
         local_day = care_request.received_at.astimezone(ZoneInfo(cpts.timezone)).date()
-        _set_patient(care_request, traits, cpts.pseudonym_key, local_day)
+        corrected = patient_columns(_patient_traits(care_request) | traits, cpts.pseudonym_key, local_day)
+        for name, value in corrected.items():
+            setattr(care_request, name, value)
         changed += [f"patient.{t}" for t in sorted(traits)]
     if patch.needs is not None:
         profession, specialty = default_needs(patch.needs.profession, patch.needs.specialty)

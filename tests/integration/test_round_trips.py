@@ -5,7 +5,9 @@ path's count pinned, so that a change adding an exchange to it is seen here firs
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -16,12 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.builders import (
     Clock,
     Tenant,
+    bearer,
     hold_for_new_request,
     login,
     new_agenda,
     next_day_at,
     open_request,
     publish,
+    request_body,
     slot_item,
 )
 from tests.integration.test_principal_cache import listening, wait_for
@@ -262,3 +266,112 @@ async def test_concurrent_confirmations_in_one_statement_book_once(
                 text("SELECT kind FROM orientation_event WHERE request_id = :r"), {"r": answers[0].json()["request_id"]}
             )
             assert list(kinds) == ["booked"]
+
+
+async def test_a_new_request_costs_two_round_trips_and_a_retry_replays_its_first_answer(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """The CPTS's settings, then one statement (the key's claim with the answer, the request, its
+    audit row), outside any transaction. The same key replays the first answer even after the
+    request was booked; the same key with another body is refused and opens nothing."""
+    await wait_for(lambda: listening(app), within=6.0)
+    await open_request(tenant)  # statements prepared
+    keyed = {**tenant.handler, "Idempotency-Key": "rt-new-request"}
+    status, cost = await cost_of(client, "POST", "/v1/requests", json=request_body(), headers=keyed)
+    assert status == 201
+    assert cost == {"statement": 2, "begin": 0, "end": 0}, cost
+    first = await client.post("/v1/requests", json=request_body(), headers=keyed)
+    assert (first.status_code, first.headers["idempotent-replayed"]) == (201, "true")
+    opened = first.json()
+    assert opened["status"] == "open"
+    agenda = await new_agenda(tenant, practitioners=1)
+    (slot_id,) = await publish(agenda, [slot_item("rt-new-request", agenda.practitioners[0], next_day_at(10))])
+    booked = await client.post(f"/v1/requests/{opened['id']}/book", json={"slot_id": slot_id}, headers=tenant.handler)
+    assert booked.status_code == 201
+    replay = await client.post("/v1/requests", json=request_body(), headers=keyed)
+    assert (replay.status_code, replay.content) == (201, first.content)  # the first answer: still "open"
+    other = await client.post("/v1/requests", json=request_body(motif="M19.04.00"), headers=keyed)
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    queue = (await client.get("/v1/requests", params={"status": "open"}, headers=tenant.handler)).json()
+    assert opened["id"] not in [item["id"] for item in queue["items"]]  # booked, and no second request
+
+
+async def test_a_new_request_is_written_alike_by_its_single_statement_and_the_general_path(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    clock: Clock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The same call taken at the same instant by the single statement (principal cached) and by the
+    general path (a token whose principal is not cached yet): the same row, audit row, key record
+    and answer, but for the request's id."""
+    await wait_for(lambda: listening(app), within=6.0)
+    clock.now = datetime.now(UTC)
+    body = request_body(note="Rappeler après 18 h", notify_by=["sms"], via_sas=True, regulating_physician="10003456789")
+    await open_request(tenant)  # the principal cached, the statements prepared
+    keys = ["parity-fast", "parity-general"]
+    costs = []
+    for key in keys:
+        # A new login drops the principal from the worker's cache: its next request reads it again.
+        headers = tenant.handler if key == "parity-fast" else bearer(await login(client, tenant.emails["handler"]))
+        status, cost = await cost_of(
+            client, "POST", "/v1/requests", json=body, headers={**headers, "Idempotency-Key": key}
+        )
+        assert status == 201
+        costs.append(cost)
+    assert (costs[0]["begin"], costs[1]["begin"]) == (0, 1)  # both paths were taken
+    records, bodies, rows, audits = [], [], [], []
+    async with sessionmaker() as session:
+        for key in keys:
+            record = await one_row(
+                session,
+                "SELECT status_code, response_body, response_headers, answer_of FROM idempotency_record"
+                " WHERE key = :key",
+                key=key,
+            )
+            bodies.append(app.state.response_cipher.decrypt(record.pop("response_body")))
+            records.append(record)
+            request_id = json.loads(bodies[-1])["id"]
+            rows.append(await one_row(session, "SELECT * FROM care_request WHERE id = :id", id=request_id))
+            audits.append(
+                await one_row(
+                    session,
+                    "SELECT actor_kind, actor_id, action, object_type, at, detail FROM audit_event"
+                    " WHERE object_id = :id AND action = 'request.create'",
+                    id=request_id,
+                )
+            )
+    ids = [str(row.pop("id")) for row in rows]
+    assert records[0] == records[1]
+    assert bodies[0].replace(ids[0].encode(), b"") == bodies[1].replace(ids[1].encode(), b"")
+    assert rows[0] == rows[1]
+    assert rows[0]["via_sas"]
+    assert rows[0]["patient_pseudonym"]
+    assert rows[0]["notify_by"] == ["sms"]
+    assert audits[0] == audits[1]
+
+
+async def one_row(session: AsyncSession, sql: str, **params: Any) -> dict[str, Any]:
+    return dict((await session.execute(text(sql), params)).mappings().one())
+
+
+async def test_concurrent_new_requests_with_one_key_open_one_request(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A double click on "Enregistrer l'appel": six concurrent creations with one key open one
+    request and all get its answer."""
+    await wait_for(lambda: listening(app), within=6.0)
+    await open_request(tenant)  # the principal cached: the single statement is taken
+    keyed = {**tenant.handler, "Idempotency-Key": "rt-new-twice"}
+    body = request_body(patient={**request_body()["patient"], "family_name": "Doublon"})
+    answers = await asyncio.gather(*(client.post("/v1/requests", json=body, headers=keyed) for _ in range(6)))
+    assert [a.status_code for a in answers] == [201] * 6
+    assert len({a.content for a in answers}) == 1
+    assert sum(a.headers.get("idempotent-replayed") == "true" for a in answers) == 5
+    async with sessionmaker() as session:
+        opened = await session.scalar(
+            text("SELECT count(*) FROM care_request WHERE cpts_id = :c AND patient_family_name = 'Doublon'"),
+            {"c": tenant.cpts_id},
+        )
+    assert opened == 1
