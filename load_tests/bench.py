@@ -830,6 +830,7 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
         port = int(base.rsplit(":", 1)[1])
         handler = {"Authorization": f"Bearer {(await tokens(base, cpts))['handler'][0]}"}
         rng, communes = random.Random(16), credentials_document(cpts, None)["communes"]
+        software = {"Authorization": f"Bearer {cpts.credentials['api_key']}"}
         booking_pairs = iter(zip(requests[: count + 20], slots, strict=False))
         waiting = requests[count + 20 :]
         # After the suggestions (which read `waiting`): hold then confirm, as a handler does.
@@ -853,6 +854,8 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
             "new request": (count, lambda http, i: _new_request(http, rng, communes, handler)),
             "hold + confirm": (count, lambda http, i: _hold_and_confirm(http, confirming_pairs, handler)),
             "fhir": (count // 4, lambda http, i: http.get(sas.path, headers=sas.headers)),
+            # The practice software's feed, a page of the hundred events the bookings above made.
+            "feed": (count // 4, lambda http, i: http.get("/v1/bookings/feed", params=FEED_PAGE, headers=software)),
         }  # fmt: skip
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
             for kind, (times, call) in kinds.items():
@@ -875,6 +878,7 @@ async def costs(url: str, cpts: GeneratedCpts, count: int = 200) -> dict[str, An
     return results
 
 
+FEED_PAGE = {"limit": "100"}
 SERVERS = (("uvicorn", 1), ("granian", 1), ("granian", 2))
 SERVER_REQUESTS = 8000  # each server's bookings: more than 8 s at full speed use
 

@@ -7,12 +7,12 @@ from fastapi import Path, Query, Request, Response
 
 from service.auth import Coordinator, Software
 from service.clock import Now
-from service.db import SessionDep
+from service.db import ReadConnection, SessionDep
 from service.idempotency import Idempotent
 from service.notifications import service
 from service.notifications.schemas import DeliveryOut, Feed
 from service.pagination import DEFAULT_LIMIT, MAX_BIGINT, Cursor, Limit, Page
-from service.routing import api_router, serialized
+from service.routing import api_router, serialized, statements_alone
 
 feed_router = api_router(prefix="/v1/bookings", tags=["notifications"])
 deliveries_router = api_router(prefix="/v1/clients", tags=["notifications"])
@@ -20,9 +20,10 @@ sas_router = api_router(prefix="/v1/sas", tags=["notifications"])
 
 
 @feed_router.get("/feed", operation_id="bookings-feed", response_model=Feed)
+@statements_alone
 async def feed(
     principal: Software,
-    session: SessionDep,
+    conn: ReadConnection,
     now: Now,
     http: Request,
     cursor: Cursor = None,
@@ -31,7 +32,7 @@ async def feed(
     """Bookings and cancellations of this client's practitioners, in order, with what the
     practitioner needs to receive the patient. Resume with `next_cursor`; it comes back unchanged
     when there is nothing new. The read is audited."""
-    return serialized(await service.feed(session, principal, cursor, limit, now, http))
+    return serialized(await service.feed(conn, principal, cursor, limit, now, http))
 
 
 @deliveries_router.get("/{client_id}/deliveries", operation_id="clients-deliveries")

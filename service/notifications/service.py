@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from service.accounts import repository as accounts_repository
 from service.audit import service as audit
@@ -18,7 +18,7 @@ from service.errors import Conflict, NotFound
 from service.notifications import repository, sas
 from service.notifications.domain import EventType, MessageStatus
 from service.notifications.models import DeliveryAttempt, OutboxMessage
-from service.notifications.repository import SNAPSHOT_SQL, BookingFacts
+from service.notifications.repository import SNAPSHOT_SQL, BookingFacts, FeedRow
 from service.notifications.schemas import (
     AttemptOut,
     DeliveryOut,
@@ -110,7 +110,9 @@ async def appointment_outcome(
     await sas.enqueue(session, values)
 
 
-def render(message: OutboxMessage, care_request: CareRequest, booking: BookingFacts) -> FeedEvent:
+def render(
+    message: OutboxMessage | FeedRow, care_request: CareRequest | FeedRow, booking: BookingFacts | FeedRow
+) -> FeedEvent:
     """The event as the practitioner's software receives it (feed and webhook alike)."""
     snapshot: dict[str, Any] = message.snapshot
     slot = snapshot["slot"]
@@ -152,19 +154,17 @@ def render(message: OutboxMessage, care_request: CareRequest, booking: BookingFa
 
 
 async def feed(
-    session: AsyncSession, principal: Principal, cursor: str | None, limit: int, now: datetime, http: Request | None
+    conn: AsyncConnection, principal: Principal, cursor: str | None, limit: int, now: datetime, http: Request | None
 ) -> Feed:
     """The calling client's booking events, in order, resuming exactly after `cursor`. Reading it
-    discloses patient data, so it is audited like any other access."""
+    discloses patient data, so it is audited like any other access (by the page's own statement)."""
     after = FEED.decode(cursor)
-    rows = await repository.feed_page(session, principal.cpts_id, principal.id, after[0] if after else 0, limit)
+    audited = audit.each_row(principal, "feed.read", "request", now, http)
+    rows = await repository.feed_page(conn, principal.id, after[0] if after else 0, limit, audited)
     page = rows[:limit]
-    events = [render(message, care_request, booking) for message, care_request, booking in page]
-    if page:
-        await audit.record(session, principal, "feed.read", "request", [r.id for _, r, _ in page], now, http)
     # An empty page keeps the cursor: the client polls again from the same place.
-    next_cursor = FEED.encode([page[-1][0].id]) if page else cursor
-    return Feed(items=events, next_cursor=next_cursor)
+    next_cursor = FEED.encode([page[-1].id]) if page else cursor
+    return Feed(items=[render(row, row, row) for row in page], next_cursor=next_cursor)
 
 
 def delivery_out(message: OutboxMessage, attempts: list[DeliveryAttempt]) -> DeliveryOut:

@@ -275,6 +275,30 @@ async def test_a_rollback_after_a_failed_booking_leaves_no_outbox_message(
     assert for_other == 0
 
 
+async def test_the_feed_shows_each_event_as_its_webhook_sent_it(
+    client: httpx.AsyncClient,
+    hooked: Agenda,
+    receiver: Receiver,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    relay_settings: Settings,
+) -> None:
+    """The feed's page (read by its own statement) and the relay's webhook (read through the ORM)
+    render the same events alike: a booking and its cancellation, patient and note included."""
+    booking = await book_one(client, hooked, "same-1")
+    cancelled = await client.post(
+        f"/v1/bookings/{booking['booking_id']}/cancel",
+        json={"reason": "Le patient va mieux.", "cancelled_by": "patient"},
+        headers=hooked.tenant.handler,
+    )
+    assert cancelled.status_code == 200
+    async with httpx.AsyncClient() as http:
+        assert await relay.run_once(sessionmaker, relay_settings, http) == 2
+    sent = sorted((json.loads(call.body) for call in receiver.calls), key=lambda event: event["sequence"])
+    feed = (await client.get("/v1/bookings/feed", headers=bearer(hooked.api_key))).json()["items"]
+    assert [event["type"] for event in sent] == ["booking.confirmed", "booking.cancelled"]
+    assert feed == sent
+
+
 async def test_the_feed_resumes_exactly_after_its_cursor_and_shows_only_the_clients_practitioners(
     client: httpx.AsyncClient, tenant: Tenant
 ) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.builders import (
+    Agenda,
     Clock,
     Tenant,
     bearer,
@@ -28,6 +29,7 @@ from tests.builders import (
     request_body,
     slot_item,
 )
+from tests.integration.test_notifications import book_one
 from tests.integration.test_principal_cache import listening, wait_for
 
 KINDS = ("statement", "begin", "end")
@@ -375,3 +377,30 @@ async def test_concurrent_new_requests_with_one_key_open_one_request(
             {"c": tenant.cpts_id},
         )
     assert opened == 1
+
+
+async def test_a_feed_page_costs_one_statement_with_the_audit_of_the_events_shown(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The practice software's feed: its page and the audit rows of the requests it shows in one
+    statement outside any transaction; the event read to tell a next page is not audited."""
+    await wait_for(lambda: listening(app), within=6.0)
+    member = await tenant.add_practitioner()
+    software = await tenant.add_client([member["id"]])
+    agenda = Agenda(tenant, software["id"], software["api_key"], [member])
+    booked = [await book_one(client, agenda, f"rt-feed-{n}", day=1 + n) for n in range(3)]
+    headers = bearer(software["api_key"])
+    first = (await client.get("/v1/bookings/feed", params={"limit": 1}, headers=headers)).json()  # key cached
+    params = {"limit": 1, "cursor": first["next_cursor"]}
+    status, cost = await cost_of(client, "GET", "/v1/bookings/feed", params=params, headers=headers)
+    assert status == 200
+    assert cost == {"statement": 1, "begin": 0, "end": 0}, cost
+    async with sessionmaker() as session:
+        audited = [
+            await session.scalar(
+                text("SELECT count(*) FROM audit_event WHERE action = 'feed.read' AND object_id = :id"),
+                {"id": booking["request_id"]},
+            )
+            for booking in booked
+        ]
+    assert audited == [1, 1, 0]
