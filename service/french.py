@@ -60,7 +60,11 @@ def percent(value: float, digits: int = 0) -> str:
 
 
 def minutes(total: int) -> str:
-    """A duration: "45 min", "2 h 05"."""
+    """A duration: "45 min", "2 h 05"; from two days on, in days and hours: "47 j 2 h" (a deadline
+    missed weeks ago read "1130 h 05")."""
     if total < 60:
         return f"{total} min"
-    return f"{total // 60} h {total % 60:02d}"
+    if total < 48 * 60:
+        return f"{total // 60} h {total % 60:02d}"
+    days, hours = divmod(total // 60, 24)
+    return f"{days} j {hours} h"

@@ -36,7 +36,7 @@ from service.console.session import (
     remember_login_nonce,
     set_session,
 )
-from service.console.views import field_errors, refusal, render, time_left
+from service.console.views import field_errors, moment, refusal, render, time_left
 from service.cpts import repository as cpts_repository
 from service.db import SessionDep
 from service.errors import DomainError, Forbidden
@@ -253,8 +253,9 @@ async def queue_rows(request: Request, principal: ConsoleUser, session: SessionD
 
 async def _queue(request: Request, principal: Principal, session: SessionDep, now: datetime) -> dict[str, Any]:
     page = await requests.queue(await session.connection(), principal, None, None, 100, None, now, request)
-    rows = [{"item": item, "left": time_left(item.deadline_at, now),
-             "callback_due": item.callback_due_at is not None and item.callback_due_at <= now}
+    rows = [{"item": item, "left": time_left(item.deadline_at, now), "received": moment(item.received_at, now),
+             "callback_due": item.callback_due_at is not None and item.callback_due_at <= now,
+             "callback": moment(item.callback_due_at, now) if item.callback_due_at else None}
             for item in page.items]  # fmt: skip
     return {"rows": rows, "now": now, "refresh": QUEUE_REFRESH_SECONDS}
 

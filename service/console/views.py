@@ -32,6 +32,15 @@ def clock(value: datetime) -> str:
     return french.clock(local(value))
 
 
+def moment(value: datetime, now: datetime) -> str:
+    """When something came or is due, as a list shows it: "14 h 30" today, "hier 14 h 30", "demain
+    9 h 00", else "03/12 14 h 30" (the hour alone was read as today's for a request of last week)."""
+    shown = local(value)
+    days = (shown.date() - local(now).date()).days
+    prefix = {0: "", -1: "hier ", 1: "demain "}.get(days, f"{shown:%d/%m} ")
+    return prefix + french.clock(shown)
+
+
 def day_and_time(value: datetime) -> str:
     return french.appointment(local(value))
 
