@@ -3,8 +3,10 @@ as a call handler reads them. The codes stay the API's; only their wording lives
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from service import french
 from service.connectors.schemas import FhirSourceOut
 
 ROLES = {
@@ -234,11 +236,27 @@ def problem_text(code: str, detail: str | None = None) -> str:
     return PROBLEMS.get(code, GENERIC_PROBLEM)
 
 
+# Pydantic's bounds, said with the bound itself (the context of its error): a coordinator who typed
+# 200 hours reads what the field accepts.
+BOUNDS = {
+    "greater_than_equal": ("ge", "Valeur trop petite : {} au moins."),
+    "greater_than": ("gt", "Valeur trop petite : elle doit dépasser {}."),
+    "less_than_equal": ("le", "Valeur trop grande : {} au plus."),
+    "less_than": ("lt", "Valeur trop grande : elle doit rester sous {}."),
+}
+
+
 def validation_text(error: dict[str, Any]) -> str:
     """One pydantic error as the French message shown next to its field."""
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     if message in MESSAGES:
         return MESSAGES[message]
+    kind = str(error.get("type", ""))
+    if kind in BOUNDS:
+        name, text = BOUNDS[kind]
+        bound = (error.get("ctx") or {}).get(name)
+        if isinstance(bound, int | float | Decimal) and not isinstance(bound, bool):
+            return text.format(french.number(bound, 0 if float(bound).is_integer() else 2))
     if message.startswith("unknown Hub Santé motif"):
         return "Motif inconnu : choisissez-le dans la liste."
     if "INS" in message or "identity_status" in message:

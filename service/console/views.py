@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,15 @@ def refusal(request: Request, code: str, status_code: int, **context: Any) -> HT
     return render(request, "_problem.html", status_code=status_code, message=labels.problem_text(code), **context)
 
 
+def decimal_field(value: Decimal | float | None) -> str:
+    """A number as a form's field shows it: with a decimal comma ("45,00") but without the
+    thousands' spaces, so that it is sent back as it reads."""
+    return "" if value is None else str(value).replace(".", ",")
+
+
 TEMPLATES.env.filters.update(
     clock=clock,
+    decimal_field=decimal_field,
     day_and_time=day_and_time,
     short=short,
     birth=birth,

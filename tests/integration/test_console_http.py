@@ -257,6 +257,7 @@ async def test_the_settings_page_shows_the_cpts_s_settings_and_refuses_a_bad_val
     )
     assert refused.status_code == 422
     assert 'aria-invalid="true"' in refused.text
+    assert "Valeur trop petite : 10 au moins." in refused.text  # the bound, next to the field
     assert "Paramètres de la CPTS" in refused.text
     saved = await browser_like.post(
         "/console/manage/settings", data={**general, "hold_ttl_seconds": "240", "duplicate_window_hours": "72"}
@@ -264,3 +265,17 @@ async def test_the_settings_page_shows_the_cpts_s_settings_and_refuses_a_bad_val
     assert saved.status_code == 303
     assert _field_value((await browser_like.get(saved.headers["location"])).text, "hold_ttl_seconds") == "240"
     assert (await client.get("/v1/cpts/current", headers=tenant.handler)).json()["hold_ttl_seconds"] == 240
+    # Amounts read with a decimal comma, and sent back as they read.
+    rates = (await client.get("/v1/cpts/current", headers=tenant.coordinator)).json()["compensation"]
+    page = await browser_like.get("/console/manage/settings")
+    shown = _field_value(page.text, "hourly_rate_unfilled")
+    assert shown == str(rates["hourly_rate_unfilled"]).replace(".", ",")
+    assert "," in shown
+    amounts = {k: _field_value(page.text, k) for k in ("hourly_rate_filled", "annual_envelope", "min_notice_hours")}
+    kept = await browser_like.post(
+        "/console/manage/settings",
+        data={"csrf": csrf, "section": "compensation", "hourly_rate_unfilled": shown, **amounts},
+    )
+    assert kept.status_code == 303
+    again = (await client.get("/v1/cpts/current", headers=tenant.coordinator)).json()["compensation"]
+    assert again["hourly_rate_unfilled"] == rates["hourly_rate_unfilled"]

@@ -1,13 +1,16 @@
 """How the console words durations and moments for a handler: a deadline missed long ago in days,
-a request of another day with its day (the hour alone was read as today's)."""
+a request of another day with its day (the hour alone was read as today's), a value out of bounds
+with its bound."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, Field, ValidationError
+
 from service import french
-from service.console.views import moment, time_left
+from service.console.views import field_errors, moment, time_left
 from service.fields import response_timezone
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -42,3 +45,25 @@ def test_a_moment_names_its_day_unless_it_is_today_in_the_cptss_zone() -> None:
         assert moment(datetime(2026, 3, 28, 23, 30, tzinfo=UTC), spring) == "0 h 30"
     finally:
         response_timezone.reset(token)
+
+
+def test_a_value_out_of_bounds_is_refused_with_its_bound() -> None:
+    class Settings(BaseModel):
+        hours: int = Field(ge=1, le=168)
+        share: float = Field(gt=0, lt=0.5)
+        population: int = Field(le=2_000_000)
+
+    try:
+        Settings(hours=200, share=0.75, population=3_000_000)
+    except ValidationError as refused:
+        found = field_errors(refused)
+    assert found == {
+        "hours": "Valeur trop grande : 168 au plus.",
+        "share": "Valeur trop grande : elle doit rester sous 0,50.",
+        "population": "Valeur trop grande : 2\u202f000\u202f000 au plus.",
+    }
+    try:
+        Settings(hours=0, share=0, population=1)
+    except ValidationError as refused:
+        found = field_errors(refused)
+    assert found == {"hours": "Valeur trop petite : 1 au moins.", "share": "Valeur trop petite : elle doit dépasser 0."}
