@@ -95,9 +95,9 @@ async def create_at_once(
         async with autocommit(session) as conn:
             row = new_request_row(principal, data, await repository.reception(conn, principal.cpts_id), now)
             answer = answer_bytes(summary(CareRequest(**row)))
-            cipher = http.app.state.response_cipher
+            stored = http.app.state.response_cipher.encrypt(answer) if pending else None  # replayed as it is
             values = merged(
-                idempotency.claim_values(principal, pending, 201, body=cipher.encrypt(answer)),
+                idempotency.claim_values(principal, pending, 201, body=stored),
                 audit.one_row(principal, "request.create", "request", row["id"], now, http),
             )
             if await repository.create_in_one_statement(conn, row, values):
