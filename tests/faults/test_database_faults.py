@@ -1,6 +1,7 @@
-"""The database freezes, then restarts, under a booking load: no acknowledged booking is lost, no
-slot is booked twice, the only errors are 503 + Retry-After, and the service recovers within 2 s
-of the database coming back. On a private PostgreSQL server of its own (frozen with SIGSTOP)."""
+"""The database freezes, then restarts, under a booking load: no acknowledged booking or request is
+lost, no slot is booked twice, no retried request opened twice, the only errors are 503 +
+Retry-After, and the service recovers within 2 s of the database coming back. On a private
+PostgreSQL server of its own (frozen with SIGSTOP)."""
 
 from __future__ import annotations
 
@@ -98,6 +99,8 @@ class Tally:
     acknowledged: dict[str, str] = field(default_factory=dict)  # booking id -> slot id
     missing_retry_after: int = 0
     successes: list[float] = field(default_factory=list)  # when each 201 came, since the start
+    request_keys: int = 0  # Idempotency-Keys used to open a request (each retried until answered)
+    requests: set[str] = field(default_factory=set)  # requests whose opening was acknowledged
 
 
 async def call(
@@ -120,6 +123,7 @@ async def handler(http: httpx.AsyncClient, tenant: Tenant, slot_ids: list[str], 
     rng = random.Random()
     while time.monotonic() - start < END_AT:
         key = uuid.uuid4().hex
+        tally.request_keys += 1
         created = await call(
             http,
             tally,
@@ -131,6 +135,7 @@ async def handler(http: httpx.AsyncClient, tenant: Tenant, slot_ids: list[str], 
         )
         if created.status_code != 201:
             continue
+        tally.requests.add(created.json()["id"])
         for _ in range(5):
             slot = rng.choice(slot_ids)
             booked = await call(
@@ -213,6 +218,7 @@ async def test_a_frozen_then_restarted_database_loses_nothing_and_the_service_re
             str(r["id"]): str(r["slot_id"])
             for r in await conn.fetch("SELECT id, slot_id FROM booking WHERE status = 'booked'")
         }
+        opened = {str(r["id"]) for r in await conn.fetch("SELECT id FROM care_request")}
         doubles = await conn.fetchval(
             "SELECT count(*) FROM (SELECT slot_id FROM booking WHERE status IN ('held', 'booked') "
             "GROUP BY slot_id HAVING count(*) > 1) AS d"
@@ -226,6 +232,8 @@ async def test_a_frozen_then_restarted_database_loses_nothing_and_the_service_re
         "acknowledged_bookings": len(tally.acknowledged),
         "lost": len(lost),
         "double_bookings": doubles,
+        "requests_acknowledged_missing": len(tally.requests - opened),
+        "requests_opened_per_key": round(len(opened) / max(tally.request_keys, 1), 3),
         "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
         "503_without_retry_after": tally.missing_retry_after,
         "recovery_after_thaw_s": round(after_thaw[0] - marks["thawed"], 2) if after_thaw else None,
@@ -237,6 +245,10 @@ async def test_a_frozen_then_restarted_database_loses_nothing_and_the_service_re
     print("\n[faults]", json.dumps(figures))
     assert lost == []
     assert doubles == 0
+    # A new request retried with its key after a 503 (its statement may have committed meanwhile)
+    # opens one request at most: no acknowledged one is missing, no key opened two.
+    assert tally.requests <= opened
+    assert len(opened) <= tally.request_keys, figures
     assert set(tally.statuses) <= {201, 409, 503}, tally.statuses
     assert tally.missing_retry_after == 0
     assert tally.statuses[503] > 0  # the faults were felt
