@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from service import french
@@ -53,17 +54,16 @@ def test_a_value_out_of_bounds_is_refused_with_its_bound() -> None:
         share: float = Field(gt=0, lt=0.5)
         population: int = Field(le=2_000_000)
 
-    try:
+    with pytest.raises(ValidationError) as too_large:
         Settings(hours=200, share=0.75, population=3_000_000)
-    except ValidationError as refused:
-        found = field_errors(refused)
-    assert found == {
+    assert field_errors(too_large.value) == {
         "hours": "Valeur trop grande : 168 au plus.",
         "share": "Valeur trop grande : elle doit rester sous 0,50.",
         "population": "Valeur trop grande : 2\u202f000\u202f000 au plus.",
     }
-    try:
+    with pytest.raises(ValidationError) as too_small:
         Settings(hours=0, share=0, population=1)
-    except ValidationError as refused:
-        found = field_errors(refused)
-    assert found == {"hours": "Valeur trop petite : 1 au moins.", "share": "Valeur trop petite : elle doit dépasser 0."}
+    assert field_errors(too_small.value) == {
+        "hours": "Valeur trop petite : 1 au moins.",
+        "share": "Valeur trop petite : elle doit dépasser 0.",
+    }
