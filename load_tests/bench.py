@@ -43,7 +43,14 @@ import httpx
 from load_tests import bench_mix, bench_pull, bench_scale, scenarios
 from load_tests.bench_publish import batch_items, publish_all, raw_insert
 from load_tests.generator import PASSWORD, GeneratedCpts, credentials_document, generate
-from load_tests.harness import BenchTenant, bench_database, live_granian, live_service, percentile
+from load_tests.harness import (
+    BenchTenant,
+    bench_database,
+    connections_per_process,
+    live_granian,
+    live_service,
+    percentile,
+)
 from service import embedded_db, migrate
 from service.accounts.domain import SAS_KEY_PREFIX, new_api_key
 from service.reporting.periods import Month
@@ -303,6 +310,7 @@ async def bookings_under_contention(
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - measured_from
+        spread = connections_per_process(int(base.rsplit(":", 1)[1]))  # the clients' connections still open
     if elapsed < seconds * 0.99:
         raise RuntimeError("the bookings ran out of free slots before the end of the phase: generate more")
     answered = Tally(tally.statuses + warm.statuses, [], tally.booked + warm.booked)  # for the invariants
@@ -316,6 +324,7 @@ async def bookings_under_contention(
             "p95_ms": round(percentile(tally.latencies, 95) * 1000, 1),
             "concurrency": concurrency,
             "contended_share": contention,
+            "connections_per_worker": spread,
         },
         answered,
     )
@@ -604,6 +613,7 @@ def table(figures: dict[str, Any]) -> str:
             bookings["confirmed_per_s"] >= TARGETS["bookings_per_s"],
         ),
         ("  answers (201 + 409) / latency p50, p95", _booking_answers(bookings), "", None),
+        ("  the handlers' connections per worker", " / ".join(map(str, bookings["connections_per_worker"])), "", None),
         (
             "confirmed bookings / raw",
             f"{figures['ratio_bookings_to_raw']:.1%}",

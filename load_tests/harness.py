@@ -27,6 +27,29 @@ BIN = Path(sys.executable).parent
 BENCH_SECRET = "bench-secret-" + "x" * 40
 
 
+def connections_per_process(port: int) -> list[int]:
+    """How the established connections to the server on `port` are spread over its processes (the
+    server's ends, from /proc; most first): [24] or [21, 3] when one worker took nearly all."""
+    inodes: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # ESTABLISHED
+                inodes.add(int(fields[9]))
+    held: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        count = sum(1 for link in links if link.startswith("socket:[") and int(link[8:-1]) in inodes)
+        if count:
+            held[int(entry.name)] = count
+    return sorted(held.values(), reverse=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
