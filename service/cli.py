@@ -113,7 +113,6 @@ def serve(
     """Migrate, then serve the API (embedded PostgreSQL unless DATABASE_URL is set)."""
     import uvicorn
 
-    from service import workers as serving
     from service.reports_process import supervised_reports_process
 
     settings = get_settings()
@@ -136,14 +135,18 @@ def serve(
             _serve_with_fhir_port(host, port, fhir_port, ssl_certfile, ssl_keyfile, ssl_ca_certs, sas_subject or [])
             return
         app_options: dict[str, Any] = {"factory": True, "log_config": None, "access_log": False}
-        if workers > 1:  # each worker on a socket of its own: connections spread over them (service.workers)
+        # Each worker on a socket of its own, over which Linux spreads the connections (service.workers);
+        # elsewhere (no uvloop, or SO_REUSEPORT handing every connection to one socket) uvicorn's way.
+        if workers > 1 and sys.platform == "linux":
+            from service import workers as serving
+
             try:
                 serving.serve("service.main:create_app", host, port, workers, **app_options)
             except serving.PortInUse as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
             return
-        uvicorn.run("service.main:create_app", host=host, port=port, **app_options)
+        uvicorn.run("service.main:create_app", host=host, port=port, workers=workers, **app_options)
 
 
 @app.command("serve-reports", hidden=True)
