@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -40,9 +41,12 @@ def connections_per_process(port: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        links = []
         try:
-            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
-        except OSError:
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+                    links.append(os.readlink(fd))
+        except OSError:  # a process gone meanwhile, or not ours to read
             continue
         count = sum(1 for link in links if link.startswith("socket:[") and int(link[8:-1]) in inodes)
         if count:

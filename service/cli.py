@@ -137,12 +137,12 @@ def serve(
         app_options: dict[str, Any] = {"factory": True, "log_config": None, "access_log": False}
         # Each worker on a socket of its own, over which Linux spreads the connections (service.workers);
         # elsewhere (no uvloop, or SO_REUSEPORT handing every connection to one socket) uvicorn's way.
-        if workers > 1 and sys.platform == "linux":
+        if workers > 1 and port and sys.platform == "linux":  # port 0: uvicorn's one socket, one random port
             from service import workers as serving
 
             try:
                 serving.serve("service.main:create_app", host, port, workers, **app_options)
-            except serving.PortInUse as exc:
+            except serving.CannotListen as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
             return

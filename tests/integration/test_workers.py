@@ -4,8 +4,10 @@ connections spread over the workers instead of piling onto whichever accepts fir
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service import workers
 from tests.conftest import snp_environment
 from tests.integration.test_reports_process import BIN, LiveServer, start_server, stop
 
@@ -38,9 +41,12 @@ def holders(inodes: set[int]) -> dict[int, set[int]]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
+        links = []
         try:
-            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
-        except OSError:
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+                    links.append(os.readlink(fd))
+        except OSError:  # a process gone meanwhile, or not ours to read
             continue
         for link in links:
             if link.startswith("socket:[") and int(link[8:-1]) in held:
@@ -155,3 +161,37 @@ def test_sigterm_stops_every_worker_and_frees_the_port(database_url: str) -> Non
     assert server.process.returncode == 0
     assert not sockets_of_port(port, LISTEN)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_an_address_not_on_this_machine_is_refused_with_a_reason(database_url: str) -> None:
+    """Checked before any worker starts: a clear error and exit 1, not a traceback or a worker
+    failing alone. (192.0.2.1 is a documentation address: bound to, never sent to.)"""
+    env = snp_environment(database_url, SNP_LOG_LEVEL="WARNING", SNP_RELAY_ENABLED="false")
+    refused = subprocess.run(  # noqa: S603
+        [BIN / "snp", "serve", "--host", "192.0.2.1", "--port", "8999", "--workers", "2", "--no-reports-process"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "cannot listen on 192.0.2.1:8999: Cannot assign requested address" in refused.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::"])
+def test_a_worker_socket_binds_as_uvicorn_would_with_reuse_port(host: str) -> None:
+    """One socket of the host's family; `::` stays dual-stack as uvicorn's own socket is (asyncio's
+    `create_server` would make it IPv6 only)."""
+    if host == "::" and not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    sock = workers.listening_socket(host, 0)
+    try:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        assert sock.family == (socket.AF_INET6 if host == "::" else socket.AF_INET)
+        if host == "::":
+            assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 0
+        second = workers.listening_socket(host, sock.getsockname()[1])  # a second worker on the port
+        second.close()
+    finally:
+        sock.close()
