@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -28,16 +29,23 @@ BIN = Path(sys.executable).parent
 BENCH_SECRET = "bench-secret-" + "x" * 40
 
 
-def connections_per_process(port: int) -> list[int]:
-    """How the established connections to the server on `port` are spread over its processes (the
-    server's ends, from /proc; most first): [24] or [21, 3] when one worker took nearly all."""
+LISTEN, ESTABLISHED = "0A", "01"  # /proc/net/tcp's states
+
+
+def sockets_of_port(port: int, state: str) -> set[int]:
+    """Inodes of the TCP sockets on local port `port` in `state` (from /proc)."""
     inodes: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # ESTABLISHED
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
                 inodes.add(int(fields[9]))
-    held: dict[int, int] = {}
+    return inodes
+
+
+def holders(inodes: set[int]) -> dict[int, set[int]]:
+    """The processes holding each of these sockets (a socket inherited is held by several)."""
+    held: dict[int, set[int]] = {inode: set() for inode in inodes}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -48,9 +56,16 @@ def connections_per_process(port: int) -> list[int]:
                     links.append(os.readlink(fd))
         except OSError:  # a process gone meanwhile, or not ours to read
             continue
-        count = sum(1 for link in links if link.startswith("socket:[") and int(link[8:-1]) in inodes)
-        if count:
-            held[int(entry.name)] = count
+        for link in links:
+            if link.startswith("socket:[") and int(link[8:-1]) in held:
+                held[int(link[8:-1])].add(int(entry.name))
+    return held
+
+
+def connections_per_process(port: int) -> list[int]:
+    """How the established connections to the server on `port` are spread over its processes (the
+    server's ends; most first): [24] or [21, 3] when one worker took nearly all."""
+    held = Counter(pid for pids in holders(sockets_of_port(port, ESTABLISHED)).values() for pid in pids)
     return sorted(held.values(), reverse=True)
 
 

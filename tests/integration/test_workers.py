@@ -4,7 +4,6 @@ connections spread over the workers instead of piling onto whichever accepts fir
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
@@ -17,41 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from load_tests.harness import ESTABLISHED, LISTEN, holders, sockets_of_port
 from service import workers
 from tests.conftest import snp_environment
 from tests.integration.test_reports_process import BIN, LiveServer, start_server, stop
-
-LISTEN, ESTABLISHED = "0A", "01"  # /proc/net/tcp's states
-
-
-def sockets_of_port(port: int, state: str) -> set[int]:
-    """Inodes of the TCP sockets on local port `port` in `state`."""
-    inodes: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
-                inodes.add(int(fields[9]))
-    return inodes
-
-
-def holders(inodes: set[int]) -> dict[int, set[int]]:
-    """The processes holding each of these sockets (a socket inherited is held by several)."""
-    held: dict[int, set[int]] = {inode: set() for inode in inodes}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        links = []
-        try:
-            for fd in (entry / "fd").iterdir():
-                with contextlib.suppress(OSError):  # a descriptor closed meanwhile
-                    links.append(os.readlink(fd))
-        except OSError:  # a process gone meanwhile, or not ours to read
-            continue
-        for link in links:
-            if link.startswith("socket:[") and int(link[8:-1]) in held:
-                held[int(link[8:-1])].add(int(entry.name))
-    return held
 
 
 def workers_of(server: LiveServer) -> set[int]:
@@ -86,6 +54,19 @@ def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("not within the time allowed")
+
+
+def serve_refused(database_url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """`snp serve --workers 2` expected to stop before serving: its exit code and messages."""
+    env = snp_environment(database_url, SNP_LOG_LEVEL="WARNING", SNP_RELAY_ENABLED="false")
+    return subprocess.run(  # noqa: S603
+        [BIN / "snp", "serve", *options, "--workers", "2", "--no-reports-process"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +119,7 @@ def test_a_dead_worker_leaves_the_port_to_the_other_until_it_is_replaced(two_wor
 def test_a_second_server_on_the_same_port_is_refused(two_workers: LiveServer, database_url: str) -> None:
     """SO_REUSEPORT would let it share the port (and half the connections) silently."""
     port = two_workers.base.rsplit(":", 1)[1]
-    env = snp_environment(database_url, SNP_LOG_LEVEL="WARNING", SNP_RELAY_ENABLED="false")
-    second = subprocess.run(  # noqa: S603
-        [BIN / "snp", "serve", "--port", port, "--workers", "2", "--no-reports-process"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = serve_refused(database_url, "--port", port)
     assert second.returncode == 1
     assert f"127.0.0.1:{port} is already in use" in second.stderr
     assert len(listeners(two_workers)) == 2
@@ -166,15 +139,7 @@ def test_sigterm_stops_every_worker_and_frees_the_port(database_url: str) -> Non
 def test_an_address_not_on_this_machine_is_refused_with_a_reason(database_url: str) -> None:
     """Checked before any worker starts: a clear error and exit 1, not a traceback or a worker
     failing alone. (192.0.2.1 is a documentation address: bound to, never sent to.)"""
-    env = snp_environment(database_url, SNP_LOG_LEVEL="WARNING", SNP_RELAY_ENABLED="false")
-    refused = subprocess.run(  # noqa: S603
-        [BIN / "snp", "serve", "--host", "192.0.2.1", "--port", "8999", "--workers", "2", "--no-reports-process"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = serve_refused(database_url, "--host", "192.0.2.1", "--port", "8999")
     assert refused.returncode == 1
     assert "cannot listen on 192.0.2.1:8999: Cannot assign requested address" in refused.stderr
 
