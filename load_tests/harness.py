@@ -62,11 +62,15 @@ def holders(inodes: set[int]) -> dict[int, set[int]]:
     return held
 
 
+def connections_by_process(port: int) -> Counter[int]:
+    """The established connections to the server on `port` each of its processes holds (the
+    server's ends: the clients' ends are on other ports)."""
+    return Counter(pid for pids in holders(sockets_of_port(port, ESTABLISHED)).values() for pid in pids)
+
+
 def connections_per_process(port: int) -> list[int]:
-    """How the established connections to the server on `port` are spread over its processes (the
-    server's ends; most first): [24] or [21, 3] when one worker took nearly all."""
-    held = Counter(pid for pids in holders(sockets_of_port(port, ESTABLISHED)).values() for pid in pids)
-    return sorted(held.values(), reverse=True)
+    """How those connections are spread, most first: [24] or [21, 3] when one worker took nearly all."""
+    return sorted(connections_by_process(port).values(), reverse=True)
 
 
 def free_port() -> int:

@@ -26,19 +26,26 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The socket uvicorn's `Config.bind_socket` would bind for `host:port` (one address, the family
-    told by the host; `::` stays dual-stack), with SO_REUSEPORT."""
+def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound as uvicorn's `Config.bind_socket` binds (one address, the family told by
+    the host; `::` stays dual-stack), with SO_REUSEADDR: the connections of a server just stopped
+    (TIME_WAIT) do not hold the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A worker's own socket for `host:port`, beside the other workers' (SO_REUSEPORT)."""
+    return _bound(host, port, reuse_port=True)
 
 
 class ReusePortLoop(uvloop.Loop):
@@ -69,16 +76,12 @@ def refuse_port_in_use(host: str, port: int) -> None:
     user that does: a second `snp serve` on the port would silently take half the connections.
     A plain bind, which any listener on the port refuses, tells before the workers start (and says
     why when the address cannot be listened on at all)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # As uvicorn binds: the connections of a server just stopped (TIME_WAIT) do not hold the port.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise CannotListen(f"{host}:{port} is already in use") from exc
-            raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        _bound(host, port, reuse_port=False).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotListen(f"{host}:{port} is already in use") from exc
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def serve(app: str, host: str, port: int, workers: int, **options: Any) -> None:

@@ -39,8 +39,9 @@ class LiveServer:
     base: str
     process: subprocess.Popen[bytes]
 
-    def reports_pid(self) -> int | None:
-        """The `snp serve-reports` child of this server, if running."""
+    def children(self, command_part: bytes) -> set[int]:
+        """The child processes of this server whose command line contains `command_part`."""
+        found = set()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -50,9 +51,13 @@ class LiveServer:
             except OSError:
                 continue
             parent = int(status.rsplit(")", 1)[1].split()[1])
-            if parent == self.process.pid and b"serve-reports" in command:
-                return int(entry.name)
-        return None
+            if parent == self.process.pid and command_part in command:
+                found.add(int(entry.name))
+        return found
+
+    def reports_pid(self) -> int | None:
+        """The `snp serve-reports` child of this server, if running."""
+        return next(iter(self.children(b"serve-reports")), None)
 
     def wait_for_reports_process(self, seconds: float = 30) -> int:
         deadline = time.monotonic() + seconds

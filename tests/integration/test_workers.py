@@ -9,14 +9,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from load_tests.harness import ESTABLISHED, LISTEN, holders, sockets_of_port
+from load_tests.harness import LISTEN, connections_by_process, holders, sockets_of_port
 from service import workers
 from tests.conftest import snp_environment
 from tests.integration.test_reports_process import BIN, LiveServer, start_server, stop
@@ -24,18 +23,7 @@ from tests.integration.test_reports_process import BIN, LiveServer, start_server
 
 def workers_of(server: LiveServer) -> set[int]:
     """The uvicorn workers: the children of `snp serve` but its reports process."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == server.process.pid and b"multiprocessing.spawn" in command:
-            children.add(int(entry.name))
-    return children
+    return server.children(b"multiprocessing.spawn")
 
 
 def listeners(server: LiveServer) -> dict[int, set[int]]:
@@ -94,9 +82,7 @@ async def test_a_burst_of_connections_spreads_over_both_workers(two_workers: Liv
     try:
         answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
         assert {answer.status_code for answer in answers} == {200}
-        port = int(two_workers.base.rsplit(":", 1)[1])
-        # The server's ends of the connections (the clients' ends are on other ports).
-        held = Counter(pid for pids in holders(sockets_of_port(port, ESTABLISHED)).values() for pid in pids)
+        held = connections_by_process(int(two_workers.base.rsplit(":", 1)[1]))
         per_worker = {pid: held[pid] for pid in workers_of(two_workers)}
         assert sum(per_worker.values()) == 24
         assert all(count >= 1 for count in per_worker.values()), per_worker
