@@ -30,6 +30,7 @@ from service.db import (
     reading_engine,
     refuse_row_locks_outside_transactions,
 )
+from service.direct import DirectRoutes
 from service.fhir import appointments
 from service.fhir import router as fhir_router
 from service.flows import slot_pull
@@ -46,6 +47,7 @@ from service.problems import install_problem_handlers
 from service.reference import communes
 from service.reporting import router as reporting_router
 from service.reports_process import ReportForwardingMiddleware
+from service.routing import direct_routes
 from service.slots import router as slots_router
 
 API_DESCRIPTION = """Backend of a CPTS's unscheduled-care (SNP) mission: practice software publishes
@@ -132,27 +134,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.webhook_policy = webhook_policy(settings)
     install_problem_handlers(app)
     install_openapi(app, security_scheme_definitions())
-    app.add_middleware(ReportForwardingMiddleware)
-    app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its request id
     # A request is matched against the routes in this order, one by one (a booking used to be
     # compared with 45 routes, twice: an eighth of its CPU). The handlers' and the SAS's routes come
     # first (with the CPTS's settings, which every client reads); no two routers' paths overlap,
     # which `tests/unit/test_route_order.py` checks.
-    app.include_router(health.router)
-    app.include_router(cpts_router.router)
-    app.include_router(notifications_router.feed_router)  # before /v1/bookings/{booking_id}
-    app.include_router(bookings_router.router)
-    app.include_router(orientation_router.router)
-    app.include_router(slots_router.router)
-    app.include_router(fhir_router.router)
-    app.include_router(accounts_router.auth_router)
-    app.include_router(accounts_router.router)
-    app.include_router(connectors_router.router)
-    app.include_router(practitioners_router.router)
-    app.include_router(notifications_router.deliveries_router)
-    app.include_router(notifications_router.sas_router)
-    app.include_router(reporting_router.router)
-    app.include_router(imports_router.router)
+    routers = (
+        health.router,
+        cpts_router.router,
+        notifications_router.feed_router,  # before /v1/bookings/{booking_id}
+        bookings_router.router,
+        orientation_router.router,
+        slots_router.router,
+        fhir_router.router,
+        accounts_router.auth_router,
+        accounts_router.router,
+        connectors_router.router,
+        practitioners_router.router,
+        notifications_router.deliveries_router,
+        notifications_router.sas_router,
+        reporting_router.router,
+        imports_router.router,
+    )
+    # Innermost: the hot routes (`@direct`) served without FastAPI's own layers.
+    app.add_middleware(DirectRoutes, routes=direct_routes(routers))
+    app.add_middleware(ReportForwardingMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every answer gets its request id
+    for router in routers:
+        app.include_router(router)
     console.install(app)
     return app

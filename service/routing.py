@@ -8,14 +8,14 @@ the response to the server. Any error rolls everything back. The hot reads marke
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from service import auth, idempotency
+from service import auth, direct, idempotency
 from service.db import ReadingDatabase
 
 READS = frozenset({"GET", "HEAD"})
@@ -52,7 +52,15 @@ class TransactionalRoute(APIRoute):
             self.openapi_extra = {**(self.openapi_extra or {}), "security": auth.SECURITY_REQUIREMENT}
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        return self._in_transaction(super().get_route_handler())
+
+    def direct_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The same handler over the dependency tree compiled once (`direct.DirectRoutes`)."""
+        return self._in_transaction(direct.compiled_endpoint(self))
+
+    def _in_transaction(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         alone = bool(getattr(self.endpoint, _ALONE, False)) and (self.methods or set()) <= READS
 
         async def reading_handler(request: Request) -> Response:
@@ -90,3 +98,14 @@ class TransactionalRoute(APIRoute):
 
 def api_router(**kwargs: object) -> APIRouter:
     return APIRouter(route_class=TransactionalRoute, **kwargs)  # type: ignore[arg-type]
+
+
+def direct_routes(routers: Iterable[APIRouter]) -> list[tuple[TransactionalRoute, direct.Handler]]:
+    """The routes marked `@direct` among `routers`, each with its compiled handler (a tree that cannot
+    be compiled fails here, when the app is built)."""
+    return [
+        (route, route.direct_handler())
+        for router in routers
+        for route in router.routes
+        if isinstance(route, TransactionalRoute) and direct.is_direct(route.endpoint)
+    ]

@@ -14,6 +14,7 @@ from service.bookings import service
 from service.bookings.schemas import BookingOut, CancelIn, OutcomeIn, SlotChoice, Suggestions
 from service.clock import Now
 from service.db import SessionDep
+from service.direct import direct
 from service.fields import aware_query
 from service.flows import patient_messages
 from service.idempotency import Idempotent, PendingKey
@@ -32,6 +33,7 @@ OutcomeReporter = Annotated[Principal, Depends(require_roles(Role.software, Role
     tags=["orientation"],
     response_model=Suggestions,
 )
+@direct
 @statements_alone
 async def suggestions(
     request_id: uuid.UUID,
@@ -64,6 +66,7 @@ async def suggestions(
     tags=["orientation"],
     response_model=BookingOut,
 )
+@direct
 async def hold(
     request_id: uuid.UUID,
     choice: SlotChoice,
@@ -88,6 +91,7 @@ async def hold(
     tags=["orientation"],
     response_model=BookingOut,
 )
+@direct
 async def book(
     request_id: uuid.UUID,
     choice: SlotChoice,
@@ -112,6 +116,7 @@ async def get_booking(booking_id: uuid.UUID, principal: Staff, session: SessionD
 @router.post(
     "/bookings/{booking_id}/confirm", operation_id="bookings-confirm", tags=["bookings"], response_model=BookingOut
 )
+@direct
 async def confirm(
     booking_id: uuid.UUID, principal: Handler, session: SessionDep, now: Now, http: Request, pending: PendingKey
 ) -> Response:

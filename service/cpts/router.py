@@ -7,12 +7,14 @@ from service.clock import Now
 from service.cpts import service
 from service.cpts.schemas import CptsOut, CptsPatch
 from service.db import ReadConnection, SessionDep
+from service.direct import direct
 from service.routing import api_router, serialized, statements_alone
 
 router = api_router(prefix="/v1/cpts", tags=["cpts"])
 
 
 @router.get("/current", operation_id="cpts-get_current", response_model=CptsOut)
+@direct
 @statements_alone
 async def get_current(principal: CurrentPrincipal, conn: ReadConnection, now: Now) -> Response:
     return serialized(await service.current(conn, principal.cpts_id, now))

@@ -9,6 +9,7 @@ from fastapi import Path, Query, Response, status
 from service.auth import CurrentPrincipal, Publisher, Staff
 from service.clock import Now
 from service.db import SessionDep
+from service.direct import direct
 from service.fields import aware_query
 from service.flows import withdrawal
 from service.idempotency import Idempotent
@@ -49,6 +50,7 @@ async def sync(body: SyncIn, principal: Publisher, session: SessionDep, now: Now
 
 
 @router.get("/search", operation_id="slots-search", response_model=Page[SlotFound])
+@direct
 @statements_alone
 async def search(
     principal: Staff,

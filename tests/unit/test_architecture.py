@@ -15,7 +15,7 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 LAYERS: list[set[str]] = [
     # cross-cutting: pure helpers, then the database and errors, then what builds on them
     {"errors", "clock", "destinations", "logging", "reference", "money", "french", "embedded_db", "migrate",
-     "observability", "reports_process", "workers"},
+     "observability", "reports_process", "workers", "direct"},
     {"db", "fields"},
     {"problems", "config"},
     {"tenancy", "pagination", "batches", "openapi"},
