@@ -114,7 +114,9 @@ REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def new_reference() -> str:
-    chars = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+    # Six characters of 5 random bits each, from one draw (one system call, not one per character).
+    bits = secrets.randbits(30)
+    chars = "".join(REFERENCE_ALPHABET[(bits >> shift) & 31] for shift in range(0, 30, 5))
     return f"{chars[:3]}-{chars[3:]}"
 
 

@@ -125,6 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # The service's observability is its Prometheus metrics and structlog lines; FastAPI's own
+        # OpenTelemetry check (a provider lookup on every request) is off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.principals = principals.PrincipalCache(settings.principal_cache_seconds)

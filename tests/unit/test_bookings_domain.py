@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from service.bookings.domain import (
     slot_status_after_cancel,
 )
 from service.errors import Conflict
+from service.fields import REFERENCE_ALPHABET, new_reference, reference_key
 from service.slots.domain import Modality
 
 NANTES = (47.2184, -1.5536)
@@ -84,3 +86,12 @@ def test_without_patient_location_ranking_is_by_time() -> None:
     nine = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     a, b = candidate(nine + timedelta(minutes=30), REZE), candidate(nine, ORVAULT)
     assert [r.candidate for r in rank([a, b], DEADLINE, None)] == [b, a]
+
+
+def test_a_new_reference_reads_as_six_characters_of_the_alphabet_each_drawn_at_random() -> None:
+    drawn = [new_reference() for _ in range(2000)]
+    assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{3}-[0-9A-HJKMNP-TV-Z]{3}", r) for r in drawn)
+    assert all(reference_key(r) == r for r in drawn)
+    for position in (0, 1, 2, 4, 5, 6):  # every character of the alphabet turns up at every place
+        assert {r[position] for r in drawn} == set(REFERENCE_ALPHABET)
+    assert len(set(drawn)) > 1990  # 2^30 references: repeats among 2 000 are rare
