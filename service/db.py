@@ -357,6 +357,13 @@ def reading_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def untouched(session: AsyncSession) -> bool:
+    """A session that began no transaction and holds nothing: its commit, rollback and close would do
+    nothing but cost a hop through SQLAlchemy's greenlet each (45 us a request, a twentieth of a
+    booking's CPU, whose single statement runs beside the session)."""
+    return not (session.in_transaction() or session.identity_map or session.new or session.deleted)
+
+
 async def get_session(request: Request) -> AsyncSession:  # async: no thread-pool hop
     session = getattr(request.state, "db_session", None)
     if session is None:

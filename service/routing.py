@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import auth, direct, idempotency
-from service.db import ReadingDatabase
+from service.db import ReadingDatabase, untouched
 
 READS = frozenset({"GET", "HEAD"})
 _ALONE = "_snp_statements_alone"
@@ -74,26 +75,35 @@ class TransactionalRoute(APIRoute):
                 await reads.close()
 
         async def transactional_handler(request: Request) -> Response:
-            async with request.app.state.sessionmaker() as session:
-                request.state.db_session = session
+            session = request.state.db_session = request.app.state.sessionmaker()
+            try:
                 try:
                     response = await handler(request)
                 except idempotency.IdempotentReplay as replay:
-                    await session.rollback()
+                    await _rollback(session)
                     return replay.response()
                 except BaseException:
-                    await session.rollback()
+                    await _rollback(session)
                     raise
                 if response.status_code >= 400:
-                    await session.rollback()
+                    await _rollback(session)
                     return response
                 claim = getattr(request.state, "idempotency_claim", None)
                 if claim is not None:
                     await idempotency.store_response(session, request.app.state.response_cipher, claim, response)
-                await session.commit()
+                if not untouched(session):
+                    await session.commit()
                 return response
+            finally:
+                if not untouched(session):
+                    await session.close()
 
         return reading_handler if alone else transactional_handler
+
+
+async def _rollback(session: AsyncSession) -> None:
+    if not untouched(session):
+        await session.rollback()
 
 
 def api_router(**kwargs: object) -> APIRouter:

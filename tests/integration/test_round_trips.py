@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from service.cpts.models import Cpts
+from service.db import untouched
 from tests.builders import (
     Agenda,
     Clock,
@@ -404,3 +407,25 @@ async def test_a_feed_page_costs_one_statement_with_the_audit_of_the_events_show
             for booking in booked
         ]
     assert audited == [1, 1, 0]
+
+
+async def test_only_a_session_that_did_nothing_is_left_without_commit_or_close(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """`routing.TransactionalRoute` skips the commit, rollback and close of an untouched session (a
+    booking's, whose statement runs beside it); anything pending must still be committed."""
+    fresh = sessionmaker()
+    assert untouched(fresh)
+    fresh.add(Cpts(id=uuid.uuid4(), name="En attente", population=1000, timezone="Europe/Paris"))
+    assert not untouched(fresh)  # an object added, not flushed: committing would write it
+    fresh.expunge_all()
+    await fresh.close()
+    async with sessionmaker() as session:
+        await session.execute(text("SELECT 1"))
+        assert not untouched(session)  # a transaction begun
+        await session.commit()
+        assert untouched(session)  # committed: the connection is back in the pool
+        loaded = await session.get(Cpts, tenant.cpts_id)
+        await session.commit()
+        assert loaded is not None
+        assert not untouched(session)
