@@ -178,6 +178,9 @@ def compiled_endpoint(route: _Route) -> Handler:
     """The endpoint of `route` with its dependencies solved as FastAPI would, from a tree compiled
     once: `Request -> Response`. Raises `NotCompilable` for a tree it cannot serve."""
     tree = _compile(route.dependant)
+    answers = inspect.signature(route.endpoint).return_annotation
+    if answers not in (Response, "Response"):  # FastAPI would validate and serialise anything else
+        raise NotCompilable(f"{route.path}: a direct endpoint answers a Response, not {answers}")
     needs_body = bool(route.dependant.body_params) or _any_body(tree)
     embed = bool(getattr(route, "_embed_body_fields", False))
     endpoint = tree.call
@@ -189,9 +192,7 @@ def compiled_endpoint(route: _Route) -> Handler:
         arguments = await solving.values(tree)
         if solving.errors:
             raise RequestValidationError(solving.errors, body=body)
-        response = await endpoint(**arguments)
-        if not isinstance(response, Response):
-            raise TypeError(f"the direct endpoint {path} must answer a Response, not {type(response).__name__}")
+        response: Response = await endpoint(**arguments)
         return response
 
     return handle

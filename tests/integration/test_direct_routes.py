@@ -217,6 +217,10 @@ def test_a_tree_the_direct_routes_cannot_serve_is_refused_when_the_app_is_built(
     async def with_response(response: Response) -> Response:
         return response
 
-    for endpoint, reason in ((with_yield, "async generator"), (with_response, "Response parameter")):
+    async def with_model(value: int = 1) -> dict[str, int]:
+        return {"value": value}
+
+    cases = ((with_yield, "async generator"), (with_response, "Response parameter"), (with_model, "answers a Response"))
+    for endpoint, reason in cases:
         with pytest.raises(NotCompilable, match=reason):
             compiled_endpoint(_route(endpoint))
