@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant, request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
@@ -164,7 +164,6 @@ class _Route(Protocol):
     path: str
     endpoint: Callable[..., Any]
     dependant: Dependant
-    methods: set[str] | None
     _embed_body_fields: bool
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]: ...
@@ -181,7 +180,7 @@ def compiled_endpoint(route: _Route) -> Handler:
     answers = inspect.signature(route.endpoint).return_annotation
     if answers not in (Response, "Response"):  # FastAPI would validate and serialise anything else
         raise NotCompilable(f"{route.path}: a direct endpoint answers a Response, not {answers}")
-    needs_body = bool(route.dependant.body_params) or _any_body(tree)
+    needs_body = _any_body(tree)
     embed = bool(getattr(route, "_embed_body_fields", False))
     endpoint = tree.call
     path = route.path
@@ -207,12 +206,15 @@ async def _json_body(request: Request) -> Any:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise NotPlainJson
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except Exception as exc:  # the caller went, or the body limit cut it (413 sent): FastAPI's answer
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
     if not raw:
         raise NotPlainJson
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # invalid, not UTF-8, nested too deep: FastAPI answers it (422, 400)
         raise NotPlainJson from None
 
 
@@ -240,9 +242,7 @@ class DirectRoutes:
 
     def _exception_handled(self, application: Any) -> ExceptionMiddleware:
         if self._handled is None:  # the app's handlers, as its own ExceptionMiddleware has them
-            handlers = {
-                key: value for key, value in application.exception_handlers.items() if key not in (500, Exception)
-            }
+            handlers = {key: value for key, value in application.exception_handlers.items() if key not in _LAST_RESORT}
             self._handled = ExceptionMiddleware(self._serve, handlers=handlers)
         return self._handled
 

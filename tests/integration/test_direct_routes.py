@@ -4,8 +4,9 @@ is sent both ways (the direct routes switched off for the second) and the answer
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any
@@ -132,6 +133,8 @@ async def test_bad_requests_get_the_same_answer_both_ways_and_change_nothing(
         ("POST", book, {"headers": tenant.handler}),  # no body
         ("POST", book, {"headers": {**tenant.handler, **json_type}, "content": b"{not json"}),
         ("POST", book, {"headers": {**tenant.handler, "Content-Type": "text/plain"}, "content": b"slot"}),
+        ("POST", book, {"headers": {**tenant.handler, **json_type}, "content": b"[" * 100_000}),  # too deep
+        ("POST", book, {"headers": {**tenant.handler, **json_type}, "content": b'{"slot_id": "\xff"}'}),
         ("POST", book, {"headers": tenant.handler, "json": {"slot_id": "not-a-uuid"}}),
         ("POST", book, {"headers": tenant.handler, "json": {}}),
         ("POST", book, {"headers": tenant.handler, "json": [slot_id]}),
@@ -224,3 +227,25 @@ def test_a_tree_the_direct_routes_cannot_serve_is_refused_when_the_app_is_built(
     for endpoint, reason in cases:
         with pytest.raises(NotCompilable, match=reason):
             compiled_endpoint(_route(endpoint))
+
+
+async def test_a_body_of_unknown_length_past_the_limit_is_refused_alike_both_ways(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = await open_request(tenant)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        yield b'{"slot_id": "'
+        for _ in range(5 * 1024):
+            yield b"0" * 1024
+        yield b'"}'
+
+    path = f"/v1/requests/{request['id']}/book"
+    headers = {**tenant.handler, "Content-Type": "application/json"}
+    with caplog.at_level(logging.ERROR):
+        directly = await client.post(path, content=chunks(), headers=headers)
+        with general_path(app):
+            generally = await client.post(path, content=chunks(), headers=headers)
+    assert (directly.status_code, directly.json()["code"]) == (413, "payload_too_large")
+    assert answer(directly) == answer(generally)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no unhandled error behind the 413
