@@ -116,6 +116,11 @@ def _connector(url: str, limits: Timeouts, name: str = "snp-service") -> Callabl
             # Compiling a plan (JIT) pays off for long analytic queries only; here it added 0.3 s to
             # the first row of a month's export and doubled the month's facts query (issue 16).
             "jit": "off",
+            # A page read at random costs about what a sequential one does when the data is on SSD
+            # or in memory; the default (4, for spinning disks) made the booking's cached plan read
+            # every practitioner and client link of the CPTS (a tenth of its PostgreSQL CPU at 200
+            # practitioners, growing with them) instead of one row each by primary key (issue 16).
+            "random_page_cost": "1.1",
         },
     }
 

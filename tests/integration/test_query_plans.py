@@ -20,6 +20,8 @@ from sqlalchemy import event
 
 from load_tests.bench import open_requests, prepare_sas
 from load_tests.generator import PASSWORD, GeneratedCpts, generate
+from service.bookings.repository import _CONFIRM_IN_ONE, _TAKE_IN_ONE
+from service.db import DriverStatement, connector
 from service.orientation.repository import _queue_statement
 from service.reporting.periods import Month
 
@@ -67,8 +69,9 @@ def sequential_scans(plan: dict[str, Any]) -> list[str]:
 
 
 async def scans_of(database_url: str, sent: list[tuple[str, Any]]) -> dict[str, list[str]]:
-    """For each read of a large table: the large tables its plan scans sequentially."""
-    conn = await asyncpg.connect(database_url)
+    """For each read of a large table: the large tables its plan scans sequentially (explained with
+    the service's own session settings, which weigh the planner's choices)."""
+    conn = await connector(database_url)()
     try:
         out = {}
         for statement, parameters in sent:
@@ -115,6 +118,37 @@ async def test_the_growing_paths_read_the_large_tables_through_indexes(
         scans = await scans_of(database_url, sent)
         assert scans, f"{name}: no read of a large table was captured"
         assert {s: t for s, t in scans.items() if t} == {}, name
+
+
+def scanned_whole(plan: dict[str, Any]) -> list[str]:
+    """Every table a plan reads whole, whatever its size."""
+    own = [plan["Relation Name"]] if plan.get("Node Type") == "Seq Scan" else []
+    return own + [t for child in plan.get("Plans", []) for t in scanned_whole(child)]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [_TAKE_IN_ONE[False], _TAKE_IN_ONE[True], _CONFIRM_IN_ONE],
+    ids=["hold", "book", "confirm"],
+)
+async def test_the_booking_statements_cached_plans_read_one_row_of_each_table_by_key(
+    database_url: str, measured: GeneratedCpts, statement: DriverStatement
+) -> None:
+    """The plan a booking runs with after its first executions (the generic one, prepared once per
+    connection) finds the slot's practitioner, site and software clients by key. With the default
+    cost of a random page it read every practitioner and client link of the CPTS at each booking."""
+    conn = await connector(database_url)()  # the service's own session settings
+    try:
+        await conn.execute("ANALYZE")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        types = [t.name for t in (await conn.prepare(statement.sql)).get_parameters()]
+        await conn.execute(f"PREPARE booking_statement ({', '.join(types)}) AS {statement.sql}")
+        nulls = ", ".join("NULL" for _ in types)
+        explained = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE booking_statement ({nulls})")
+    finally:
+        await conn.close()
+    whole = scanned_whole(json.loads(explained)[0]["Plan"])
+    assert [t for t in whole if t != "cpts"] == []  # the CPTS itself: one row in a page
 
 
 def rows_read(plan: dict[str, Any], table: str) -> int:
