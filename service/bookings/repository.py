@@ -12,14 +12,14 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Select, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import idempotency
 from service.audit import service as audit
 from service.bookings.domain import ACTIVE, BookingStatus
 from service.bookings.models import Booking
 from service.bookings.predicates import ENDED_HOLD_STATUS_SQL
-from service.db import DECLINED, DriverStatement, fetchrow, merged
+from service.db import DECLINED, DriverStatement, StatementConnection, fetchrow, merged
 from service.errors import NotFound
 from service.notifications import patients, sas
 from service.notifications import service as notifications
@@ -405,7 +405,7 @@ class Declined:
 
 
 async def take_in_one_statement(
-    conn: AsyncConnection, values: dict[str, Any], *, confirm: bool
+    conn: StatementConnection, values: dict[str, Any], *, confirm: bool
 ) -> tuple[ClaimedSlot, datetime | None] | Declined:
     """Hold or book in one statement outside any transaction (atomic by itself): the slot taken and
     the hold's expiry, or why the statement declined (it then wrote nothing)."""
@@ -449,7 +449,7 @@ _BOOKING_TO_CONFIRM = DriverStatement(
 
 
 async def booking_to_confirm(
-    conn: AsyncConnection, cpts_id: uuid.UUID, booking_id: uuid.UUID
+    conn: StatementConnection, cpts_id: uuid.UUID, booking_id: uuid.UUID
 ) -> BookingToConfirm | None:
     row = await fetchrow(conn, _BOOKING_TO_CONFIRM, booking_id=booking_id, cpts_id=cpts_id)
     if row is None:
@@ -506,7 +506,7 @@ _CONFIRM_IN_ONE = DriverStatement(
 )
 
 
-async def confirm_in_one_statement(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+async def confirm_in_one_statement(conn: StatementConnection, values: dict[str, Any]) -> bool:
     """Confirm a hold in one statement outside any transaction (atomic by itself); False when the
     statement declined (it then wrote nothing)."""
     try:

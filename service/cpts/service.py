@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.compensation import repository as compensation_repository
 from service.compensation import service as compensation
@@ -16,7 +16,7 @@ from service.cpts import repository
 from service.cpts.domain import Targets, contract_start_problem, sas_problem, size_class, targets_on
 from service.cpts.models import Cpts
 from service.cpts.schemas import CptsCreate, CptsOut, CptsPatch, TargetsIn
-from service.db import DriverStatement, fetchrow
+from service.db import DriverStatement, StatementConnection, fetchrow
 from service.errors import Invalid, NotFound, field_error
 
 
@@ -66,7 +66,7 @@ def _current_statement() -> DriverStatement:
     return DriverStatement(repository.with_columns(rates))
 
 
-async def current(conn: AsyncConnection, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
+async def current(conn: StatementConnection, cpts_id: uuid.UUID, now: datetime) -> CptsOut:
     """The CPTS with its targets and compensation settings, read in one query run by the driver
     (the handlers' and the software's most frequent read of settings)."""
     row = await fetchrow(conn, _current_statement(), cpts_id=cpts_id)

@@ -7,11 +7,11 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import column, select, table, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts.models import SoftwareClient
 from service.audit import service as audit
-from service.db import DriverStatement, fetch
+from service.db import DriverStatement, StatementConnection, fetch
 from service.notifications.models import DeliveryAttempt, OutboxMessage
 from service.orientation.models import CareRequest
 
@@ -94,7 +94,7 @@ _FEED_PAGE = DriverStatement(
 
 
 async def feed_page(
-    conn: AsyncConnection, client_id: uuid.UUID, after: int, shown: int, audited: dict[str, Any]
+    conn: StatementConnection, client_id: uuid.UUID, after: int, shown: int, audited: dict[str, Any]
 ) -> list[FeedRow]:
     """The client's events after `after`, `shown + 1` at most (the last tells a next page), the
     first `shown` audited (`audit.each_row` values, whose `cpts_id` scopes the read)."""

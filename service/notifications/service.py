@@ -9,11 +9,12 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.accounts import repository as accounts_repository
 from service.audit import service as audit
 from service.auth import Principal
+from service.db import StatementConnection
 from service.errors import Conflict, NotFound
 from service.notifications import repository, sas
 from service.notifications.domain import EventType, MessageStatus
@@ -154,7 +155,7 @@ def render(
 
 
 async def feed(
-    conn: AsyncConnection, principal: Principal, cursor: str | None, limit: int, now: datetime, http: Request | None
+    conn: StatementConnection, principal: Principal, cursor: str | None, limit: int, now: datetime, http: Request | None
 ) -> Feed:
     """The calling client's booking events, in order, resuming exactly after `cursor`. Reading it
     discloses patient data, so it is audited like any other access (by the page's own statement)."""

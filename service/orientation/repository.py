@@ -10,12 +10,12 @@ from typing import Any
 import asyncpg
 from sqlalchemy import bindparam, column, func, or_, select, table, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import idempotency
 from service.audit import service as audit
 from service.cpts.models import Cpts
-from service.db import DECLINED, DriverStatement, fetch, fetchrow, sql_fragment
+from service.db import DECLINED, DriverStatement, StatementConnection, fetch, fetchrow, sql_fragment
 from service.errors import NotFound
 from service.orientation import predicates
 from service.orientation.domain import EventKind
@@ -68,7 +68,7 @@ _RECEPTION = DriverStatement(
 )
 
 
-async def reception(conn: AsyncConnection, cpts_id: uuid.UUID) -> Reception:
+async def reception(conn: StatementConnection, cpts_id: uuid.UUID) -> Reception:
     row = await fetchrow(conn, _RECEPTION, cpts_id=cpts_id)
     if row is None:
         raise NotFound("cpts")
@@ -96,7 +96,7 @@ def _creating_in_one(columns: tuple[str, ...]) -> DriverStatement:
     return DriverStatement(text(sql))
 
 
-async def create_in_one_statement(conn: AsyncConnection, row: dict[str, Any], values: dict[str, Any]) -> bool:
+async def create_in_one_statement(conn: StatementConnection, row: dict[str, Any], values: dict[str, Any]) -> bool:
     """Insert the request `row` (its columns' values) with the statement's other `values` (the key's
     claim, the audit row); False when the key was used already (nothing was written)."""
     columns = tuple(row)
@@ -200,7 +200,7 @@ def _queue_statement(due_before: bool, after: bool) -> DriverStatement:
 
 
 async def queue_page(
-    conn: AsyncConnection,
+    conn: StatementConnection,
     cpts_id: uuid.UUID,
     statuses: Sequence[str],
     due_before: datetime | None,

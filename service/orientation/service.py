@@ -9,14 +9,14 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import idempotency
 from service.accounts import service as accounts
 from service.audit import service as audit
 from service.auth import Principal
 from service.cpts import repository as cpts_repository
-from service.db import autocommit, merged
+from service.db import StatementConnection, autocommit, merged
 from service.errors import Conflict, Forbidden, Invalid, field_error
 from service.fields import reference_key
 from service.orientation import repository
@@ -499,7 +499,7 @@ async def queue_items(session: AsyncSession, rows: list[CareRequest], now: datet
 
 
 async def queue(
-    conn: AsyncConnection,
+    conn: StatementConnection,
     principal: Principal,
     statuses: list[str] | None,
     due_before: datetime | None,

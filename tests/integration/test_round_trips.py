@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.cpts.models import Cpts
@@ -429,3 +429,46 @@ async def test_only_a_session_that_did_nothing_is_left_without_commit_or_close(
         await session.commit()
         assert loaded is not None
         assert not untouched(session)
+
+
+async def test_the_connections_of_single_statements_go_back_to_the_pool_whatever_the_answer(
+    app: FastAPI, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """The hot paths check a connection out for the driver alone (`db.DriverConnection`), beside
+    SQLAlchemy's `Connection`: through bookings answered 201, 409 and 404, a confirmation, a new
+    request and the reads, each goes back to the pool and is used again. One not given back is
+    closed by the garbage collector and the next request pays for a new PostgreSQL backend."""
+    await wait_for(lambda: listening(app), within=6.0)
+    pool = app.state.engine.sync_engine.pool
+    agenda = await new_agenda(tenant, practitioners=1)
+    first, second = await publish(
+        agenda, [slot_item(f"rt-pool-{i}", agenda.practitioners[0], next_day_at(9 + i)) for i in range(2)]
+    )
+    booked, waiting = await open_request(tenant), await open_request(tenant)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    opened: list[object] = []
+
+    def count(*_: object) -> None:
+        opened.append(None)
+
+    event.listen(pool, "connect", count)
+    try:
+        answers = [
+            await client.post(f"/v1/requests/{booked['id']}/book", json={"slot_id": first}, headers=tenant.handler),
+            await client.post(f"/v1/requests/{waiting['id']}/book", json={"slot_id": first}, headers=tenant.handler),
+            await client.post(f"/v1/requests/{waiting['id']}/book", json={"slot_id": unknown}, headers=tenant.handler),
+        ]
+        path = f"/v1/requests/{waiting['id']}/hold"
+        held = await client.post(path, json={"slot_id": second}, headers=tenant.handler)
+        confirmed = await client.post(f"/v1/bookings/{held.json()['booking_id']}/confirm", headers=tenant.handler)
+        answers += [
+            held,
+            confirmed,
+            await client.post("/v1/requests", json=request_body(), headers=tenant.handler),
+            await client.get("/v1/cpts/current", headers=tenant.handler),
+            await client.get("/v1/requests", headers=tenant.handler),
+        ]
+    finally:
+        event.remove(pool, "connect", count)
+    assert [a.status_code for a in answers] == [201, 409, 404, 201, 200, 201, 200, 200]
+    assert (len(opened), pool.checkedout()) == (0, 0)
