@@ -361,10 +361,12 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
 
 
 class ReadingDatabase:
-    """The database of a read marked `routing.statements_alone`: one connection outside any
-    transaction, checked out on first use, and a session on that same connection only if the route
-    asks for one (`SessionDep`). A read that runs driver statements (`ReadConnection`) pays for no
-    session: its creation, its begin and commit were a fifth of a one-query GET's CPU."""
+    """The database of a read marked `routing.statements_alone`: connections outside any
+    transaction, checked out on first use, and a session only if the route asks for one
+    (`SessionDep`). A read that runs driver statements (`ReadConnection`) pays for no session (its
+    creation, its begin and commit were a fifth of a one-query GET's CPU) and gets a connection of
+    the driver's own; once a session is open (the principal's lookup, which comes first), its
+    statements run on the session's connection instead, so that a read holds one connection."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine  # with isolation_level AUTOCOMMIT (`reading_engine`)
