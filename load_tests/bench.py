@@ -264,6 +264,9 @@ def contended_pairs(
     return pairs
 
 
+CONTENDED_SHARE = 0.25  # of the slots, wanted by two patients at once
+
+
 async def bookings_under_contention(
     base: str,
     handler_tokens: list[str],
@@ -271,7 +274,7 @@ async def bookings_under_contention(
     slots: list[uuid.UUID],
     seconds: float,
     concurrency: int,
-    contention: float = 0.25,
+    contention: float = CONTENDED_SHARE,
     warmup: float = 2.0,
     pairs: Iterator[tuple[uuid.UUID, uuid.UUID]] | None = None,
 ) -> tuple[dict[str, Any], Tally]:
@@ -351,7 +354,7 @@ async def bookings_in_rounds(
     pgbench's raw rate as long (`raw_around`): the VM's drift (pgbench alone moved by a quarter
     between runs a minute apart) falls on both sides of their ratio. Every run starts settled, the
     previous one's dead rows vacuumed, as phases do."""
-    pairs = iter(contended_pairs(requests, slots, 0.25))
+    pairs = iter(contended_pairs(requests, slots, CONTENDED_SHARE))
     rounds: list[dict[str, Any]] = []
     raws: list[dict[str, Any]] = []
     answered = Tally()
@@ -365,8 +368,9 @@ async def bookings_in_rounds(
     for index in range(BOOKING_ROUNDS):
         await raw()
         figures, tally = await bookings_under_contention(
-            base, handler_tokens, [], [], each, concurrency=24, pairs=pairs, warmup=2.0 if index == 0 else 1.0
-        )
+            base, handler_tokens, requests=[], slots=[], seconds=each, concurrency=24, pairs=pairs,
+            warmup=2.0 if index == 0 else 1.0,
+        )  # fmt: skip
         await settle(url)
         rounds.append(figures)
         answered = Tally(answered.statuses + tally.statuses, [], answered.booked + tally.booked)
@@ -376,14 +380,14 @@ async def bookings_in_rounds(
         statuses.update(r["statuses"])
     return (
         {
-            "confirmed_per_s": round(statuses[201] / seconds),  # each round measured seconds / rounds
-            "attempts_per_s": round(sum(r["attempts_per_s"] for r in rounds) / len(rounds)),
-            "refused_409": sum(r["refused_409"] for r in rounds),
+            **rounds[0],  # the load's settings
+            # Counted over the rounds' measured seconds (`seconds / rounds` each).
+            "confirmed_per_s": round(statuses[201] / seconds),
+            "attempts_per_s": round(sum(statuses.values()) / seconds),
+            "refused_409": statuses[409],
             "statuses": dict(statuses),
             "p50_ms": max(r["p50_ms"] for r in rounds),  # the slowest round's
             "p95_ms": max(r["p95_ms"] for r in rounds),
-            "concurrency": 24,
-            "contended_share": 0.25,
             "connections_per_worker": [r["connections_per_worker"] for r in rounds],
             "rounds": [r["confirmed_per_s"] for r in rounds],
         },
