@@ -48,6 +48,7 @@ async def test_a_connection_lost_under_a_driver_read_is_a_503_to_retry_then_the_
                 "1",
             )
             assert (await http.get("/v1/cpts/current", headers=tenant.handler)).status_code == 200
+            assert app.state.engine.sync_engine.pool.checkedout() == 0  # the broken one dropped, not held
 
 
 async def test_driver_reads_in_a_repeatable_read_session_are_one_snapshot_once_begun_on_the_server(
